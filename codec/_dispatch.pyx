@@ -1,0 +1,63 @@
+# The dispatch table: filled once per compiled ISA at import, the best one the
+# CPU runs made active.  Other extensions hold a pointer to `_active` (see
+# _kernels.pxd), so set_active() switches every kernel at once.
+from cpython.pycapsule cimport PyCapsule_New
+from _kernels cimport pplx_table
+
+cdef extern from "simd/dispatch.h":
+    enum:
+        PPLX_ISA_SERIAL
+        PPLX_ISA_COUNT
+    const char *pplx_isa_names[]
+    unsigned pplx_isa_compiled()
+    unsigned pplx_isa_detected()
+    void pplx_table_fill(pplx_table *t, int isa)
+
+cdef pplx_table _tables[PPLX_ISA_COUNT]
+cdef const pplx_table *_active = NULL
+cdef unsigned _compiled = pplx_isa_compiled()
+cdef unsigned _detected = pplx_isa_detected() & _compiled
+
+
+def _names(unsigned mask):
+    return [pplx_isa_names[i].decode() for i in range(PPLX_ISA_COUNT) if mask >> i & 1]
+
+
+def compiled():
+    """ISAs whose kernels are in this binary, baseline first."""
+    return _names(_compiled)
+
+
+def detected():
+    """Compiled ISAs this CPU and OS can run (CPUID + XGETBV), baseline first."""
+    return _names(_detected)
+
+
+def active():
+    """The ISA every kernel call dispatches to now."""
+    return pplx_isa_names[_active.isa].decode()
+
+
+def set_active(str name):
+    """Point every kernel at the table of `name`; it must be detected."""
+    global _active
+    cdef int i
+    for i in range(PPLX_ISA_COUNT):
+        if pplx_isa_names[i].decode() == name:
+            if not (_detected >> i & 1):
+                why = "not compiled into this build" if not (_compiled >> i & 1) else "not supported by this CPU"
+                raise ValueError(f"ISA {name!r} is {why}; available: {detected()}")
+            _active = &_tables[i]
+            return
+    raise ValueError(f"unknown ISA {name!r}; known: {_names((1u << PPLX_ISA_COUNT) - 1)}")
+
+
+def _table_capsule():
+    return PyCapsule_New(<void *>&_active, b"pplx_codec._dispatch.table", NULL)
+
+
+cdef int _i
+for _i in range(PPLX_ISA_COUNT):
+    pplx_table_fill(&_tables[_i], _i)
+    if _detected >> _i & 1:
+        _active = &_tables[_i]

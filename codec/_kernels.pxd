@@ -1,0 +1,31 @@
+# Declarations of the kernel table (simd/kernels.h) and the one way every
+# extension reaches it: a pointer to the active-table pointer owned by
+# pplx_codec._dispatch, handed over once through a capsule at import.
+from libc.stdint cimport int8_t, uint8_t, int32_t
+from cpython.pycapsule cimport PyCapsule_GetPointer
+
+cdef extern from "simd/kernels.h" nogil:
+    enum:
+        PPLX_B64_BADCHAR
+        PPLX_B64_BADPAD
+        PPLX_B64_BADLEN
+        PPLX_B64_NONCANON
+    ptrdiff_t pplx_b64_decoded_len(const uint8_t *s, size_t n)
+    size_t pplx_b64_encoded_len(size_t n)
+    ctypedef struct pplx_table:
+        int isa
+        ptrdiff_t (*b64_decode)(const uint8_t *s, size_t n, uint8_t *d, size_t *err) noexcept nogil
+        size_t (*b64_encode)(const uint8_t *s, size_t n, uint8_t *d) noexcept nogil
+        void (*pack_i8)(const int8_t *x, size_t n, uint8_t *d, int msb) noexcept nogil
+        void (*pack_f32)(const float *x, size_t n, uint8_t *d, int msb) noexcept nogil
+        void (*pack_f64)(const double *x, size_t n, uint8_t *d, int msb) noexcept nogil
+        void (*unpack_u8)(const uint8_t *s, size_t n, uint8_t *y, int msb) noexcept nogil
+        void (*unpack_i8)(const uint8_t *s, size_t n, int8_t *y, int msb) noexcept nogil
+        void (*unpack_f32)(const uint8_t *s, size_t n, float *y, int msb) noexcept nogil
+        void (*reverse_bits)(const uint8_t *s, size_t n, uint8_t *d) noexcept nogil
+        int32_t (*sumsq_i8)(const int8_t *x, size_t n) noexcept nogil
+        void (*i8_to_f32)(const int8_t *x, size_t n, float div, float *y) noexcept nogil
+
+cdef inline const pplx_table** load_table() except NULL:
+    from pplx_codec._dispatch import _table_capsule
+    return <const pplx_table**>PyCapsule_GetPointer(_table_capsule(), b"pplx_codec._dispatch.table")

@@ -1,0 +1,185 @@
+/* bits.h - one bit per dimension: packing, unpacking, bit-order reversal.
+ *
+ * Bit order: "little" (LSB first, Perplexity's base64_binary: dimension j is
+ * bit j % 8 of byte j / 8) or "big" (MSB first: numpy's default, faiss's
+ * IndexBinary input, usearch b1x8, sentence-transformers ubinary).  Every
+ * kernel takes msb = 0 / 1.  Trailing bits of a last partial byte are zero.
+ *
+ *  - pack: bit = (value > 0); NaN and -0.0 give 0.  serial = a shift-or loop.
+ *    avx2: int8/bool compare 32 lanes against zero and pmovmskb (which is
+ *    already LSB-first); float32/float64 use cmpps/cmppd + movmskps/pd.  MSB
+ *    order reverses each produced byte through a 256-entry table.
+ *  - unpack: serial = shift-and per bit.  avx2: broadcast 4 code bytes,
+ *    pshufb each byte into 8 lanes, AND with the 8 single-bit masks (in the
+ *    requested order) and compare-equal, giving 0xFF/0x00 per dimension,
+ *    then narrow to 0/1, -1/+1 or widen to float32 +-1.0.
+ *  - reverse: serial table lookup; avx2 = two pshufb on the nibbles.
+ */
+#ifndef PPLX_BITS_H
+#define PPLX_BITS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include "cpu.h"
+
+static inline uint8_t pplx_rev8(uint8_t b) {
+    b = (uint8_t)((b & 0xF0) >> 4 | (b & 0x0F) << 4);
+    b = (uint8_t)((b & 0xCC) >> 2 | (b & 0x33) << 2);
+    b = (uint8_t)((b & 0xAA) >> 1 | (b & 0x55) << 1);
+    return b;
+}
+
+/* Serial packers, written once for every input type. */
+#define PPLX_PACK_SERIAL(NAME, T)                                               \
+    static void NAME(const T *x, size_t n, uint8_t *d, int msb) {              \
+        for (size_t j = 0; j < n; j += 8) {                                    \
+            size_t m = n - j < 8 ? n - j : 8;                                  \
+            unsigned b = 0;                                                    \
+            for (size_t k = 0; k < m; k++)                                     \
+                b |= (unsigned)(x[j + k] > 0) << (msb ? 7 - k : k);            \
+            d[j / 8] = (uint8_t)b;                                             \
+        }                                                                      \
+    }
+PPLX_PACK_SERIAL(pplx_pack_i8_serial, int8_t)
+PPLX_PACK_SERIAL(pplx_pack_f32_serial, float)
+PPLX_PACK_SERIAL(pplx_pack_f64_serial, double)
+
+/* Serial unpackers: ONE and ZERO are what a set and a clear bit become. */
+#define PPLX_UNPACK_SERIAL(NAME, T, ONE, ZERO)                                  \
+    static void NAME(const uint8_t *s, size_t n, T *y, int msb) {              \
+        for (size_t j = 0; j < n; j++) {                                       \
+            unsigned bit = (s[j / 8] >> (msb ? 7 - j % 8 : j % 8)) & 1u;       \
+            y[j] = bit ? (T)(ONE) : (T)(ZERO);                                 \
+        }                                                                      \
+    }
+PPLX_UNPACK_SERIAL(pplx_unpack_u8_serial, uint8_t, 1, 0)
+PPLX_UNPACK_SERIAL(pplx_unpack_i8_serial, int8_t, 1, -1)
+PPLX_UNPACK_SERIAL(pplx_unpack_f32_serial, float, 1.0f, -1.0f)
+
+static void pplx_reverse_bits_serial(const uint8_t *s, size_t n, uint8_t *d) {
+    for (size_t i = 0; i < n; i++) d[i] = pplx_rev8(s[i]);
+}
+
+#if PPLX_COMPILE_AVX2
+
+/* Store a 32-bit LSB-first mask as 4 bytes, optionally bit-reversed per byte. */
+static inline void pplx_store_mask32(uint8_t *d, uint32_t m, int msb) {
+    if (msb) {
+        d[0] = pplx_rev8((uint8_t)m);
+        d[1] = pplx_rev8((uint8_t)(m >> 8));
+        d[2] = pplx_rev8((uint8_t)(m >> 16));
+        d[3] = pplx_rev8((uint8_t)(m >> 24));
+    } else {
+        memcpy(d, &m, 4); /* x86 is little-endian: byte 0 = bits 0..7 */
+    }
+}
+
+PPLX_TARGET_AVX2 static void pplx_pack_i8_avx2(const int8_t *x, size_t n, uint8_t *d, int msb) {
+    const __m256i zero = _mm256_setzero_si256();
+    size_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(x + j));
+        uint32_t m = (uint32_t)_mm256_movemask_epi8(_mm256_cmpgt_epi8(v, zero));
+        pplx_store_mask32(d + j / 8, m, msb);
+    }
+    if (j < n) pplx_pack_i8_serial(x + j, n - j, d + j / 8, msb);
+}
+
+PPLX_TARGET_AVX2 static void pplx_pack_f32_avx2(const float *x, size_t n, uint8_t *d, int msb) {
+    const __m256 zero = _mm256_setzero_ps();
+    size_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        uint32_t m = 0;
+        for (int k = 0; k < 4; k++) {
+            __m256 v = _mm256_loadu_ps(x + j + 8 * k);
+            m |= (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ)) << (8 * k);
+        }
+        pplx_store_mask32(d + j / 8, m, msb);
+    }
+    if (j < n) pplx_pack_f32_serial(x + j, n - j, d + j / 8, msb);
+}
+
+PPLX_TARGET_AVX2 static void pplx_pack_f64_avx2(const double *x, size_t n, uint8_t *d, int msb) {
+    const __m256d zero = _mm256_setzero_pd();
+    size_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        uint32_t m = 0;
+        for (int k = 0; k < 8; k++) {
+            __m256d v = _mm256_loadu_pd(x + j + 4 * k);
+            m |= (uint32_t)_mm256_movemask_pd(_mm256_cmp_pd(v, zero, _CMP_GT_OQ)) << (4 * k);
+        }
+        pplx_store_mask32(d + j / 8, m, msb);
+    }
+    if (j < n) pplx_pack_f64_serial(x + j, n - j, d + j / 8, msb);
+}
+
+/* 4 code bytes -> 32 lanes of 0xFF (bit set) / 0x00 (bit clear). */
+PPLX_TARGET_AVX2 static inline __m256i pplx_expand32_avx2(const uint8_t *s, __m256i bitsel) {
+    uint32_t w;
+    memcpy(&w, s, 4);
+    __m256i v = _mm256_set1_epi32((int)w);
+    v = _mm256_shuffle_epi8(v, _mm256_setr_epi8(
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+        2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bitsel), bitsel);
+}
+
+PPLX_TARGET_AVX2 static inline __m256i pplx_bitsel_avx2(int msb) {
+    return msb ? _mm256_set1_epi64x((long long)0x0102040810204080ULL)
+               : _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+}
+
+PPLX_TARGET_AVX2 static void pplx_unpack_u8_avx2(const uint8_t *s, size_t n, uint8_t *y, int msb) {
+    const __m256i sel = pplx_bitsel_avx2(msb), one = _mm256_set1_epi8(1);
+    size_t j = 0;
+    for (; j + 32 <= n; j += 32)
+        _mm256_storeu_si256((__m256i *)(y + j),
+                            _mm256_and_si256(pplx_expand32_avx2(s + j / 8, sel), one));
+    if (j < n) pplx_unpack_u8_serial(s + j / 8, n - j, y + j, msb);
+}
+
+PPLX_TARGET_AVX2 static void pplx_unpack_i8_avx2(const uint8_t *s, size_t n, int8_t *y, int msb) {
+    const __m256i sel = pplx_bitsel_avx2(msb), one = _mm256_set1_epi8(1);
+    size_t j = 0;
+    const __m256i two = _mm256_set1_epi8(2);
+    for (; j + 32 <= n; j += 32) /* (0xFF & 2) - 1 = +1, (0 & 2) - 1 = -1 */
+        _mm256_storeu_si256((__m256i *)(y + j),
+                            _mm256_sub_epi8(_mm256_and_si256(pplx_expand32_avx2(s + j / 8, sel), two),
+                                            one));
+    if (j < n) pplx_unpack_i8_serial(s + j / 8, n - j, y + j, msb);
+}
+
+PPLX_TARGET_AVX2 static void pplx_unpack_f32_avx2(const uint8_t *s, size_t n, float *y, int msb) {
+    const __m256i sel = pplx_bitsel_avx2(msb);
+    const __m256 pos = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-1.0f);
+    size_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m256i m = pplx_expand32_avx2(s + j / 8, sel);
+        __m128i h[2] = {_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1)};
+        for (int k = 0; k < 4; k++) {
+            __m128i b = k & 1 ? _mm_srli_si128(h[k >> 1], 8) : h[k >> 1];
+            __m256 mask = _mm256_castsi256_ps(_mm256_cvtepi8_epi32(b));
+            _mm256_storeu_ps(y + j + 8 * k, _mm256_blendv_ps(neg, pos, mask));
+        }
+    }
+    if (j < n) pplx_unpack_f32_serial(s + j / 8, n - j, y + j, msb);
+}
+
+PPLX_TARGET_AVX2 static void pplx_reverse_bits_avx2(const uint8_t *s, size_t n, uint8_t *d) {
+    const __m256i rev4 = _mm256_setr_epi8(
+        0x0, 0x8, 0x4, 0xC, 0x2, 0xA, 0x6, 0xE, 0x1, 0x9, 0x5, 0xD, 0x3, 0xB, 0x7, 0xF,
+        0x0, 0x8, 0x4, 0xC, 0x2, 0xA, 0x6, 0xE, 0x1, 0x9, 0x5, 0xD, 0x3, 0xB, 0x7, 0xF);
+    const __m256i nib = _mm256_set1_epi8(0x0F);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(s + i));
+        __m256i lo = _mm256_shuffle_epi8(rev4, _mm256_and_si256(v, nib));
+        __m256i hi = _mm256_shuffle_epi8(rev4, _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
+        _mm256_storeu_si256((__m256i *)(d + i), _mm256_or_si256(_mm256_slli_epi16(lo, 4), hi));
+    }
+    pplx_reverse_bits_serial(s + i, n - i, d + i);
+}
+
+#endif /* PPLX_COMPILE_AVX2 */
+#endif

@@ -1,0 +1,47 @@
+/* kernels.h - the signatures every ISA implements (the dispatch table type).
+ * Shared by the _dispatch extension, which fills it, and the Cython modules,
+ * which call through it.  All kernels are pure: no allocation, no Python. */
+#ifndef PPLX_KERNELS_H
+#define PPLX_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Return codes of the decoders (bytes written when >= 0). */
+enum {
+    PPLX_B64_BADCHAR = -1,  /* a char outside the alphabet (or '=' too early) */
+    PPLX_B64_BADPAD = -2,   /* '=' followed by a data char in the last quad */
+    PPLX_B64_BADLEN = -3,   /* length is not a multiple of 4 */
+    PPLX_B64_NONCANON = -4  /* the bits dropped by padding are not zero */
+};
+
+/* Size a strict decode will produce, or -1 when n is not a multiple of 4.
+ * Only sizes the output: the decoder itself validates every char. */
+static inline ptrdiff_t pplx_b64_decoded_len(const uint8_t *s, size_t n) {
+    if (n % 4) return -1;
+    if (n == 0) return 0;
+    size_t pad = (s[n - 1] == '=') + (s[n - 1] == '=' && s[n - 2] == '=');
+    return (ptrdiff_t)(n / 4 * 3 - pad);
+}
+
+static inline size_t pplx_b64_encoded_len(size_t n) { return (n + 2) / 3 * 4; }
+
+typedef struct pplx_table {
+    int isa;
+    /* base64: decode returns bytes written or a PPLX_B64_* error (offset in *err) */
+    ptrdiff_t (*b64_decode)(const uint8_t *s, size_t n, uint8_t *d, size_t *err);
+    size_t (*b64_encode)(const uint8_t *s, size_t n, uint8_t *d);
+    /* bits: n values <-> ceil(n / 8) bytes, msb selects the bit order */
+    void (*pack_i8)(const int8_t *x, size_t n, uint8_t *d, int msb);
+    void (*pack_f32)(const float *x, size_t n, uint8_t *d, int msb);
+    void (*pack_f64)(const double *x, size_t n, uint8_t *d, int msb);
+    void (*unpack_u8)(const uint8_t *s, size_t n, uint8_t *y, int msb);
+    void (*unpack_i8)(const uint8_t *s, size_t n, int8_t *y, int msb);
+    void (*unpack_f32)(const uint8_t *s, size_t n, float *y, int msb);
+    void (*reverse_bits)(const uint8_t *s, size_t n, uint8_t *d);
+    /* int8 rows */
+    int32_t (*sumsq_i8)(const int8_t *x, size_t n);
+    void (*i8_to_f32)(const int8_t *x, size_t n, float div, float *y);
+} pplx_table;
+
+#endif

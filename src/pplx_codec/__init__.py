@@ -1,0 +1,38 @@
+"""pplx-codec: fast, strict codecs for Perplexity embeddings.
+
+Kernels are compiled C (SIMD with runtime CPU dispatch) behind a numpy API:
+base64 decoding straight into int8/uint8 matrices, bit packing in either bit
+order, int8 norms.  See ``capabilities()`` for the instruction set in use.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._isa import _apply_env, capabilities, use_isa
+from .b64 import b64decode, b64encode, decode_binary, decode_int8, encode_binary, encode_int8
+from .bits import pack_bits, reverse_bitorder, unpack_bits
+from .vectors import norms, to_float32, truncate
+
+try:
+    __version__ = version("pplx-codec")
+except PackageNotFoundError:  # running from a source tree without metadata
+    __version__ = "0+unknown"
+
+_apply_env()
+
+__all__ = [
+    "__version__",
+    "capabilities",
+    "use_isa",
+    "b64decode",
+    "b64encode",
+    "decode_int8",
+    "decode_binary",
+    "encode_int8",
+    "encode_binary",
+    "pack_bits",
+    "unpack_bits",
+    "reverse_bitorder",
+    "truncate",
+    "norms",
+    "to_float32",
+]

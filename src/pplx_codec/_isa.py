@@ -1,0 +1,55 @@
+"""Which instruction set the kernels run: report it, force it.
+
+The best ISA the CPU supports is active after import.  ``PPLX_CODEC_ISA``
+(e.g. ``serial``) forces one for the whole process; ``use_isa`` forces one
+for a block.  Switching is process-wide (it swaps one table pointer), so do
+not switch while other threads are running kernels.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+from . import _dispatch
+
+ENV_VAR = "PPLX_CODEC_ISA"
+
+
+def capabilities() -> dict:
+    """``{"compiled": [...], "detected": [...], "active": name, "forced_by": ...}``.
+
+    compiled: ISAs whose kernels are in this build; detected: those this CPU
+    and OS can run (CPUID plus the XGETBV check of OS-enabled YMM state);
+    active: the one in use now.
+    """
+    return {
+        "compiled": _dispatch.compiled(),
+        "detected": _dispatch.detected(),
+        "active": _dispatch.active(),
+        "forced_by": f"{ENV_VAR}={os.environ[ENV_VAR]}" if os.environ.get(ENV_VAR) else None,
+    }
+
+
+@contextmanager
+def use_isa(name: str):
+    """Run the block with the ``name`` kernels (``"serial"``, ``"avx2"``).
+
+    Raises ``ValueError`` for an ISA that is unknown, not compiled, or not
+    supported by this CPU.  The previous ISA is restored on exit.
+    """
+    previous = _dispatch.active()
+    _dispatch.set_active(name)
+    try:
+        yield name
+    finally:
+        _dispatch.set_active(previous)
+
+
+def _apply_env() -> None:
+    forced = os.environ.get(ENV_VAR)
+    if forced:
+        try:
+            _dispatch.set_active(forced)
+        except ValueError as e:
+            raise ImportError(f"{ENV_VAR}={forced!r}: {e}") from None

@@ -1,0 +1,68 @@
+"""int8 embedding helpers: Matryoshka truncation, L2 norms, float32 conversion."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks, _int8
+from .constants import ENCODINGS, MIN_DIMENSIONS
+
+__all__ = ["truncate", "norms", "to_float32"]
+
+
+def truncate(matrix: np.ndarray, dimensions: int, encoding: str = "int8", copy: bool = True) -> np.ndarray:
+    """Keep the first ``dimensions`` dimensions of every row (Matryoshka).
+
+    ``encoding``: ``"int8"`` (``(n, d)`` int8 rows) or ``"binary"`` (``(n, d // 8)``
+    packed uint8 rows; ``dimensions`` must then be a multiple of 8).  The
+    ``base64_*`` names are accepted too.  ``dimensions`` must be in
+    ``128..d``, as the API allows.  The API quantizes element-wise, so this
+    equals what a request with the smaller ``dimensions`` returns, unless the
+    service renormalizes (not documented).
+
+    Returns a new C-contiguous array (a copy of ``n * dimensions`` values);
+    ``copy=False`` returns a strided view instead, which every function in
+    this package accepts.
+    """
+    enc = ENCODINGS.get(encoding, encoding)
+    if enc not in ("int8", "binary"):
+        raise ValueError(f"encoding must be 'int8' or 'binary', got {encoding!r}")
+    m = _checks.array(matrix, "matrix", (np.int8,) if enc == "int8" else (np.uint8,))
+    dimensions = _checks.positive_int(dimensions, "dimensions")
+    per_item = 1 if enc == "int8" else 8
+    current = m.shape[-1] * per_item
+    if not MIN_DIMENSIONS <= dimensions <= current:
+        raise ValueError(f"dimensions must be in {MIN_DIMENSIONS}..{current}, got {dimensions}")
+    if dimensions % per_item:
+        raise ValueError(f"dimensions must be a multiple of 8 for binary codes, got {dimensions}")
+    view = m[..., : dimensions // per_item]
+    return np.ascontiguousarray(view) if copy else view
+
+
+def norms(matrix: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 L2 norm of each int8 row (a 0-d array for one 1-D vector).
+
+    Exact: the int32 sum of squares, square-rooted in double, rounded once.
+    """
+    m = _checks.array(matrix, "matrix", (np.int8,))
+    m2 = _checks.rows(m, "matrix")
+    if m.ndim == 1:
+        result = _checks.out_array(out, (), np.float32)
+        view = result.reshape(1)
+    else:
+        result = view = _checks.out_array(out, (m2.shape[0],), np.float32)
+    _int8.norms_into(m2, view)
+    return result
+
+
+def to_float32(matrix: np.ndarray, normalize: bool = True, out: np.ndarray | None = None) -> np.ndarray:
+    """int8 rows as float32, each divided by its L2 norm when ``normalize``.
+
+    Normalized rows make inner product equal cosine, for vector stores that
+    only offer inner product.  An all-zero row stays all zero (not NaN).
+    """
+    m = _checks.array(matrix, "matrix", (np.int8,))
+    m2 = _checks.rows(m, "matrix")
+    result, view = _checks.out_rows(out, m2.shape, np.float32, m.ndim == 1)
+    _int8.to_float32_into(m2, view, bool(normalize))
+    return result
