@@ -1,7 +1,8 @@
-# Base64 entry points: argument plumbing around the table's b64 kernels.
-# Pointers into str/bytes objects are collected with the GIL held (the
-# objects are kept alive by a tuple we own), then every kernel runs without
-# it.  Validation of numpy arguments happens in pplx_codec.b64.
+# Base64 entry points around the table's b64 kernels; array checks in
+# _arrays.pxd, docstrings in pplx_codec.b64.  Pointers into str/bytes objects
+# are collected with the GIL held (the objects are kept alive by a tuple we
+# own), then every kernel runs without it.
+cimport numpy as cnp
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.list cimport PyList_New, PyList_SET_ITEM
@@ -9,6 +10,7 @@ from cpython.ref cimport Py_INCREF
 from libc.stdint cimport uint8_t
 from libc.stdlib cimport malloc, free
 
+from _arrays cimport checked, row_geometry, out_array
 from _kernels cimport (pplx_table, load_table, pplx_b64_decoded_len, pplx_b64_encoded_len,
                        PPLX_B64_BADCHAR, PPLX_B64_BADPAD, PPLX_B64_BADLEN, PPLX_B64_NONCANON)
 
@@ -19,6 +21,7 @@ cdef extern from "Python.h":
     object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
     Py_ssize_t PyBytes_GET_SIZE(object o)
 
+cnp.import_array()
 cdef const pplx_table **T = load_table()
 
 
@@ -57,49 +60,38 @@ cdef int _text_ptr(object o, const uint8_t **p, size_t *n, str where) except -1:
     return 0
 
 
-def decoded_size(data):
-    """Bytes a strict decode of `data` (str or bytes-like) yields; ValueError if impossible."""
-    cdef const uint8_t *p
-    cdef size_t n
-    cdef Py_buffer view
-    if isinstance(data, (str, bytes)):
-        _text_ptr(data, &p, &n, "")
-        m = pplx_b64_decoded_len(p, n)
-    else:
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-        try:
-            m = pplx_b64_decoded_len(<const uint8_t *>view.buf, view.len)
-            n = view.len
-        finally:
-            PyBuffer_Release(&view)
-    if m < 0:
-        raise ValueError(f"invalid base64: length {n} is not a multiple of 4")
-    return m
-
-
-def decode_into(data, uint8_t[::1] out):
-    """Decode `data` (ASCII str or any C-contiguous bytes-like) into `out`,
-    whose length must be decoded_size(data)."""
+def b64decode(data, out=None):
     cdef const uint8_t *p
     cdef size_t n, err = 0
-    cdef ptrdiff_t r
+    cdef ptrdiff_t r, m
     cdef Py_buffer view
     cdef bint have_view = False
+    cdef cnp.ndarray o
     if isinstance(data, (str, bytes)):
         _text_ptr(data, &p, &n, "")
     else:
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        if cnp.PyArray_Check(data):
+            checked(data, "data", "uint8", 1, cnp.NPY_UINT8)
+        elif not isinstance(data, (bytearray, memoryview)):
+            raise TypeError("data must be str, bytes, bytearray, memoryview or a uint8 array, "
+                            f"got {type(data).__name__}")
+        try:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        except BufferError:
+            raise ValueError("data must be C-contiguous") from None
         have_view = True
         p = <const uint8_t *>view.buf
         n = view.len
     try:
         m = pplx_b64_decoded_len(p, n)
-        if m >= 0 and m != out.shape[0]:
-            raise ValueError(f"out has {out.shape[0]} bytes, the data decodes to {m}")
+        if m < 0:
+            raise ValueError(f"invalid base64: length {n} is not a multiple of 4")
+        o = out_array(out, cnp.NPY_UINT8, 1, m)
         with nogil:
-            r = T[0].b64_decode(p, n, &out[0] if out.shape[0] else NULL, &err)
+            r = T[0].b64_decode(p, n, <uint8_t *>cnp.PyArray_DATA(o), &err)
         if r < 0:
             raise ValueError("invalid base64: " + _describe(r, err, p, n))
+        return o
     finally:
         if have_view:
             PyBuffer_Release(&view)
@@ -122,30 +114,45 @@ def encode(data):
         PyBuffer_Release(&view)
 
 
-def row_size(items):
-    """Decoded size of the first item of a sequence (for dim inference)."""
-    cdef const uint8_t *p
-    cdef size_t n
-    _text_ptr(items[0], &p, &n, "item 0: ")
-    m = pplx_b64_decoded_len(p, n)
-    if m < 0:
-        raise ValueError(f"item 0: invalid base64: length {n} is not a multiple of 4")
-    return m
+cdef tuple _as_items(items):
+    if isinstance(items, (str, bytes)):
+        return (items,)
+    if cnp.PyArray_Check(items):
+        raise TypeError("items must be a sequence of base64 str/bytes, not a numpy array; "
+                        "use b64decode for one blob")
+    try:
+        return tuple(items)
+    except TypeError:
+        raise TypeError(f"items must be a str or a sequence of str, got {type(items).__name__}") from None
 
 
-def decode_rows(tuple items, uint8_t[:, ::1] out):
-    """Decode items[i] (str or bytes) into row i of out; every item must
-    decode to exactly out.shape[1] bytes.  Returns out's row count."""
-    cdef Py_ssize_t nrows = len(items), width = out.shape[1], i
+def decode_rows(items, width, int typenum, out=None):
+    """Decode items[i] (str or bytes) into row i of an (n, width) array of
+    typenum (int8 or uint8); width=None infers it from the first item."""
+    cdef tuple seq = _as_items(items)
+    cdef Py_ssize_t nrows = len(seq), w, i
     cdef const uint8_t **ptrs
     cdef size_t *lens
     cdef size_t err = 0
     cdef ptrdiff_t r = 0, m
     cdef Py_ssize_t bad = -1
-    if out.shape[0] != nrows:
-        raise ValueError(f"out has {out.shape[0]} rows for {nrows} items")
+    cdef const uint8_t *p0
+    cdef size_t n0
+    if width is None:
+        if nrows == 0:
+            raise ValueError("dim is required when there are no items")
+        _text_ptr(seq[0], &p0, &n0, "item 0: ")
+        m = pplx_b64_decoded_len(p0, n0)
+        if m <= 0:
+            raise ValueError(f"item 0: invalid base64: length {n0} is not a multiple of 4"
+                             if m < 0 else "item 0: empty")
+        w = m
+    else:
+        w = width
+    cdef cnp.ndarray o = out_array(out, typenum, 2, nrows, w)
+    cdef uint8_t *dst = <uint8_t *>cnp.PyArray_DATA(o)
     if nrows == 0:
-        return 0
+        return o
     ptrs = <const uint8_t **>malloc(nrows * sizeof(uint8_t *))
     lens = <size_t *>malloc(nrows * sizeof(size_t))
     if ptrs == NULL or lens == NULL:
@@ -153,15 +160,15 @@ def decode_rows(tuple items, uint8_t[:, ::1] out):
         raise MemoryError()
     try:
         for i in range(nrows):
-            _text_ptr(items[i], &ptrs[i], &lens[i], f"item {i}: ")
+            _text_ptr(seq[i], &ptrs[i], &lens[i], f"item {i}: ")
         with nogil:
             for i in range(nrows):
                 m = pplx_b64_decoded_len(ptrs[i], lens[i])
-                if m != width:
+                if m != w:
                     bad = i
                     r = 0
                     break
-                r = T[0].b64_decode(ptrs[i], lens[i], &out[i, 0], &err)
+                r = T[0].b64_decode(ptrs[i], lens[i], dst + i * w, &err)
                 if r < 0:
                     bad = i
                     break
@@ -172,17 +179,20 @@ def decode_rows(tuple items, uint8_t[:, ::1] out):
             elif m < 0:
                 msg = f"invalid base64: length {lens[bad]} is not a multiple of 4"
             else:
-                msg = f"decodes to {m} bytes, expected {width}"
+                msg = f"decodes to {m} bytes, expected {w}"
             raise ValueError(f"item {bad}: {msg}")
-        return nrows
+        return o
     finally:
         free(ptrs)
         free(lens)
 
 
-def encode_rows(const uint8_t[:, ::1] rows):
-    """One ASCII str of base64 per row."""
-    cdef Py_ssize_t nrows = rows.shape[0], width = rows.shape[1], i
+def encode_rows(rows, str name, int typenum):
+    """One ASCII str of base64 per row of a 1-D/2-D int8 or uint8 array."""
+    cdef cnp.ndarray a = checked(rows, name, "int8" if typenum == cnp.NPY_INT8 else "uint8", 2, typenum)
+    cdef Py_ssize_t nrows, width, rs, i
+    row_geometry(a, name, &nrows, &width, &rs)
+    cdef const uint8_t *src = <const uint8_t *>cnp.PyArray_DATA(a)
     cdef size_t enc = pplx_b64_encoded_len(width)
     cdef list res = PyList_New(nrows)
     cdef uint8_t **dst = <uint8_t **>malloc((nrows if nrows else 1) * sizeof(uint8_t *))
@@ -196,10 +206,9 @@ def encode_rows(const uint8_t[:, ::1] rows):
             Py_INCREF(s)
             PyList_SET_ITEM(res, i, s)
             dst[i] = <uint8_t *>PyUnicode_DATA(s)
-        if width:
-            with nogil:
-                for i in range(nrows):
-                    T[0].b64_encode(&rows[i, 0], width, dst[i])
+        with nogil:
+            for i in range(nrows):
+                T[0].b64_encode(src + i * rs, width, dst[i])
         return res
     finally:
         free(dst)

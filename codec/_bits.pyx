@@ -1,83 +1,84 @@
-# Bit packing entry points over the table's kernels.  Rows whose values fill
-# whole bytes and sit back to back are handed to the kernel as one run, so
-# small dims do not pay a call per row.  Validation lives in pplx_codec.bits.
+# Bit packing entry points: checks (see _arrays.pxd), then the table's kernels
+# row by row without the GIL.  Rows whose values fill whole bytes and sit
+# back to back go to the kernel as one run, so small dims do not pay a call
+# per row.  Docstrings and bit-order parsing live in pplx_codec.bits.
+cimport numpy as cnp
 from libc.stdint cimport int8_t, uint8_t
 from _kernels cimport pplx_table, load_table
+from _arrays cimport checked, row_geometry, out_array, out_rows
 
+cnp.import_array()
 cdef const pplx_table **T = load_table()
 
-ctypedef fused packable_t:
-    int8_t
-    float
-    double
 
-ctypedef fused unpacked_t:
-    uint8_t
-    int8_t
-    float
-
-
-def pack_rows(const packable_t[:, ::1] x, uint8_t[:, ::1] out, bint msb):
-    cdef Py_ssize_t n = x.shape[0], dim = x.shape[1], i
-    cdef bint flat = (dim % 8 == 0 and x.strides[0] == dim * <Py_ssize_t>sizeof(packable_t)
-                      and out.strides[0] == dim // 8)
-    if n == 0 or dim == 0:
-        return
+def pack(x, bint msb, out=None):
+    cdef cnp.ndarray a = checked(x, "x", "float32, float64, int8 or bool", 2,
+                                 cnp.NPY_FLOAT32, cnp.NPY_FLOAT64, cnp.NPY_INT8, cnp.NPY_BOOL)
+    cdef Py_ssize_t n, dim, rs, i
+    row_geometry(a, "x", &n, &dim, &rs)
+    cdef Py_ssize_t width = (dim + 7) // 8
+    cdef cnp.ndarray o = out_rows(out, cnp.PyArray_NDIM(a) == 1, n, width, cnp.NPY_UINT8)
+    cdef const char *src = <const char *>cnp.PyArray_DATA(a)
+    cdef uint8_t *dst = <uint8_t *>cnp.PyArray_DATA(o)
+    cdef int t = cnp.PyArray_TYPE(a)
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(a)
+    if dim % 8 == 0 and rs == dim * item:  # one run over all rows
+        dim *= n
+        n = 1 if n else 0
     with nogil:
-        if packable_t is int8_t:
-            if flat:
-                T[0].pack_i8(&x[0, 0], n * dim, &out[0, 0], msb)
-            else:
-                for i in range(n):
-                    T[0].pack_i8(&x[i, 0], dim, &out[i, 0], msb)
-        elif packable_t is float:
-            if flat:
-                T[0].pack_f32(&x[0, 0], n * dim, &out[0, 0], msb)
-            else:
-                for i in range(n):
-                    T[0].pack_f32(&x[i, 0], dim, &out[i, 0], msb)
-        else:
-            if flat:
-                T[0].pack_f64(&x[0, 0], n * dim, &out[0, 0], msb)
-            else:
-                for i in range(n):
-                    T[0].pack_f64(&x[i, 0], dim, &out[i, 0], msb)
+        for i in range(n):
+            if t == cnp.NPY_FLOAT32:
+                T[0].pack_f32(<const float *>(src + i * rs), dim, dst + i * width, msb)
+            elif t == cnp.NPY_FLOAT64:
+                T[0].pack_f64(<const double *>(src + i * rs), dim, dst + i * width, msb)
+            else:  # int8 and bool (0/1 bytes) share the byte kernel
+                T[0].pack_i8(<const int8_t *>(src + i * rs), dim, dst + i * width, msb)
+    return o
 
 
-def unpack_rows(const uint8_t[:, ::1] packed, unpacked_t[:, ::1] out, bint msb):
-    cdef Py_ssize_t n = out.shape[0], dim = out.shape[1], i
-    cdef bint flat = (dim == packed.shape[1] * 8 and packed.strides[0] == dim // 8
-                      and out.strides[0] == dim * <Py_ssize_t>sizeof(unpacked_t))
-    if n == 0 or dim == 0:
-        return
+def unpack(packed, dim, bint msb, int typenum, out=None):
+    """typenum: NPY_UINT8 (0/1), NPY_INT8 (-1/+1) or NPY_FLOAT32 (-1/+1)."""
+    cdef cnp.ndarray a = checked(packed, "packed", "uint8", 2,
+                                 cnp.NPY_UINT8)
+    cdef Py_ssize_t n, width, rs, i, d
+    row_geometry(a, "packed", &n, &width, &rs)
+    if dim is None:
+        d = 8 * width
+    else:
+        d = dim
+        if d < 1 or d > 8 * width:
+            raise ValueError(f"dim must be in 1..{8 * width} for codes of {width} bytes, got {d}")
+    cdef cnp.ndarray o = out_rows(out, cnp.PyArray_NDIM(a) == 1, n, d, typenum)
+    cdef const uint8_t *src = <const uint8_t *>cnp.PyArray_DATA(a)
+    cdef char *dst = <char *>cnp.PyArray_DATA(o)
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(o), orow = d * item
+    if d == 8 * width and rs == width:  # one run over all rows
+        d *= n
+        n = 1 if n else 0
     with nogil:
-        if unpacked_t is uint8_t:
-            if flat:
-                T[0].unpack_u8(&packed[0, 0], n * dim, &out[0, 0], msb)
+        for i in range(n):
+            if typenum == cnp.NPY_UINT8:
+                T[0].unpack_u8(src + i * rs, d, <uint8_t *>(dst + i * orow), msb)
+            elif typenum == cnp.NPY_INT8:
+                T[0].unpack_i8(src + i * rs, d, <int8_t *>(dst + i * orow), msb)
             else:
-                for i in range(n):
-                    T[0].unpack_u8(&packed[i, 0], dim, &out[i, 0], msb)
-        elif unpacked_t is int8_t:
-            if flat:
-                T[0].unpack_i8(&packed[0, 0], n * dim, &out[0, 0], msb)
-            else:
-                for i in range(n):
-                    T[0].unpack_i8(&packed[i, 0], dim, &out[i, 0], msb)
-        else:
-            if flat:
-                T[0].unpack_f32(&packed[0, 0], n * dim, &out[0, 0], msb)
-            else:
-                for i in range(n):
-                    T[0].unpack_f32(&packed[i, 0], dim, &out[i, 0], msb)
+                T[0].unpack_f32(src + i * rs, d, <float *>(dst + i * orow), msb)
+    return o
 
 
-def reverse_rows(const uint8_t[:, ::1] src, uint8_t[:, ::1] dst):
-    cdef Py_ssize_t n = src.shape[0], width = src.shape[1], i
-    if n == 0 or width == 0:
-        return
+def reverse(packed, out=None):
+    cdef cnp.ndarray a = checked(packed, "packed", "uint8", 2,
+                                 cnp.NPY_UINT8)
+    cdef Py_ssize_t n, width, rs, i
+    row_geometry(a, "packed", &n, &width, &rs)
+    cdef cnp.ndarray o = out_rows(out, cnp.PyArray_NDIM(a) == 1, n, width, cnp.NPY_UINT8)
+    cdef const uint8_t *src = <const uint8_t *>cnp.PyArray_DATA(a)
+    cdef uint8_t *dst = <uint8_t *>cnp.PyArray_DATA(o)
+    cdef Py_ssize_t ow = width
+    if rs == width:
+        width *= n
+        n = 1 if n else 0
     with nogil:
-        if src.strides[0] == width and dst.strides[0] == width:
-            T[0].reverse_bits(&src[0, 0], n * width, &dst[0, 0])
-        else:
-            for i in range(n):
-                T[0].reverse_bits(&src[i, 0], width, &dst[i, 0])
+        for i in range(n):
+            T[0].reverse_bits(src + i * rs, width, dst + i * ow)
+    return o

@@ -16,8 +16,8 @@ from . import _bits, _checks
 
 __all__ = ["pack_bits", "unpack_bits", "reverse_bitorder"]
 
-_PACKABLE = (np.float32, np.float64, np.int8, np.bool_)
-_UNPACKED = (np.uint8, np.int8, np.float32)
+# keyed by the scalar types and their dtypes, so the common call skips np.dtype()
+_UNPACKED = {k: np.dtype(t).num for t in (np.uint8, np.int8, np.float32) for k in (t, np.dtype(t))}
 
 
 def pack_bits(x: np.ndarray, bitorder: str = "little", out: np.ndarray | None = None) -> np.ndarray:
@@ -28,15 +28,7 @@ def pack_bits(x: np.ndarray, bitorder: str = "little", out: np.ndarray | None = 
     input); the unused bits of a last partial byte are zero.  NaN, 0 and -0.0
     give 0, matching the API's quantizer (bit = 1 where the value is positive).
     """
-    msb = _checks.bitorder(bitorder)
-    x = _checks.array(x, "x", _PACKABLE)
-    x2 = _checks.rows(x, "x")
-    if x2.dtype == np.bool_:
-        x2 = x2.view(np.int8)
-    n, dim = x2.shape
-    result, out2 = _checks.out_rows(out, (n, (dim + 7) // 8), np.uint8, x.ndim == 1)
-    _bits.pack_rows(x2, out2, msb)
-    return result
+    return _bits.pack(x, _checks.bitorder(bitorder), out)
 
 
 def unpack_bits(packed: np.ndarray, dim: int | None = None, bitorder: str = "little",
@@ -49,24 +41,14 @@ def unpack_bits(packed: np.ndarray, dim: int | None = None, bitorder: str = "lit
     (a Matryoshka prefix), never larger.
     """
     msb = _checks.bitorder(bitorder)
-    dtype = np.dtype(dtype)
-    if dtype not in [np.dtype(t) for t in _UNPACKED]:
-        raise TypeError(f"dtype must be uint8 (0/1), int8 (-1/+1) or float32 (-1/+1), got {dtype}")
-    packed = _checks.array(packed, "packed", (np.uint8,))
-    p2 = _checks.rows(packed, "packed")
-    nbits = 8 * p2.shape[1]
-    dim = nbits if dim is None else _checks.positive_int(dim, "dim")
-    if dim > nbits:
-        raise ValueError(f"dim must be in 1..{nbits} for codes of {p2.shape[1]} bytes, got {dim}")
-    result, out2 = _checks.out_rows(out, (p2.shape[0], int(dim)), dtype, packed.ndim == 1)
-    _bits.unpack_rows(p2, out2, msb)
-    return result
+    typenum = _UNPACKED.get(dtype) or _UNPACKED.get(np.dtype(dtype))
+    if typenum is None:
+        raise TypeError(f"dtype must be uint8 (0/1), int8 (-1/+1) or float32 (-1/+1), got {np.dtype(dtype)}")
+    if dim is not None:
+        dim = _checks.positive_int(dim, "dim")
+    return _bits.unpack(packed, dim, msb, typenum, out)
 
 
 def reverse_bitorder(packed: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Reverse the bits of every byte: LSB-first <-> MSB-first codes, same shape."""
-    packed = _checks.array(packed, "packed", (np.uint8,))
-    p2 = _checks.rows(packed, "packed")
-    result, out2 = _checks.out_rows(out, p2.shape, np.uint8, packed.ndim == 1)
-    _bits.reverse_rows(p2, out2)
-    return result
+    return _bits.reverse(packed, out)

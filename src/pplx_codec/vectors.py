@@ -27,7 +27,11 @@ def truncate(matrix: np.ndarray, dimensions: int, encoding: str = "int8", copy: 
     enc = ENCODINGS.get(encoding, encoding)
     if enc not in ("int8", "binary"):
         raise ValueError(f"encoding must be 'int8' or 'binary', got {encoding!r}")
-    m = _checks.array(matrix, "matrix", (np.int8,) if enc == "int8" else (np.uint8,))
+    m = matrix
+    want = np.int8 if enc == "int8" else np.uint8
+    if not isinstance(m, np.ndarray) or m.dtype != want or m.ndim not in (1, 2):
+        raise TypeError(f"matrix must be a 1-D or 2-D {np.dtype(want)} array for {enc} rows, got "
+                        + (f"{m.dtype} with {m.ndim} dimensions" if isinstance(m, np.ndarray) else type(m).__name__))
     dimensions = _checks.positive_int(dimensions, "dimensions")
     per_item = 1 if enc == "int8" else 8
     current = m.shape[-1] * per_item
@@ -44,15 +48,7 @@ def norms(matrix: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
     Exact: the int32 sum of squares, square-rooted in double, rounded once.
     """
-    m = _checks.array(matrix, "matrix", (np.int8,))
-    m2 = _checks.rows(m, "matrix")
-    if m.ndim == 1:
-        result = _checks.out_array(out, (), np.float32)
-        view = result.reshape(1)
-    else:
-        result = view = _checks.out_array(out, (m2.shape[0],), np.float32)
-    _int8.norms_into(m2, view)
-    return result
+    return _int8.norms(matrix, out)
 
 
 def to_float32(matrix: np.ndarray, normalize: bool = True, out: np.ndarray | None = None) -> np.ndarray:
@@ -61,8 +57,4 @@ def to_float32(matrix: np.ndarray, normalize: bool = True, out: np.ndarray | Non
     Normalized rows make inner product equal cosine, for vector stores that
     only offer inner product.  An all-zero row stays all zero (not NaN).
     """
-    m = _checks.array(matrix, "matrix", (np.int8,))
-    m2 = _checks.rows(m, "matrix")
-    result, view = _checks.out_rows(out, m2.shape, np.float32, m.ndim == 1)
-    _int8.to_float32_into(m2, view, bool(normalize))
-    return result
+    return _int8.to_float32(matrix, bool(normalize), out)
