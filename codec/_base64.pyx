@@ -45,19 +45,24 @@ cdef str _non_ascii(str s):
     return "non-ASCII text"
 
 
-cdef int _text_ptr(object o, const uint8_t **p, size_t *n, str where) except -1:
-    """Borrow the bytes of an ASCII str or a bytes object (caller keeps o alive)."""
-    if type(o) is str or isinstance(o, str):
-        if not PyUnicode_IS_ASCII(o):
-            raise ValueError(f"{where}{_non_ascii(o)}")
-        p[0] = <const uint8_t *>PyUnicode_DATA(o)
-        n[0] = PyUnicode_GET_LENGTH(o)
-    elif isinstance(o, bytes):
+cdef int _text_ptr(object o, const uint8_t **p, size_t *n, Py_ssize_t item) except -1:
+    """Borrow the bytes of an ASCII str or a bytes object (caller keeps o alive).
+    `item` >= 0 names the sequence item in errors."""
+    if isinstance(o, str):
+        if PyUnicode_IS_ASCII(o):
+            p[0] = <const uint8_t *>PyUnicode_DATA(o)
+            n[0] = PyUnicode_GET_LENGTH(o)
+            return 0
+        raise ValueError(f"{_where(item)}{_non_ascii(o)}")
+    if isinstance(o, bytes):
         p[0] = <const uint8_t *>PyBytes_AS_STRING(o)
         n[0] = PyBytes_GET_SIZE(o)
-    else:
-        raise TypeError(f"{where}expected str or bytes, got {type(o).__name__}")
-    return 0
+        return 0
+    raise TypeError(f"{_where(item)}expected str or bytes, got {type(o).__name__}")
+
+
+cdef str _where(Py_ssize_t item):
+    return f"item {item}: " if item >= 0 else ""
 
 
 def b64decode(data, out=None):
@@ -68,7 +73,7 @@ def b64decode(data, out=None):
     cdef bint have_view = False
     cdef cnp.ndarray o
     if isinstance(data, (str, bytes)):
-        _text_ptr(data, &p, &n, "")
+        _text_ptr(data, &p, &n, -1)
     else:
         if cnp.PyArray_Check(data):
             checked(data, "data", "uint8", 1, cnp.NPY_UINT8)
@@ -141,7 +146,7 @@ def decode_rows(items, width, int typenum, out=None):
     if width is None:
         if nrows == 0:
             raise ValueError("dim is required when there are no items")
-        _text_ptr(seq[0], &p0, &n0, "item 0: ")
+        _text_ptr(seq[0], &p0, &n0, 0)
         m = pplx_b64_decoded_len(p0, n0)
         if m <= 0:
             raise ValueError(f"item 0: invalid base64: length {n0} is not a multiple of 4"
@@ -160,7 +165,7 @@ def decode_rows(items, width, int typenum, out=None):
         raise MemoryError()
     try:
         for i in range(nrows):
-            _text_ptr(seq[i], &ptrs[i], &lens[i], f"item {i}: ")
+            _text_ptr(seq[i], &ptrs[i], &lens[i], i)
         with nogil:
             for i in range(nrows):
                 m = pplx_b64_decoded_len(ptrs[i], lens[i])

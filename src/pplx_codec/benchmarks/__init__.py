@@ -1,0 +1,17 @@
+"""Benchmark cases shared by ``pplx-codec bench`` and ``benches/`` (pytest-benchmark).
+
+A case is one workload with a reference answer and several implementations
+(ours and the libraries a user would pick instead).  Every implementation's
+result is checked against the reference before it is timed.
+"""
+
+from ._harness import Case, Impl, check_case, run_cases, format_table
+
+__all__ = ["Case", "Impl", "check_case", "run_cases", "format_table", "families"]
+
+
+def families() -> dict:
+    """Family name -> function(quick: bool) -> list[Case]."""
+    from . import codec
+
+    return {"codec": codec.cases}
