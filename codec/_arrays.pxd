@@ -36,7 +36,8 @@ cdef inline int row_geometry(cnp.ndarray a, str name, Py_ssize_t *n, Py_ssize_t 
     n[0] = cnp.PyArray_DIM(a, 0) if nd == 2 else 1
     dim[0] = cnp.PyArray_DIM(a, nd - 1)
     cdef Py_ssize_t inner = cnp.PyArray_STRIDE(a, nd - 1)
-    if dim[0] > 1 and inner != item:
+    # an empty batch has no rows to read; numpy gives some of those zero strides
+    if dim[0] > 1 and inner != item and n[0] > 0:
         raise ValueError(f"{name} rows must be contiguous (element stride {inner} != {item}); "
                          "pass np.ascontiguousarray(...) (which copies)")
     row_stride[0] = cnp.PyArray_STRIDE(a, 0) if nd == 2 else dim[0] * item

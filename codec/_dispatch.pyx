@@ -52,6 +52,24 @@ def set_active(str name):
     raise ValueError(f"unknown ISA {name!r}; known: {_names((1u << PPLX_ISA_COUNT) - 1)}")
 
 
+def _simulate_cpu_without(str name):
+    """Testing hook: drop `name` from the detected set, as on a CPU that lacks
+    it; returns the previous mask for _restore_detected.  Lets the refusal
+    path of set_active be tested on a machine that has every ISA."""
+    global _detected
+    cdef unsigned before = _detected
+    cdef int i
+    for i in range(PPLX_ISA_COUNT):
+        if i != PPLX_ISA_SERIAL and pplx_isa_names[i].decode() == name:
+            _detected &= ~(1u << i)
+    return before
+
+
+def _restore_detected(unsigned mask):
+    global _detected
+    _detected = mask
+
+
 def _table_capsule():
     return PyCapsule_New(<void *>&_active, b"pplx_codec._dispatch.table", NULL)
 

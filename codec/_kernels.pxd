@@ -1,7 +1,7 @@
 # Declarations of the kernel table (simd/kernels.h) and the one way every
 # extension reaches it: a pointer to the active-table pointer owned by
 # pplx_codec._dispatch, handed over once through a capsule at import.
-from libc.stdint cimport int8_t, uint8_t, int32_t
+from libc.stdint cimport int8_t, uint8_t, int32_t, int64_t
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
 cdef extern from "simd/kernels.h" nogil:
@@ -23,7 +23,7 @@ cdef extern from "simd/kernels.h" nogil:
         void (*unpack_i8)(const uint8_t *s, size_t n, int8_t *y, int msb) noexcept nogil
         void (*unpack_f32)(const uint8_t *s, size_t n, float *y, int msb) noexcept nogil
         void (*reverse_bits)(const uint8_t *s, size_t n, uint8_t *d) noexcept nogil
-        int32_t (*sumsq_i8)(const int8_t *x, size_t n) noexcept nogil
+        int64_t (*sumsq_i8)(const int8_t *x, size_t n) noexcept nogil
         void (*i8_to_f32)(const int8_t *x, size_t n, float div, float *y) noexcept nogil
 
 cdef inline const pplx_table** load_table() except NULL:

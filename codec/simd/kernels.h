@@ -40,7 +40,7 @@ typedef struct pplx_table {
     void (*unpack_f32)(const uint8_t *s, size_t n, float *y, int msb);
     void (*reverse_bits)(const uint8_t *s, size_t n, uint8_t *d);
     /* int8 rows */
-    int32_t (*sumsq_i8)(const int8_t *x, size_t n);
+    int64_t (*sumsq_i8)(const int8_t *x, size_t n);
     void (*i8_to_f32)(const int8_t *x, size_t n, float div, float *y);
 } pplx_table;
 

@@ -40,7 +40,8 @@ def truncate(matrix: np.ndarray, dimensions: int, encoding: str = "int8", copy: 
     if dimensions % per_item:
         raise ValueError(f"dimensions must be a multiple of 8 for binary codes, got {dimensions}")
     view = m[..., : dimensions // per_item]
-    return np.ascontiguousarray(view) if copy else view
+    # ascontiguousarray would hand back the input itself when nothing is cut
+    return view.copy() if copy else view
 
 
 def norms(matrix: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -1,0 +1,168 @@
+"""Instruction-set reporting and forcing: capabilities(), use_isa(), PPLX_CODEC_ISA."""
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pplx_codec as pc
+
+ENV = "PPLX_CODEC_ISA"
+DETECTED_AT_START = pc.capabilities()["detected"]
+KNOWN = ["serial", "avx2"]  # every ISA the dispatcher has a name for, baseline first
+
+
+def run_python(code: str, isa_env: str | None):
+    env = {k: v for k, v in os.environ.items() if k != ENV}
+    if isa_env is not None:
+        env[ENV] = isa_env
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+
+REPORT = """
+import json, numpy as np, pplx_codec as pc
+caps = pc.capabilities()
+caps["decoded"] = pc.b64decode("Zm9vYmFy").tobytes().decode()
+caps["packed"] = pc.pack_bits(np.arange(-20, 20, dtype=np.float32)).tolist()
+caps["norm"] = float(pc.norms(np.full(2560, -128, np.int8)))
+print(json.dumps(caps))
+"""
+WANT_PACKED = np.packbits(np.arange(-20, 20) > 0, bitorder="little").tolist()
+
+
+def test_capabilities_keys_and_consistency():
+    caps = pc.capabilities()
+    assert set(caps) == {"compiled", "detected", "active", "forced_by"}
+    assert isinstance(caps["compiled"], list) and isinstance(caps["detected"], list)
+    assert caps["compiled"][0] == caps["detected"][0] == "serial"
+    assert set(caps["compiled"]) <= set(KNOWN)
+    assert set(caps["detected"]) <= set(caps["compiled"])
+    assert caps["active"] in caps["detected"]
+    # baseline first, then in the dispatcher's order, no duplicates
+    assert caps["compiled"] == [n for n in KNOWN if n in caps["compiled"]]
+    assert caps["detected"] == [n for n in KNOWN if n in caps["detected"]]
+    assert caps["forced_by"] == (f"{ENV}={os.environ[ENV]}" if os.environ.get(ENV) else None)
+
+
+def test_capabilities_returns_fresh_lists():
+    caps = pc.capabilities()
+    caps["detected"].append("bogus")
+    assert "bogus" not in pc.capabilities()["detected"]
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64") or not sys.platform.startswith("linux"),
+                    reason="checks AVX2 detection against /proc/cpuinfo on x86-64 Linux")
+def test_avx2_detection_agrees_with_the_kernel():
+    """The kernel lists avx2 only when the CPU has it and the OS saves YMM state."""
+    with open("/proc/cpuinfo") as f:
+        flags = next(line for line in f if line.startswith("flags")).split()
+    caps = pc.capabilities()
+    assert "avx2" in caps["compiled"]
+    assert ("avx2" in caps["detected"]) == ("avx2" in flags and "avx" in flags and "popcnt" in flags)
+
+
+def test_default_is_the_best_detected_isa():
+    r = run_python(REPORT, None)
+    assert r.returncode == 0, r.stderr
+    caps = json.loads(r.stdout)
+    assert caps["active"] == caps["detected"][-1] == pc.capabilities()["detected"][-1]
+    assert caps["forced_by"] is None
+
+
+def test_empty_env_var_means_not_forced():
+    r = run_python(REPORT, "")
+    assert r.returncode == 0, r.stderr
+    caps = json.loads(r.stdout)
+    assert caps["active"] == caps["detected"][-1] and caps["forced_by"] is None
+
+
+@pytest.mark.parametrize("name", pc.capabilities()["detected"])
+def test_env_var_forces_isa_for_the_process(name):
+    r = run_python(REPORT, name)
+    assert r.returncode == 0, r.stderr
+    caps = json.loads(r.stdout)
+    assert caps["active"] == name
+    assert caps["forced_by"] == f"{ENV}={name}"
+    assert caps["decoded"] == "foobar"
+    assert caps["packed"] == WANT_PACKED
+    assert caps["norm"] == float(np.float32(np.sqrt(2560 * 16384)))
+
+
+@pytest.mark.parametrize("bogus", ["bogus", "SERIAL", "avx512", " serial"])
+def test_env_var_unknown_isa_fails_import(bogus):
+    r = run_python("import pplx_codec", bogus)
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last == f"ImportError: {ENV}={bogus!r}: unknown ISA {bogus!r}; known: {KNOWN}", r.stderr
+
+
+def test_use_isa_switches_and_restores():
+    before = pc.capabilities()["active"]
+    for name in pc.capabilities()["detected"]:
+        with pc.use_isa(name) as got:
+            assert got == name
+            assert pc.capabilities()["active"] == name
+            assert pc.b64decode("Zm9v").tobytes() == b"foo"
+        assert pc.capabilities()["active"] == before
+
+
+def test_use_isa_nests():
+    detected = pc.capabilities()["detected"]
+    outer, inner = detected[-1], detected[0]
+    before = pc.capabilities()["active"]
+    with pc.use_isa(outer):
+        with pc.use_isa(inner):
+            assert pc.capabilities()["active"] == inner
+        assert pc.capabilities()["active"] == outer
+    assert pc.capabilities()["active"] == before
+
+
+def test_use_isa_restores_on_exception():
+    before = pc.capabilities()["active"]
+    for name in pc.capabilities()["detected"]:
+        with pytest.raises(KeyError, match="boom"):
+            with pc.use_isa(name):
+                assert pc.capabilities()["active"] == name
+                raise KeyError("boom")
+        assert pc.capabilities()["active"] == before
+    with pytest.raises(ValueError, match="invalid base64"):  # an error from a kernel itself
+        with pc.use_isa("serial"):
+            pc.b64decode("Zm9!")
+    assert pc.capabilities()["active"] == before
+
+
+@pytest.mark.parametrize("name", ["nope", "", "AVX2", "sse2", "neon"])
+def test_use_isa_unknown(name):
+    before = pc.capabilities()["active"]
+    with pytest.raises(ValueError, match="^" + re.escape(f"unknown ISA {name!r}; known: {KNOWN}") + "$"):
+        with pc.use_isa(name):
+            pytest.fail("the block must not run")
+    assert pc.capabilities()["active"] == before
+
+
+@pytest.mark.parametrize("name", [n for n in KNOWN if n != "serial"])
+def test_use_isa_not_detected(name):
+    """An ISA the CPU lacks is refused; on a CPU that has it, the hook hides it."""
+    from pplx_codec import _dispatch
+
+    before = pc.capabilities()["active"]
+    mask = _dispatch._simulate_cpu_without(name) if name in pc.capabilities()["detected"] else None
+    try:
+        assert name not in pc.capabilities()["detected"]
+        with pytest.raises(ValueError, match=f"^ISA {name!r} is not (compiled into this build|supported by this CPU)"):
+            with pc.use_isa(name):
+                pytest.fail("the block must not run")
+        assert pc.capabilities()["active"] == before
+    finally:
+        if mask is not None:
+            _dispatch._restore_detected(mask)
+    assert pc.capabilities()["detected"] == DETECTED_AT_START
+
+
+def test_isa_fixture_activates_each_isa(isa):
+    assert pc.capabilities()["active"] == isa
