@@ -70,6 +70,30 @@ def _restore_detected(unsigned mask):
     _detected = mask
 
 
+cdef extern from *:
+    """
+    #if PPLX_COMPILE_AVX2
+    static size_t pplx_get_stream_min(void) { return pplx_stream_min; }
+    static void pplx_set_stream_min(size_t n) { pplx_stream_min = n; }
+    #else
+    static size_t pplx_get_stream_min(void) { return 0; }
+    static void pplx_set_stream_min(size_t n) { (void)n; }
+    #endif
+    """
+    size_t pplx_get_stream_min()
+    void pplx_set_stream_min(size_t n)
+
+
+def _stream_min(n=None):
+    """Testing hook: the output size (bytes) from which AVX2 unpacking uses
+    streaming stores (0 in builds without AVX2); with `n`, set it and return
+    the previous value, so tests can reach that path with small arrays."""
+    cdef size_t before = pplx_get_stream_min()
+    if n is not None:
+        pplx_set_stream_min(n)
+    return before
+
+
 def _table_capsule():
     return PyCapsule_New(<void *>&_active, b"pplx_codec._dispatch.table", NULL)
 

@@ -206,6 +206,7 @@ def test_unpack_values_and_defaults(isa):
 @pytest.mark.parametrize("bitorder", ["little", "big"])
 @pytest.mark.parametrize(("shape", "dim", "offset"), [
     ((2**18 + 7,), None, 0),      # one row, >= 2 MiB of bytes out: the streaming-store path
+                                  # (when forced: by default it starts at 3/4 of the L3 size)
     ((2**18 + 7,), None, 1),      # ... into a destination that can never be 32-byte aligned
     ((2**18 + 7,), None, 8),      # ... that the 8-bit steps can align
     ((2**18 + 7,), None, 24),
@@ -213,7 +214,7 @@ def test_unpack_values_and_defaults(isa):
     ((16, 16411), None, 16),
     ((16, 16411), 131283, 3),     # a prefix: row by row
 ])
-def test_unpack_large_outputs(isa, dtype, bitorder, shape, dim, offset):
+def test_unpack_large_outputs(isa, stream_min, dtype, bitorder, shape, dim, offset):
     codes = np.random.default_rng(5).integers(0, 256, shape, dtype=np.uint8)
     want = ref.unpack_bits(codes, dim, bitorder, dtype)
     itemsize = np.dtype(dtype).itemsize
@@ -225,6 +226,48 @@ def test_unpack_large_outputs(isa, dtype, bitorder, shape, dim, offset):
     assert (buf[:offset] == 0xAB).all() and (buf[offset + want.nbytes:] == 0xAB).all()
     np.testing.assert_array_equal(pc.unpack_bits(codes, dim, bitorder, dtype), want)
     assert itemsize * want.size >= 2**21
+
+
+@pytest.fixture(params=[None, 2**21, 1], ids=["stream=auto", "stream>=2MiB", "stream=always"])
+def stream_min(request):
+    """Where AVX2 unpacking switches to streaming stores: as this machine
+    chooses, at 2 MiB, and for every output (so small awkward sizes reach it)."""
+    from pplx_codec import _dispatch
+
+    if request.param is None:
+        yield None
+        return
+    before = _dispatch._stream_min(request.param)
+    try:
+        yield request.param
+    finally:
+        assert _dispatch._stream_min(before) == request.param
+
+
+def test_stream_threshold_is_at_least_2mib():
+    from pplx_codec import _dispatch
+
+    assert _dispatch._stream_min() >= 2**21 or "avx2" not in pc.capabilities()["compiled"]
+
+
+@given(codes=packed_codes(), bitorder=st.sampled_from(["little", "big"]),
+       dtype=st.sampled_from(UNPACK_DTYPES), offset=st.integers(0, 40))
+def test_unpack_streaming_path_any_size(isa, codes, bitorder, dtype, offset):
+    """Every output streamed (threshold 1 byte): the alignment prologue and the
+    tails must give the reference answer at every size and destination offset."""
+    from pplx_codec import _dispatch
+
+    want = ref.unpack_bits(codes, None, bitorder, dtype)
+    itemsize = np.dtype(dtype).itemsize
+    buf = np.full(want.nbytes + offset * itemsize + 64, 0x5C, dtype=np.uint8)
+    out = buf[offset * itemsize:offset * itemsize + want.nbytes].view(dtype).reshape(want.shape)
+    before = _dispatch._stream_min(1)
+    try:
+        pc.unpack_bits(codes, None, bitorder, dtype, out=out)
+    finally:
+        _dispatch._stream_min(before)
+    np.testing.assert_array_equal(out, want)
+    assert (buf[:offset * itemsize] == 0x5C).all() and (buf[offset * itemsize + want.nbytes:] == 0x5C).all()
 
 
 # ---------------------------------------------------------------- reverse_bitorder

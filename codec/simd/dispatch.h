@@ -35,6 +35,7 @@ static void pplx_table_fill(pplx_table *t, int isa) {
         t->pack_i8 = pplx_pack_i8_avx2;
         t->pack_f32 = pplx_pack_f32_avx2;
         t->pack_f64 = pplx_pack_f64_avx2;
+        pplx_stream_min_init();
         t->unpack_u8 = pplx_unpack_u8_avx2;
         t->unpack_i8 = pplx_unpack_i8_avx2;
         t->unpack_f32 = pplx_unpack_f32_avx2;
