@@ -21,7 +21,7 @@ class Impl:
 class Case:
     family: str
     name: str
-    nbytes: int  # bytes produced per run, for GB/s
+    nbytes: int  # bytes produced per run (read, for reductions), for GB/s
     expected: Any
     impls: list[Impl]
     missing: list[str] = field(default_factory=list)  # peers whose package is not installed

@@ -135,7 +135,7 @@ def cases(quick: bool = False) -> list[Case]:
     ]))
 
     exact = np.sqrt(np.einsum("ij,ij->i", xi.astype(np.int64), xi.astype(np.int64))).astype(np.float32)
-    out.append(Case("codec", f"norms int8 {n} x 1024", exact.nbytes, exact, [
+    out.append(Case("codec", f"norms int8 {n} x 1024", xi.nbytes, exact, [  # a reduction: count bytes read
         Impl("norms", lambda: pc.norms(xi), True),
         Impl("np.linalg.norm(x.astype(float32))", lambda: np.linalg.norm(xi.astype(np.float32), axis=1)),
         Impl("sqrt(einsum int32)", lambda: np.sqrt(np.einsum("ij,ij->i", xi.astype(np.int32),
