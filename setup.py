@@ -22,6 +22,12 @@ else:
     if DEBUG:
         compile_args = ["-O1", "-g", "-Wno-unused-function"]
 
+# Modules whose loops run on OpenMP threads (Cython prange).
+OPENMP = {"_search"}
+openmp_args = ["-fopenmp"]
+if sys.platform == "win32":
+    openmp_args = ["/openmp"]
+
 macros = [("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")]
 if DEBUG:
     macros += [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")]
@@ -32,7 +38,8 @@ extensions = [
         [str(pyx)],
         include_dirs=["codec", np.get_include()],
         define_macros=macros,
-        extra_compile_args=compile_args,
+        extra_compile_args=compile_args + (openmp_args if pyx.stem in OPENMP else []),
+        extra_link_args=openmp_args if pyx.stem in OPENMP and sys.platform != "win32" else [],
         depends=[str(h) for h in Path("codec").rglob("*.h")] + [str(p) for p in Path("codec").glob("*.pxd")],
     )
     for pyx in sorted(Path("codec").glob("*.pyx"))

@@ -14,6 +14,8 @@
 #include "base64.h"
 #include "bits.h"
 #include "int8.h"
+#include "hamming.h"
+#include "dot.h"
 
 static void pplx_table_fill(pplx_table *t, int isa) {
     t->isa = isa;
@@ -28,6 +30,8 @@ static void pplx_table_fill(pplx_table *t, int isa) {
     t->reverse_bits = pplx_reverse_bits_serial;
     t->sumsq_i8 = pplx_sumsq_i8_serial;
     t->i8_to_f32 = pplx_i8_to_f32_serial;
+    t->hamming_block = pplx_hamming_block_serial;
+    t->dot_block = pplx_dot_block_serial;
 #if PPLX_COMPILE_AVX2
     if (isa == PPLX_ISA_AVX2) {
         t->b64_decode = pplx_b64_decode_avx2;
@@ -42,6 +46,8 @@ static void pplx_table_fill(pplx_table *t, int isa) {
         t->reverse_bits = pplx_reverse_bits_avx2;
         t->sumsq_i8 = pplx_sumsq_i8_avx2;
         t->i8_to_f32 = pplx_i8_to_f32_avx2;
+        t->hamming_block = pplx_hamming_block_avx2;
+        t->dot_block = pplx_dot_block_avx2;
     }
 #endif
 }

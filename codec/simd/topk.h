@@ -1,0 +1,164 @@
+/* topk.h - exact top-k fused into the distance scan.
+ *
+ * Each query keeps a fixed-size max-heap of its k best (key, row) pairs,
+ * smaller key = better: Hamming distance, -dot, or an order-preserving int32
+ * image of the float32 cosine (pplx_key_of_score).  One total order for all
+ * metrics, with ties broken by the lower row index, makes the result the
+ * same whatever the tiling or thread count.
+ *
+ * The scan walks the database in tiles small enough to stay in L1/L2
+ * (~64 KiB of codes or vectors), computes the distances of a group of up to
+ * 4 queries to the tile into a small buffer with the table's block kernel,
+ * then offers each to its query's heap.  The full distance matrix is never
+ * stored.  Early reject: a heap is seeded with sentinels (INT32_MAX, no row)
+ * and, within one scan, rows arrive in increasing index order, so a
+ * candidate enters only when its key is strictly below the heap's worst;
+ * equal keys would lose the tie anyway.  Merging heaps of row ranges scanned
+ * by different threads uses the full (key, row) comparison.
+ */
+#ifndef PPLX_TOPK_H
+#define PPLX_TOPK_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include "kernels.h"
+
+#define PPLX_NO_ROW INT64_MAX
+#define PPLX_NO_KEY INT32_MAX
+#define PPLX_TILE_MAX 512
+
+enum { PPLX_METRIC_DOT = 0, PPLX_METRIC_COSINE = 1 };
+
+static inline int pplx_worse(int32_t ka, int64_t ia, int32_t kb, int64_t ib) {
+    return ka > kb || (ka == kb && ia > ib);
+}
+
+static void pplx_heap_init(int32_t *key, int64_t *idx, size_t k) {
+    for (size_t i = 0; i < k; i++) {
+        key[i] = PPLX_NO_KEY;
+        idx[i] = PPLX_NO_ROW;
+    }
+}
+
+/* Replace the worst entry (the root) by (nk, ni) and restore the heap. */
+static inline void pplx_heap_replace(int32_t *key, int64_t *idx, size_t k, int32_t nk, int64_t ni) {
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, w = i;
+        int32_t wk = nk;
+        int64_t wi = ni;
+        if (l < k && pplx_worse(key[l], idx[l], wk, wi)) { w = l; wk = key[l]; wi = idx[l]; }
+        if (r < k && pplx_worse(key[r], idx[r], wk, wi)) { w = r; }
+        if (w == i) break;
+        key[i] = key[w];
+        idx[i] = idx[w];
+        i = w;
+    }
+    key[i] = nk;
+    idx[i] = ni;
+}
+
+static void pplx_heap_merge(int32_t *key, int64_t *idx, const int32_t *skey, const int64_t *sidx, size_t k) {
+    for (size_t i = 0; i < k; i++)
+        if (sidx[i] != PPLX_NO_ROW && pplx_worse(key[0], idx[0], skey[i], sidx[i]))
+            pplx_heap_replace(key, idx, k, skey[i], sidx[i]);
+}
+
+/* Heap -> ascending (best first), in place: repeatedly move the worst to the end. */
+static void pplx_heap_sort(int32_t *key, int64_t *idx, size_t k) {
+    for (size_t n = k; n > 1; n--) {
+        int32_t tk = key[0];
+        int64_t ti = idx[0];
+        int32_t lk = key[n - 1];
+        int64_t li = idx[n - 1];
+        pplx_heap_replace(key, idx, n - 1, lk, li);
+        key[n - 1] = tk;
+        idx[n - 1] = ti;
+    }
+}
+
+/* Order-preserving float32 -> int32 (NaN excluded), negated with ~ so that
+ * a larger similarity gives a smaller key.  Both maps are bijections. */
+static inline int32_t pplx_key_of_score(float s) {
+    int32_t b;
+    memcpy(&b, &s, 4);
+    return ~(b >= 0 ? b : b ^ 0x7FFFFFFF);
+}
+
+static inline float pplx_score_of_key(int32_t key) {
+    int32_t o = ~key;
+    int32_t b = o >= 0 ? o : o ^ 0x7FFFFFFF;
+    float s;
+    memcpy(&s, &b, 4);
+    return s;
+}
+
+/* Cosine of an exact dot product, rounded once to float32; 0 for a zero vector. */
+static inline float pplx_cosine(int32_t dot, float qn, float xn) {
+    double den = (double)qn * (double)xn;
+    return den > 0 ? (float)((double)dot / den) : 0.0f;
+}
+
+static inline size_t pplx_tile_rows(size_t row_bytes) {
+    size_t t = row_bytes ? ((size_t)64 << 10) / row_bytes : PPLX_TILE_MAX;
+    return t < 16 ? 16 : t > PPLX_TILE_MAX ? PPLX_TILE_MAX : t;
+}
+
+/* Rows [r0, r1) of X against queries Q[0..nq); heaps hk/hi hold k entries per
+ * query; reported row numbers are base + r. */
+static void pplx_scan_hamming(const pplx_table *T, const uint8_t *Q, size_t nq, size_t qstride, const uint8_t *X,
+                              size_t r0, size_t r1, size_t w, size_t xstride, size_t k, int64_t base, int32_t *hk,
+                              int64_t *hi) {
+    int32_t buf[4 * PPLX_TILE_MAX];
+    const size_t tile = pplx_tile_rows(xstride);
+    for (size_t t = r0; t < r1; t += tile) {
+        size_t nt = r1 - t < tile ? r1 - t : tile;
+        for (size_t g = 0; g < nq; g += 4) {
+            size_t ng = nq - g < 4 ? nq - g : 4;
+            T->hamming_block(Q + g * qstride, ng, qstride, X + t * xstride, nt, w, xstride, buf, PPLX_TILE_MAX);
+            for (size_t q = 0; q < ng; q++) {
+                int32_t *key = hk + (g + q) * k;
+                int64_t *idx = hi + (g + q) * k;
+                const int32_t *d = buf + q * PPLX_TILE_MAX;
+                for (size_t j = 0; j < nt; j++)
+                    if (d[j] < key[0]) pplx_heap_replace(key, idx, k, d[j], base + (int64_t)(t + j));
+            }
+        }
+    }
+}
+
+/* Same for int8 rows: Q16 holds the queries widened to int16 (qstride
+ * elements apart); metric dot (key -dot) or cosine (qn per query, xn per
+ * row of X, indexed like X). */
+static void pplx_scan_int8(const pplx_table *T, const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X,
+                           size_t r0, size_t r1, size_t dim, size_t xstride, int metric, const float *qn,
+                           const float *xn, size_t k, int64_t base, int32_t *hk, int64_t *hi) {
+    int32_t buf[4 * PPLX_TILE_MAX];
+    const size_t tile = pplx_tile_rows(xstride);
+    for (size_t t = r0; t < r1; t += tile) {
+        size_t nt = r1 - t < tile ? r1 - t : tile;
+        for (size_t g = 0; g < nq; g += 4) {
+            size_t ng = nq - g < 4 ? nq - g : 4;
+            T->dot_block(Q16 + g * qstride, ng, qstride, X + t * xstride, nt, dim, xstride, buf, PPLX_TILE_MAX);
+            for (size_t q = 0; q < ng; q++) {
+                int32_t *key = hk + (g + q) * k;
+                int64_t *idx = hi + (g + q) * k;
+                const int32_t *d = buf + q * PPLX_TILE_MAX;
+                if (metric == PPLX_METRIC_DOT) {
+                    for (size_t j = 0; j < nt; j++)
+                        if (-d[j] < key[0]) pplx_heap_replace(key, idx, k, -d[j], base + (int64_t)(t + j));
+                } else {
+                    const float qq = qn[g + q];
+                    for (size_t j = 0; j < nt; j++) {
+                        int32_t c = pplx_key_of_score(pplx_cosine(d[j], qq, xn[t + j]));
+                        if (c < key[0]) pplx_heap_replace(key, idx, k, c, base + (int64_t)(t + j));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#endif

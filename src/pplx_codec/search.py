@@ -1,0 +1,204 @@
+"""Exact similarity and top-k search over packed binary codes and int8 vectors.
+
+Results are shaped like faiss's: ``(distances_or_scores, indices)`` with one
+row per query, best first, ties broken by the lower row index (the same
+answer whatever ``threads`` is).  When ``k`` exceeds the number of rows the
+missing entries have index ``-1`` and distance ``INT32_MAX`` (binary) or
+score ``-inf`` (int8).  A 1-D query gives 1-D results.
+
+Metrics: Hamming distance for codes; for int8 vectors cosine (the right one
+for Perplexity's unnormalized int8 output) or the exact integer dot product.
+Nothing here copies the database: rows may be a ``np.memmap`` or a view with
+any row stride, as long as each row's bytes are adjacent.
+
+``threads`` defaults to the cores this process may run on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import _checks, _search
+from .vectors import norms as _norms
+
+__all__ = [
+    "hamming",
+    "hamming_matrix",
+    "dot",
+    "dot_matrix",
+    "cosine",
+    "search_binary",
+    "search_int8",
+    "merge_topk",
+    "default_threads",
+    "PAD_DISTANCE",
+]
+
+#: Distance reported for the padding entries of a binary search with k > n.
+PAD_DISTANCE = int(np.iinfo(np.int32).max)
+
+_METRICS = ("cosine", "dot")
+
+
+def default_threads() -> int:
+    """Cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _threads(threads) -> int:
+    return default_threads() if threads is None else _checks.positive_int(threads, "threads")
+
+
+def _k(k) -> int:
+    try:
+        return _checks.positive_int(k, "k")
+    except ValueError:
+        raise ValueError(f"k must be >= 1, got {k}") from None
+
+
+def hamming(q: np.ndarray, codes: np.ndarray, threads: int | None = None,
+            out: np.ndarray | None = None) -> np.ndarray:
+    """Hamming distances (int32, shape ``(n,)``) from one packed code ``q``
+    (uint8, ``(w,)``) to each row of ``codes`` (uint8, ``(n, w)``)."""
+    if isinstance(q, np.ndarray) and q.ndim != 1:
+        raise ValueError(f"q must be one code (1-D); use hamming_matrix for {q.ndim}-D queries")
+    return _search.hamming_matrix(q, codes, _threads(threads), out)
+
+
+def hamming_matrix(queries: np.ndarray, codes: np.ndarray, threads: int | None = None,
+                   out: np.ndarray | None = None) -> np.ndarray:
+    """All-pairs Hamming distances, int32 ``(m, n)``.  This materialises the
+    whole matrix: for the nearest rows use :func:`search_binary`."""
+    return _search.hamming_matrix(queries, codes, _threads(threads), out)
+
+
+def dot(q: np.ndarray, db: np.ndarray, threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """Exact int32 dot products of one int8 vector with each row of ``db``."""
+    if isinstance(q, np.ndarray) and q.ndim != 1:
+        raise ValueError(f"q must be one vector (1-D); use dot_matrix for {q.ndim}-D queries")
+    return _search.dot_matrix(q, db, _threads(threads), out)
+
+
+def dot_matrix(queries: np.ndarray, db: np.ndarray, threads: int | None = None,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """Exact int32 dot products, ``(m, n)`` (int8 products summed in int32;
+    rows of up to 131071 dimensions cannot overflow)."""
+    return _search.dot_matrix(queries, db, _threads(threads), out)
+
+
+def cosine(queries: np.ndarray, db: np.ndarray, db_norms: np.ndarray | None = None,
+           threads: int | None = None) -> np.ndarray:
+    """float32 cosine similarities, ``(m, n)`` (``(n,)`` for a 1-D query).
+
+    Each value is the exact integer dot product divided by the product of the
+    two L2 norms in double precision, rounded once; 0 where either vector is
+    all zeros.  ``db_norms`` (from :func:`pplx_codec.norms`) saves a pass over
+    ``db`` when it is searched repeatedly.
+    """
+    d = _search.dot_matrix(queries, db, _threads(threads))
+    qn = _norms(queries).astype(np.float64)
+    xn = (_norms(db) if db_norms is None else _db_norms(db_norms, db.shape[0])).astype(np.float64)
+    den = qn[..., None] * xn if d.ndim == 2 else qn * xn
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(den > 0, d / np.where(den > 0, den, 1.0), 0.0)
+    return s.astype(np.float32)
+
+
+def _db_norms(db_norms, n: int) -> np.ndarray:
+    if not isinstance(db_norms, np.ndarray) or db_norms.dtype != np.float32 or db_norms.shape != (n,):
+        got = f"{db_norms.dtype} {db_norms.shape}" if isinstance(db_norms, np.ndarray) else type(db_norms).__name__
+        raise ValueError(f"db_norms must be float32 of shape ({n},) (pplx_codec.norms(db)), got {got}")
+    return np.ascontiguousarray(db_norms)
+
+
+def _squeeze(one: bool, *arrays):
+    return tuple(a[0] for a in arrays) if one else arrays
+
+
+def search_binary(queries: np.ndarray, codes: np.ndarray, k: int, threads: int | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` codes nearest to each query by Hamming distance.
+
+    ``queries``: uint8 ``(m, w)`` (or ``(w,)``) packed in the same bit order as
+    ``codes`` (uint8 ``(n, w)``).  Returns ``(D, I)``: int32 distances
+    ascending and int64 row indices, each ``(m, k)``.  The top-k is kept in
+    per-query heaps while scanning: memory is O(m * k), not O(m * n).
+    """
+    k = _k(k)
+    D, I = _search.topk_hamming(queries, codes, k, _threads(threads))
+    return _squeeze(isinstance(queries, np.ndarray) and queries.ndim == 1, D, I)
+
+
+def search_int8(queries: np.ndarray, db: np.ndarray, k: int, metric: str = "cosine",
+                db_norms: np.ndarray | None = None, threads: int | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` rows of ``db`` most similar to each int8 query.
+
+    ``metric``: ``"cosine"`` (default; Perplexity's int8 vectors are
+    unnormalized, so this is the meaningful one) or ``"dot"`` (exact integer
+    dot product, ranked exactly, reported as float32).  ``db_norms``: cached
+    ``norms(db)``; computed when omitted.  Returns ``(S, I)``: float32
+    similarities descending and int64 row indices, each ``(m, k)``.
+    """
+    k = _k(k)
+    if metric not in _METRICS:
+        raise ValueError(f"metric must be 'cosine' or 'dot', got {metric!r}")
+    cos = metric == "cosine"
+    qn = xn = None
+    if cos:
+        if not isinstance(db, np.ndarray) or db.ndim != 2:
+            _search.topk_int8(queries, db, k, False, None, None, 1)  # raises the shape/type error
+        qn = np.atleast_1d(_norms(queries))
+        xn = _norms(db) if db_norms is None else _db_norms(db_norms, db.shape[0])
+    S, I = _search.topk_int8(queries, db, k, cos, qn, xn, _threads(threads))
+    return _squeeze(isinstance(queries, np.ndarray) and queries.ndim == 1, S, I)
+
+
+def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, offsets: Sequence[int] | None = None,
+               descending: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-shard ``(D, I)`` results into the result one search over all
+    shards would give.
+
+    ``parts``: results of the same queries against each shard (each ``(m, k_i)``
+    or 1-D, best first, ``-1`` for padding).  ``offsets``: the global index of
+    each shard's first row, added to its indices (default: none, the indices
+    are global already).  ``descending``: True for similarities (int8), False
+    for distances (Hamming).  Ties are broken by the lower global index, as in
+    a single search; padding sorts last and stays ``-1``.
+    """
+    k = _k(k)
+    if not parts:
+        raise ValueError("parts is empty: nothing to merge")
+    if offsets is not None and len(offsets) != len(parts):
+        raise ValueError(f"got {len(offsets)} offsets for {len(parts)} parts")
+    one = parts[0][0].ndim == 1
+    ds, ids = [], []
+    for p, (D, I) in enumerate(parts):
+        D, I = np.atleast_2d(np.asarray(D)), np.atleast_2d(np.asarray(I))
+        if D.shape != I.shape or D.shape[0] != np.atleast_2d(np.asarray(parts[0][0])).shape[0]:
+            raise ValueError(f"part {p}: D {D.shape} and I {I.shape} must match each other and the other parts' rows")
+        I = I.astype(np.int64, copy=True)
+        if offsets is not None:
+            I[I >= 0] += int(offsets[p])
+        ds.append(D)
+        ids.append(I)
+    D = np.concatenate(ds, axis=1)
+    I = np.concatenate(ids, axis=1)
+    pad = I < 0
+    # Sort by (padding last, value best-first, global index): exact, stable.
+    value = -D.astype(np.float64) if descending else D.astype(np.float64)
+    order = np.lexsort((np.where(pad, np.iinfo(np.int64).max, I), value, pad), axis=1)[:, :k]
+    D = np.take_along_axis(D, order, axis=1)
+    I = np.take_along_axis(I, order, axis=1)
+    if D.shape[1] < k:  # fewer candidates than k in total: pad like a search does
+        extra = k - D.shape[1]
+        fill = -np.inf if descending else PAD_DISTANCE
+        D = np.concatenate([D, np.full((D.shape[0], extra), fill, D.dtype)], axis=1)
+        I = np.concatenate([I, np.full((I.shape[0], extra), -1, np.int64)], axis=1)
+    return _squeeze(one, D, I)
