@@ -2,7 +2,7 @@
 
 Kernels are compiled C (SIMD with runtime CPU dispatch) behind a numpy API:
 base64 decoding straight into int8/uint8 matrices, bit packing in either bit
-order, int8 norms.  See ``capabilities()`` for the instruction set in use.
+order, int8 norms, exact Hamming / int8 cosine top-k search and indexes.  See ``capabilities()`` for the instruction set in use.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -10,6 +10,9 @@ from importlib.metadata import PackageNotFoundError, version
 from ._isa import _apply_env, capabilities, use_isa
 from .b64 import b64decode, b64encode, decode_binary, decode_int8, encode_binary, encode_int8
 from .bits import pack_bits, reverse_bitorder, unpack_bits
+from .index import BinaryIndex, Index, Int8Index
+from .search import (cosine, dot, dot_matrix, hamming, hamming_matrix, merge_topk, search_binary,
+                     search_int8)
 from .vectors import norms, to_float32, truncate
 
 try:
@@ -35,4 +38,15 @@ __all__ = [
     "truncate",
     "norms",
     "to_float32",
+    "hamming",
+    "hamming_matrix",
+    "dot",
+    "dot_matrix",
+    "cosine",
+    "search_binary",
+    "search_int8",
+    "merge_topk",
+    "BinaryIndex",
+    "Int8Index",
+    "Index",
 ]

@@ -102,9 +102,15 @@ def cosine(queries: np.ndarray, db: np.ndarray, db_norms: np.ndarray | None = No
     ``db`` when it is searched repeatedly.
     """
     d = _search.dot_matrix(queries, db, _threads(threads))
-    qn = _norms(queries).astype(np.float64)
-    xn = (_norms(db) if db_norms is None else _db_norms(db_norms, db.shape[0])).astype(np.float64)
-    den = qn[..., None] * xn if d.ndim == 2 else qn * xn
+    qn = _norms(queries)
+    xn = _norms(db) if db_norms is None else _db_norms(db_norms, db.shape[0])
+    return _cosine_of_dot(d, qn[..., None] if d.ndim == 2 else qn, xn)
+
+
+def _cosine_of_dot(d: np.ndarray, qn: np.ndarray, xn: np.ndarray) -> np.ndarray:
+    """The kernels' cosine: exact dot / (float64 norm * float64 norm), rounded
+    once to float32, 0 for a zero vector (arguments broadcast)."""
+    den = qn.astype(np.float64) * xn.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         s = np.where(den > 0, d / np.where(den > 0, den, 1.0), 0.0)
     return s.astype(np.float32)
