@@ -29,6 +29,8 @@ cdef extern from "simd/kernels.h" nogil:
                               size_t w, size_t xstride, int32_t *out, size_t ostride) noexcept nogil
         void (*dot_block)(const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X, size_t nrows,
                           size_t dim, size_t xstride, int32_t *out, size_t ostride) noexcept nogil
+        void (*dot16_block)(const int16_t *Q16, size_t nq, size_t qstride, const int16_t *X16, size_t nrows,
+                            size_t dim, size_t xstride, int32_t *out, size_t ostride) noexcept nogil
 
 cdef inline const pplx_table** load_table() except NULL:
     from pplx_codec._dispatch import _table_capsule

@@ -30,6 +30,10 @@ cdef extern from "simd/topk.h" nogil:
     void pplx_scan_hamming(const pplx_table *tab, const uint8_t *Q, size_t nq, size_t qstride, const uint8_t *X,
                            size_t r0, size_t r1, size_t w, size_t xstride, size_t k, int64_t base, int32_t *hk,
                            int64_t *hi)
+    void pplx_matrix_hamming(const pplx_table *tab, const uint8_t *Q, size_t nq, size_t qstride, const uint8_t *X,
+                             size_t r0, size_t r1, size_t w, size_t xstride, int32_t *out, size_t ostride)
+    void pplx_matrix_dot(const pplx_table *tab, const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X,
+                         size_t r0, size_t r1, size_t dim, size_t xstride, int32_t *out, size_t ostride)
     void pplx_scan_int8(const pplx_table *tab, const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X,
                         size_t r0, size_t r1, size_t dim, size_t xstride, int metric, const float *qn,
                         const float *xn, size_t k, int64_t base, int32_t *hk, int64_t *hi)
@@ -224,20 +228,12 @@ def hamming_matrix(queries, codes, int threads, out=None):
     cdef const uint8_t *X = <const uint8_t *>cnp.PyArray_DATA(p.x)
     cdef int32_t *D = <int32_t *>cnp.PyArray_DATA(o)
     cdef const pplx_table *t = T[0]
-    cdef Py_ssize_t part, lo, hi_, r, g, nt, tile = pplx_tile_rows(p.xs), mm = p.m, n = p.n
-    cdef Py_ssize_t w = p.width, qs = p.qs, xs = p.xs
+    cdef Py_ssize_t part, lo, hi_, mm = p.m, n = p.n, w = p.width, qs = p.qs, xs = p.xs
     cdef int nparts = max(1, min(threads, <int>(n // MIN_ROWS_PER_THREAD)))
     for part in prange(nparts, nogil=True, num_threads=nparts, schedule="static", chunksize=1):
         lo = _bound(n, nparts, part, 1)
         hi_ = _bound(n, nparts, part + 1, 1)
-        r = lo
-        while r < hi_:
-            nt = min(tile, hi_ - r)
-            g = 0
-            while g < mm:
-                t.hamming_block(Q + g * qs, min(4, mm - g), qs, X + r * xs, nt, w, xs, D + g * n + r, n)
-                g = g + 4
-            r = r + nt
+        pplx_matrix_hamming(t, Q, mm, qs, X, lo, hi_, w, xs, D, n)
     return o
 
 
@@ -255,18 +251,10 @@ def dot_matrix(queries, db, int threads, out=None):
     cdef const int8_t *X = <const int8_t *>cnp.PyArray_DATA(p.x)
     cdef int32_t *D = <int32_t *>cnp.PyArray_DATA(o)
     cdef const pplx_table *t = T[0]
-    cdef Py_ssize_t part, lo, hi_, r, g, nt, tile = pplx_tile_rows(p.xs), mm = p.m, n = p.n
-    cdef Py_ssize_t dim = p.width, xs = p.xs
+    cdef Py_ssize_t part, lo, hi_, mm = p.m, n = p.n, dim = p.width, xs = p.xs
     cdef int nparts = max(1, min(threads, <int>(n // MIN_ROWS_PER_THREAD)))
     for part in prange(nparts, nogil=True, num_threads=nparts, schedule="static", chunksize=1):
         lo = _bound(n, nparts, part, 1)
         hi_ = _bound(n, nparts, part + 1, 1)
-        r = lo
-        while r < hi_:
-            nt = min(tile, hi_ - r)
-            g = 0
-            while g < mm:
-                t.dot_block(Q + g * dim, min(4, mm - g), dim, X + r * xs, nt, dim, xs, D + g * n + r, n)
-                g = g + 4
-            r = r + nt
+        pplx_matrix_dot(t, Q, mm, dim, X, lo, hi_, dim, xs, D, n)
     return o

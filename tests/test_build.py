@@ -20,7 +20,7 @@ import pytest
 import pplx_codec as pc
 import reference as ref
 
-EXTENSIONS = ["_dispatch", "_base64", "_bits", "_int8"]
+EXTENSIONS = ["_dispatch", "_base64", "_bits", "_int8", "_search"]
 ROOT = Path(__file__).resolve().parent.parent
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -137,7 +137,7 @@ def test_avx2_code_only_in_avx2_kernels():
     assert "avx2" in pc.capabilities()["compiled"]
     funcs = disassemble(module_file("_dispatch"))
     kernels = ["b64_decode", "b64_encode", "pack_i8", "pack_f32", "pack_f64", "unpack_u8", "unpack_i8",
-               "unpack_f32", "reverse_bits", "sumsq_i8", "i8_to_f32"]
+               "unpack_f32", "reverse_bits", "sumsq_i8", "i8_to_f32", "hamming_block", "dot_block", "dot16_block"]
     for k in kernels:
         assert f"pplx_{k}_serial" in funcs, k  # present as real functions (the table points at them)
         avx2 = [ins for f, ins in funcs.items() if f == f"pplx_{k}_avx2" or f.startswith(f"pplx_{k}_avx2.")]
@@ -147,7 +147,7 @@ def test_avx2_code_only_in_avx2_kernels():
         assert not [i for i in serial if is_vex(i)], k
     stray = {f: [i for i in ins if is_vex(i)][:3] for f, ins in funcs.items() if "avx2" not in f}
     assert not {f: v for f, v in stray.items() if v}
-    for name in ("_base64", "_bits", "_int8"):
+    for name in ("_base64", "_bits", "_int8", "_search"):
         ins = [i for f in disassemble(module_file(name)).values() for i in f]
         assert any("xmm" in i for i in ins), name  # SSE code exists, and would be VEX under -mavx*
         assert not [i for i in ins if is_vex(i)][:5], name

@@ -32,6 +32,7 @@ static void pplx_table_fill(pplx_table *t, int isa) {
     t->i8_to_f32 = pplx_i8_to_f32_serial;
     t->hamming_block = pplx_hamming_block_serial;
     t->dot_block = pplx_dot_block_serial;
+    t->dot16_block = pplx_dot16_block_serial;
 #if PPLX_COMPILE_AVX2
     if (isa == PPLX_ISA_AVX2) {
         t->b64_decode = pplx_b64_decode_avx2;
@@ -48,6 +49,7 @@ static void pplx_table_fill(pplx_table *t, int isa) {
         t->i8_to_f32 = pplx_i8_to_f32_avx2;
         t->hamming_block = pplx_hamming_block_avx2;
         t->dot_block = pplx_dot_block_avx2;
+        t->dot16_block = pplx_dot16_block_avx2;
     }
 #endif
 }

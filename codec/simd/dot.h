@@ -38,6 +38,19 @@ static void pplx_dot_block_serial(const int16_t *Q, size_t nq, size_t qstride, c
             out[q * ostride + r] = pplx_dot_one_serial(Q + q * qstride, X + r * xstride, dim);
 }
 
+/* The same with rows already widened to int16 (many-query scans widen each
+ * tile of rows once, so the inner loop is only multiplies and adds). */
+static void pplx_dot16_block_serial(const int16_t *Q, size_t nq, size_t qstride, const int16_t *X, size_t nrows,
+                                    size_t dim, size_t xstride, int32_t *out, size_t ostride) {
+    for (size_t r = 0; r < nrows; r++)
+        for (size_t q = 0; q < nq; q++) {
+            const int16_t *a = Q + q * qstride, *b = X + r * xstride;
+            int32_t s = 0;
+            for (size_t j = 0; j < dim; j++) s += (int32_t)a[j] * b[j];
+            out[q * ostride + r] = s;
+        }
+}
+
 #if PPLX_COMPILE_AVX2
 
 PPLX_TARGET_AVX2 static inline int32_t pplx_hsum_epi32(__m256i v) {
@@ -98,6 +111,49 @@ PPLX_TARGET_AVX2 static void pplx_dot_block_avx2(const int16_t *Q, size_t nq, si
     }
 }
 #undef PPLX_DOT_ROWS
+
+/* 4 queries x 2 int16 rows: 8 accumulators, 2 row vectors, 1 query vector
+ * (4 x 3 would fit 16 ymm registers on paper, but GCC spills accumulators). */
+__attribute__((always_inline)) PPLX_TARGET_AVX2 static inline void pplx_dot16_tile_avx2(
+        const int16_t *Q, size_t qstride, const int16_t *x0, const int16_t *x1, int nr, size_t dim, int32_t d[4][2]) {
+    __m256i a[4][2];
+    for (int i = 0; i < 4; i++) a[i][0] = a[i][1] = _mm256_setzero_si256();
+    for (size_t j = 0; j < dim; j += 16) {
+        __m256i r0 = _mm256_loadu_si256((const __m256i *)(x0 + j));
+        __m256i r1 = nr > 1 ? _mm256_loadu_si256((const __m256i *)(x1 + j)) : r0;
+        for (int i = 0; i < 4; i++) {
+            __m256i qv = _mm256_loadu_si256((const __m256i *)(Q + i * qstride + j));
+            a[i][0] = _mm256_add_epi32(a[i][0], _mm256_madd_epi16(qv, r0));
+            if (nr > 1) a[i][1] = _mm256_add_epi32(a[i][1], _mm256_madd_epi16(qv, r1));
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        d[i][0] = pplx_hsum_epi32(a[i][0]);
+        if (nr > 1) d[i][1] = pplx_hsum_epi32(a[i][1]);
+    }
+}
+
+PPLX_TARGET_AVX2 static void pplx_dot16_block_avx2(const int16_t *Q, size_t nq, size_t qstride, const int16_t *X,
+                                                  size_t nrows, size_t dim, size_t xstride, int32_t *out,
+                                                  size_t ostride) {
+    if (nq != 4 || dim % 16) {
+        pplx_dot16_block_serial(Q, nq, qstride, X, nrows, dim, xstride, out, ostride);
+        return;
+    }
+    int32_t d[4][2];
+    size_t r = 0;
+    for (; r + 2 <= nrows; r += 2) {
+        pplx_dot16_tile_avx2(Q, qstride, X + r * xstride, X + (r + 1) * xstride, 2, dim, d);
+        for (int i = 0; i < 4; i++) {
+            out[(size_t)i * ostride + r] = d[i][0];
+            out[(size_t)i * ostride + r + 1] = d[i][1];
+        }
+    }
+    if (r < nrows) {
+        pplx_dot16_tile_avx2(Q, qstride, X + r * xstride, X + r * xstride, 1, dim, d);
+        for (int i = 0; i < 4; i++) out[(size_t)i * ostride + r] = d[i][0];
+    }
+}
 
 #endif
 

@@ -47,6 +47,8 @@ typedef struct pplx_table {
                           size_t xstride, int32_t *out, size_t ostride);
     void (*dot_block)(const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X, size_t nrows, size_t dim,
                       size_t xstride, int32_t *out, size_t ostride);
+    void (*dot16_block)(const int16_t *Q16, size_t nq, size_t qstride, const int16_t *X16, size_t nrows,
+                        size_t dim, size_t xstride, int32_t *out, size_t ostride);
 } pplx_table;
 
 #endif

@@ -20,6 +20,7 @@
 #define PPLX_TOPK_H
 
 #include <limits.h>
+#include <stdlib.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -132,16 +133,39 @@ static void pplx_scan_hamming(const pplx_table *T, const uint8_t *Q, size_t nq, 
 /* Same for int8 rows: Q16 holds the queries widened to int16 (qstride
  * elements apart); metric dot (key -dot) or cosine (qn per query, xn per
  * row of X, indexed like X). */
+/* Distances of queries [g, g + ng) to tile rows [t, t + nt): from the int16
+ * copy of the tile when there is one, else straight from the int8 rows. */
+static inline void pplx_dot_tile(const pplx_table *T, const int16_t *Q16, size_t ng, size_t qstride,
+                                 const int8_t *X, size_t nt, size_t dim, size_t xstride, const int16_t *W,
+                                 int32_t *buf) {
+    if (W) T->dot16_block(Q16, ng, qstride, W, nt, dim, dim, buf, PPLX_TILE_MAX);
+    else T->dot_block(Q16, ng, qstride, X, nt, dim, xstride, buf, PPLX_TILE_MAX);
+}
+
+/* With more than one group of 4 queries each tile is read many times: widen
+ * it to int16 once (scratch of tile * dim int16; NULL when not worth it or
+ * when allocation fails, which only costs speed). */
+static int16_t *pplx_widen_scratch(size_t nq, size_t tile, size_t dim) {
+    return nq > 4 ? (int16_t *)malloc(tile * dim * sizeof(int16_t)) : NULL;
+}
+
+static inline void pplx_widen_tile(const int8_t *X, size_t nt, size_t dim, size_t xstride, int16_t *W) {
+    for (size_t r = 0; r < nt; r++)
+        for (size_t j = 0; j < dim; j++) W[r * dim + j] = X[r * xstride + j];
+}
+
 static void pplx_scan_int8(const pplx_table *T, const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X,
                            size_t r0, size_t r1, size_t dim, size_t xstride, int metric, const float *qn,
                            const float *xn, size_t k, int64_t base, int32_t *hk, int64_t *hi) {
     int32_t buf[4 * PPLX_TILE_MAX];
-    const size_t tile = pplx_tile_rows(xstride);
+    const size_t tile = pplx_tile_rows(2 * dim);
+    int16_t *W = pplx_widen_scratch(nq, tile, dim);
     for (size_t t = r0; t < r1; t += tile) {
         size_t nt = r1 - t < tile ? r1 - t : tile;
+        if (W) pplx_widen_tile(X + t * xstride, nt, dim, xstride, W);
         for (size_t g = 0; g < nq; g += 4) {
             size_t ng = nq - g < 4 ? nq - g : 4;
-            T->dot_block(Q16 + g * qstride, ng, qstride, X + t * xstride, nt, dim, xstride, buf, PPLX_TILE_MAX);
+            pplx_dot_tile(T, Q16 + g * qstride, ng, qstride, X + t * xstride, nt, dim, xstride, W, buf);
             for (size_t q = 0; q < ng; q++) {
                 int32_t *key = hk + (g + q) * k;
                 int64_t *idx = hi + (g + q) * k;
@@ -159,6 +183,36 @@ static void pplx_scan_int8(const pplx_table *T, const int16_t *Q16, size_t nq, s
             }
         }
     }
+    free(W);
+}
+
+/* Full (nq, r1 - r0) matrices, same tiling: out[q * ostride + r]. */
+static void pplx_matrix_hamming(const pplx_table *T, const uint8_t *Q, size_t nq, size_t qstride, const uint8_t *X,
+                                size_t r0, size_t r1, size_t w, size_t xstride, int32_t *out, size_t ostride) {
+    const size_t tile = pplx_tile_rows(xstride);
+    for (size_t t = r0; t < r1; t += tile) {
+        size_t nt = r1 - t < tile ? r1 - t : tile;
+        for (size_t g = 0; g < nq; g += 4)
+            T->hamming_block(Q + g * qstride, nq - g < 4 ? nq - g : 4, qstride, X + t * xstride, nt, w, xstride,
+                             out + g * ostride + t, ostride);
+    }
+}
+
+static void pplx_matrix_dot(const pplx_table *T, const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X,
+                            size_t r0, size_t r1, size_t dim, size_t xstride, int32_t *out, size_t ostride) {
+    const size_t tile = pplx_tile_rows(2 * dim);
+    int16_t *W = pplx_widen_scratch(nq, tile, dim);
+    for (size_t t = r0; t < r1; t += tile) {
+        size_t nt = r1 - t < tile ? r1 - t : tile;
+        if (W) pplx_widen_tile(X + t * xstride, nt, dim, xstride, W);
+        for (size_t g = 0; g < nq; g += 4) {
+            size_t ng = nq - g < 4 ? nq - g : 4;
+            if (W) T->dot16_block(Q16 + g * qstride, ng, qstride, W, nt, dim, dim, out + g * ostride + t, ostride);
+            else T->dot_block(Q16 + g * qstride, ng, qstride, X + t * xstride, nt, dim, xstride,
+                              out + g * ostride + t, ostride);
+        }
+    }
+    free(W);
 }
 
 #endif
