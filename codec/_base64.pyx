@@ -11,8 +11,7 @@ from libc.stdint cimport uint8_t
 from libc.stdlib cimport malloc, free
 
 from _arrays cimport checked, row_geometry, out_array
-from _kernels cimport (pplx_table, load_table, pplx_b64_decoded_len, pplx_b64_encoded_len,
-                       PPLX_B64_BADCHAR, PPLX_B64_BADPAD, PPLX_B64_BADLEN, PPLX_B64_NONCANON)
+from _kernels cimport pplx_table, load_table, pplx_b64_decoded_len, pplx_b64_encoded_len, b64_error_message
 
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object o)
@@ -23,19 +22,6 @@ cdef extern from "Python.h":
 
 cnp.import_array()
 cdef const pplx_table **T = load_table()
-
-
-cdef str _describe(ptrdiff_t code, size_t pos, const uint8_t *s, size_t n):
-    """The message for a decoder error code."""
-    if code == PPLX_B64_BADLEN:
-        return f"length {n} is not a multiple of 4"
-    if code == PPLX_B64_BADPAD:
-        return f"data character after '=' padding at offset {pos}"
-    if code == PPLX_B64_NONCANON:
-        return f"non-zero bits before '=' padding at offset {pos} (non-canonical encoding)"
-    if s[pos] == b'=':
-        return f"unexpected '=' padding at offset {pos}"
-    return f"invalid base64 character {chr(s[pos])!r} at offset {pos}"
 
 
 cdef str _non_ascii(str s):
@@ -95,7 +81,7 @@ def b64decode(data, out=None):
         with nogil:
             r = T[0].b64_decode(p, n, <uint8_t *>cnp.PyArray_DATA(o), &err)
         if r < 0:
-            raise ValueError("invalid base64: " + _describe(r, err, p, n))
+            raise ValueError("invalid base64: " + b64_error_message(r, err, p, n))
         return o
     finally:
         if have_view:
@@ -180,7 +166,7 @@ def decode_rows(items, width, int typenum, out=None):
         if bad >= 0:
             m = pplx_b64_decoded_len(ptrs[bad], lens[bad])
             if r < 0:
-                msg = "invalid base64: " + _describe(r, err, ptrs[bad], lens[bad])
+                msg = "invalid base64: " + b64_error_message(r, err, ptrs[bad], lens[bad])
             elif m < 0:
                 msg = f"invalid base64: length {lens[bad]} is not a multiple of 4"
             else:

@@ -35,3 +35,16 @@ cdef extern from "simd/kernels.h" nogil:
 cdef inline const pplx_table** load_table() except NULL:
     from pplx_codec._dispatch import _table_capsule
     return <const pplx_table**>PyCapsule_GetPointer(_table_capsule(), b"pplx_codec._dispatch.table")
+
+
+cdef inline str b64_error_message(ptrdiff_t code, size_t pos, const uint8_t *s, size_t n):
+    """The message for a decoder error code (pos: the offending offset in s)."""
+    if code == PPLX_B64_BADLEN:
+        return f"length {n} is not a multiple of 4"
+    if code == PPLX_B64_BADPAD:
+        return f"data character after '=' padding at offset {pos}"
+    if code == PPLX_B64_NONCANON:
+        return f"non-zero bits before '=' padding at offset {pos} (non-canonical encoding)"
+    if s[pos] == b'=':
+        return f"unexpected '=' padding at offset {pos}"
+    return f"invalid base64 character {chr(s[pos])!r} at offset {pos}"

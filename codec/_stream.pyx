@@ -1,0 +1,929 @@
+# Incremental (sans-IO) decoder of Embeddings API responses.
+#
+# feed(chunk) scans the JSON byte by byte with an explicit state machine and
+# a stack of containers, so a response may be split anywhere.  Only the
+# `embedding` strings matter for speed: their base64 goes straight from the
+# chunk into the table's decoder and lands in the destination row; at most 3
+# characters that straddle a chunk boundary are carried over.  Everything
+# else (keys, numbers, the small top-level values such as `model` and
+# `usage`) is validated and either interpreted on the fly (`index`) or kept
+# as raw bytes and parsed with the json module at finish().
+#
+# Rows are placed by `index`, never by position.  When an item's `index`
+# comes after its `embedding` (or, contextualized, a document's `index` after
+# its chunks), the row is decoded into scratch space and copied once the
+# index is known.  Every row must arrive exactly once, with exactly the
+# expected number of bytes; anything else raises StreamDecodeError, so the
+# output matrix is never silently wrong.
+#
+# The whole scan of one chunk runs without the GIL.
+cimport numpy as cnp
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from libc.stdint cimport uint8_t, int64_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy, memchr, memset
+from _kernels cimport (pplx_table, load_table, pplx_b64_decoded_len,
+                       PPLX_B64_BADCHAR, PPLX_B64_BADPAD, PPLX_B64_BADLEN, PPLX_B64_NONCANON)
+from _arrays cimport checked, row_geometry
+
+import json
+
+import numpy as np
+
+cnp.import_array()
+cdef const pplx_table **T = load_table()
+
+
+class StreamDecodeError(ValueError):
+    """The response body is not a well-formed embeddings response for this
+    request (bad JSON, truncated, an index missing or repeated, bad base64...)."""
+
+
+# Parser states
+cdef enum:
+    S_VALUE, S_AFTER_VALUE, S_KEY_OR_CLOSE, S_KEY, S_COLON, S_STRING, S_ESCAPE, S_UNICODE,
+    S_NUMBER, S_LITERAL, S_DONE, S_ERROR
+
+# Number sub-states (JSON grammar)
+cdef enum:
+    N_SIGN, N_ZERO, N_INT, N_DOT, N_FRAC, N_EXP, N_EXP_SIGN, N_EXP_DIGITS
+
+# What a container is, given where it sits
+cdef enum:
+    R_ROOT, R_DATA, R_ITEM, R_DOC, R_CHUNKS, R_SKIP
+
+# What the value of the current key means
+cdef enum:
+    K_OTHER, K_DATA, K_INDEX, K_EMBEDDING, K_CAPTURE
+
+# What the string being scanned is for
+cdef enum:
+    P_KEY, P_EMBEDDING, P_OTHER
+
+cdef enum:
+    MAX_DEPTH = 64
+    KEY_MAX = 32
+    CAPTURE_MAX = 1 << 20
+
+cdef enum:  # error codes (details in the decoder's err_* fields)
+    E_NONE, E_SYNTAX, E_DEPTH, E_SHAPE, E_INDEX_TYPE, E_INDEX_RANGE, E_DUPLICATE_ROW, E_DUPLICATE_KEY,
+    E_B64, E_LENGTH, E_MISSING_FIELD, E_TRAILING, E_NO_MEMORY, E_CAPTURE_SIZE
+
+
+cdef class StreamDecoder:
+    """Decode one Embeddings API response, fed in chunks, into ``out``.
+
+    ``StreamDecoder(out, doc_rows=None)``: ``out`` is the C-contiguous
+    ``(n, width)`` int8 or uint8 matrix the rows go to (for ``base64_int8``
+    ``width = dimensions``, for ``base64_binary`` ``dimensions // 8``).
+    ``doc_rows``: for the contextualized endpoint, the number of chunks of
+    each document, in request order; chunk ``j`` of document ``d`` lands in
+    row ``sum(doc_rows[:d]) + j``.
+
+    ``feed(chunk)`` with any bytes-like pieces of the body, in order; then
+    ``finish()``, which checks that the document is complete and every row
+    arrived exactly once, and returns the other top-level fields parsed
+    (``{"model": ..., "usage": {...}, "object": "list", ...}``).
+    """
+    cdef cnp.ndarray out
+    cdef uint8_t *rows
+    cdef Py_ssize_t nrows, width
+    cdef bint contextual
+    cdef int64_t *doc_start      # row of each document's first chunk; ndocs + 1 entries
+    cdef Py_ssize_t ndocs
+    cdef uint8_t *seen
+    cdef Py_ssize_t nseen
+
+    # parser
+    cdef int state, ret_state
+    cdef int depth
+    cdef uint8_t ctype[MAX_DEPTH + 1]       # '{' or '['
+    cdef uint8_t role[MAX_DEPTH + 1]
+    cdef uint8_t key_role[MAX_DEPTH + 1]
+    cdef uint8_t keys_seen[MAX_DEPTH + 1]   # bit per K_* for duplicate detection in items/docs
+    cdef int purpose
+    cdef char key[KEY_MAX]
+    cdef int key_len
+    cdef bint key_long
+    cdef int num_state
+    cdef int64_t num_value
+    cdef bint num_integer, num_negative, num_big
+    cdef int value_role                     # K_* of the value being scanned (numbers, strings)
+    cdef const char *literal
+    cdef int literal_pos
+    cdef int uni_count
+    cdef unsigned uni_value
+    cdef Py_ssize_t consumed                # bytes of the body fed before the current chunk
+
+    # the item (data[i] or a chunk) and document being scanned
+    cdef int64_t item_index, doc_index, item_number, doc_number
+    cdef bint item_has_embedding
+    cdef uint8_t *emb_dst
+    cdef bint emb_in_scratch
+    cdef Py_ssize_t emb_pos, emb_chars
+    cdef uint8_t carry[4]
+    cdef int ncarry
+    cdef bint padded
+
+    # rows waiting for their index (scratch) and where they go
+    cdef uint8_t *scratch
+    cdef Py_ssize_t scratch_rows, scratch_cap
+    cdef int64_t *pending_chunk             # chunk index of each scratch row
+    cdef int64_t *pending_doc
+
+    # raw top-level values other than data, parsed at finish()
+    cdef bint capturing
+    cdef bytearray capture_buf
+    cdef list captured
+    cdef uint8_t *cap
+    cdef Py_ssize_t cap_len, cap_cap
+    cdef Py_ssize_t cap_key_start
+
+    # error details
+    cdef int err
+    cdef Py_ssize_t err_at
+    cdef int64_t err_value, err_limit
+    cdef const uint8_t *chunk              # the chunk being scanned
+    cdef Py_ssize_t cap_from               # where the captured value resumes in it
+    cdef bint _after_comma                 # the S_VALUE state was entered by ','
+    cdef int err_b64
+    cdef uint8_t err_char
+    cdef Py_ssize_t err_char_offset
+
+    def __cinit__(self):
+        self.doc_start = NULL
+        self.seen = NULL
+        self.scratch = NULL
+        self.pending_chunk = NULL
+        self.pending_doc = NULL
+        self.cap = NULL
+
+    def __init__(self, out, doc_rows=None):
+        cdef Py_ssize_t n, w, rs, d
+        cdef cnp.ndarray a = checked(out, "out", "int8 or uint8", 2, cnp.NPY_INT8, cnp.NPY_UINT8)
+        if cnp.PyArray_NDIM(a) != 2:
+            raise ValueError("out must be a 2-D (rows, width) matrix")
+        row_geometry(a, "out", &n, &w, &rs)
+        if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISWRITEABLE(a):
+            raise ValueError("out must be C-contiguous and writable")
+        if w < 1:
+            raise ValueError("out rows must have at least one byte")
+        self.out = a
+        self.rows = <uint8_t *>cnp.PyArray_DATA(a)
+        self.nrows = n
+        self.width = w
+        self.contextual = doc_rows is not None
+        counts = [1] * n if doc_rows is None else [int(c) for c in doc_rows]
+        if any(c < 1 for c in counts) or sum(counts) != n:
+            raise ValueError(f"doc_rows must be positive chunk counts summing to the {n} rows of out")
+        self.ndocs = len(counts)
+        self.doc_start = <int64_t *>malloc((self.ndocs + 1) * sizeof(int64_t))
+        self.seen = <uint8_t *>malloc(n + 1)
+        if self.doc_start == NULL or self.seen == NULL:
+            raise MemoryError()
+        self.doc_start[0] = 0
+        for d in range(self.ndocs):
+            self.doc_start[d + 1] = self.doc_start[d] + counts[d]
+        memset(self.seen, 0, n + 1)
+        self.nseen = 0
+        self.state = S_VALUE
+        self.depth = 0
+        self.role[0] = R_SKIP
+        self.consumed = 0
+        self.captured = []
+        self.capturing = False
+        self.cap_len = 0
+        self.cap_cap = 0
+        self.err = E_NONE
+        self.item_number = -1
+        self.doc_number = -1
+        self.doc_index = -1
+
+    def __dealloc__(self):
+        free(self.doc_start)
+        free(self.seen)
+        free(self.scratch)
+        free(self.pending_chunk)
+        free(self.pending_doc)
+        free(self.cap)
+
+    @property
+    def rows_done(self):
+        """How many rows have been written so far."""
+        return self.nseen
+
+    def filled(self):
+        """Boolean mask of the rows written so far (for partial results)."""
+        return np.frombuffer((<char *>self.seen)[:self.nrows], np.uint8).astype(bool)
+
+    def feed(self, data):
+        """Scan the next piece of the body (any bytes-like object)."""
+        cdef Py_buffer view
+        if self.err != E_NONE:
+            raise StreamDecodeError("feed() after an error")
+        if self.state == S_ERROR:
+            raise StreamDecodeError("decoder is in an error state")
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            with nogil:
+                self._scan(<const uint8_t *>view.buf, view.len)
+            if self.err != E_NONE:
+                self._raise()
+            self.consumed += view.len
+        finally:
+            PyBuffer_Release(&view)
+
+    def finish(self):
+        """Check the body was complete and every row arrived; return the other
+        top-level fields (``model``, ``usage``, ``object``, ...) parsed."""
+        if self.err != E_NONE:
+            raise StreamDecodeError("finish() after an error")
+        if self.state != S_DONE:
+            where = "before any JSON" if self.consumed == 0 else f"at byte {self.consumed}, inside the document"
+            raise StreamDecodeError(f"truncated response: the body ended {where}")
+        if self.nseen != self.nrows:
+            missing = [i for i in range(self.nrows) if not self.seen[i]]
+            raise StreamDecodeError(f"response is missing {len(missing)} of {self.nrows} rows "
+                                    f"(first missing rows: {missing[:10]})")
+        meta = {}
+        for key, raw in self.captured:
+            try:
+                meta[key] = json.loads(raw)
+            except ValueError as e:  # the scanner validated it; this is belt and braces
+                raise StreamDecodeError(f"top-level field {key!r}: {e}") from None
+        return meta
+
+    # ------------------------------------------------------------------ errors
+
+    cdef void _fail(self, int code, Py_ssize_t at) noexcept nogil:
+        if self.err == E_NONE:
+            self.err = code
+            self.err_at = at
+        self.state = S_ERROR
+
+    cdef _raise(self):
+        cdef Py_ssize_t at = self.consumed + self.err_at
+        where = f"response byte {at}"
+        if self.item_number >= 0 and self.err in (E_INDEX_TYPE, E_INDEX_RANGE, E_DUPLICATE_ROW, E_B64,
+                                                 E_LENGTH, E_MISSING_FIELD, E_DUPLICATE_KEY):
+            where += f" (data item {self.item_number}" + \
+                (f", index {self.item_index}" if self.item_index >= 0 else "") + \
+                (f", document {self.doc_index}" if self.contextual and self.doc_index >= 0 else "") + ")"
+        code = self.err
+        if code == E_SYNTAX:
+            msg = "invalid JSON"
+        elif code == E_DEPTH:
+            msg = f"JSON nested deeper than {MAX_DEPTH}"
+        elif code == E_SHAPE:
+            msg = ("not an embeddings response: expected an object with a 'data' array of objects"
+                   + (" (documents with a 'data' array of chunk objects)" if self.contextual else ""))
+        elif code == E_INDEX_TYPE:
+            msg = "'index' must be a non-negative integer"
+        elif code == E_INDEX_RANGE:
+            msg = f"'index' {self.err_value} is out of range (expected 0..{self.err_limit - 1})"
+        elif code == E_DUPLICATE_ROW:
+            msg = f"row {self.err_value} appears twice"
+        elif code == E_DUPLICATE_KEY:
+            msg = "a key appears twice in one object"
+        elif code == E_B64:
+            ch = chr(self.err_char)
+            off = self.err_char_offset
+            if self.err_b64 == PPLX_B64_BADPAD:
+                msg = f"invalid base64 in 'embedding': data after '=' padding at offset {off}"
+            elif self.err_b64 == PPLX_B64_NONCANON:
+                msg = f"invalid base64 in 'embedding': non-zero bits before '=' padding at offset {off}"
+            elif self.err_b64 == PPLX_B64_BADLEN:
+                msg = f"invalid base64 in 'embedding': length {off} is not a multiple of 4"
+            elif ch == "=":
+                msg = f"invalid base64 in 'embedding': unexpected '=' padding at offset {off}"
+            else:
+                msg = f"invalid base64 in 'embedding': invalid character {ch!r} at offset {off}"
+        elif code == E_LENGTH:
+            msg = f"'embedding' decodes to {self.err_value} bytes, expected {self.width}"
+        elif code == E_MISSING_FIELD:
+            msg = "an item has no 'index'" if self.err_value == 0 else \
+                "an item has no 'embedding'" if self.err_value == 1 else "a document has no 'index'"
+        elif code == E_TRAILING:
+            msg = "data after the end of the JSON document"
+        elif code == E_NO_MEMORY:
+            raise MemoryError()
+        else:
+            msg = f"a top-level field is larger than {CAPTURE_MAX} bytes"
+        raise StreamDecodeError(f"{where}: {msg}")
+
+    # ------------------------------------------------------------------ scanning
+
+    cdef inline bint _ws(self, uint8_t c) noexcept nogil:
+        return c == 32 or c == 10 or c == 13 or c == 9
+
+    cdef void _scan(self, const uint8_t *s, Py_ssize_t n) noexcept nogil:
+        cdef Py_ssize_t i = 0
+        self.chunk = s
+        self.cap_from = 0
+        while i < n and self.state != S_ERROR:
+            if self.state == S_STRING and self.purpose == P_EMBEDDING:
+                i = self._embedding_run(s, n, i)
+            else:
+                self._step(s[i], s, i)
+                i += 1
+        # a captured top-level value continues in the next chunk
+        if self.capturing and self.state != S_ERROR and not self._capture(s + self.cap_from, n - self.cap_from):
+            self._fail(E_CAPTURE_SIZE, n - 1)
+
+    cdef bint _capture(self, const uint8_t *p, Py_ssize_t n) noexcept nogil:
+        cdef Py_ssize_t need = self.cap_len + n
+        cdef uint8_t *b
+        if need > CAPTURE_MAX:
+            return False
+        if need > self.cap_cap:
+            b = <uint8_t *>realloc(self.cap, max(need, 2 * self.cap_cap, 256))
+            if b == NULL:
+                return False
+            self.cap = b
+            self.cap_cap = max(need, 2 * self.cap_cap, 256)
+        memcpy(self.cap + self.cap_len, p, n)
+        self.cap_len += n
+        return True
+
+    cdef void _end_capture(self, Py_ssize_t end) noexcept nogil:
+        """The captured value ends before byte `end` of the current chunk.
+        The buffer holds [key text][value text]."""
+        self.capturing = False
+        if not self._capture(self.chunk + self.cap_from, end - self.cap_from):
+            self._fail(E_CAPTURE_SIZE, end)
+            return
+        with gil:
+            raw = (<char *>self.cap)[:self.cap_len] if self.cap_len else b""
+            key = raw[:self.cap_key_start].decode("utf-8", "replace")
+            self.captured.append((key, raw[self.cap_key_start:]))
+        self.cap_len = 0
+
+    cdef Py_ssize_t _embedding_run(self, const uint8_t *s, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
+        """Inside an embedding string: hand the run up to the next quote or
+        backslash to the base64 decoder; return where scanning continues."""
+        cdef const uint8_t *p = s + i
+        cdef const uint8_t *q = <const uint8_t *>memchr(p, c'"', n - i)
+        cdef Py_ssize_t stop = (q - s) if q != NULL else n
+        cdef const uint8_t *b = <const uint8_t *>memchr(p, c'\\', stop - i)
+        if b != NULL:
+            stop = b - s
+        if stop > i and not self._b64_feed(s + i, stop - i, i):
+            return n
+        if stop == n:
+            return n
+        if s[stop] == c'\\':
+            self.ret_state = S_STRING
+            self.state = S_ESCAPE
+            return stop + 1
+        # closing quote
+        self._embedding_end(stop)
+        self._value_done(stop)
+        return stop + 1
+
+    cdef bint _b64_feed(self, const uint8_t *s, Py_ssize_t n, Py_ssize_t at) noexcept nogil:
+        """Decode n more characters of the current embedding (any count; up to
+        3 are carried to the next call)."""
+        cdef Py_ssize_t take, full
+        if self.padded:
+            self._b64_error(PPLX_B64_BADPAD, s[0], self.emb_chars, at)
+            return False
+        if self.ncarry:
+            take = min(4 - self.ncarry, n)
+            memcpy(self.carry + self.ncarry, s, take)
+            self.ncarry += take
+            s += take
+            n -= take
+            at += take
+            if self.ncarry < 4:
+                return True
+            self.ncarry = 0
+            if not self._b64_decode(self.carry, 4, at - 4):
+                return False
+            if n and self.padded:
+                self._b64_error(PPLX_B64_BADPAD, s[0], self.emb_chars, at)
+                return False
+        full = n - n % 4
+        if full and not self._b64_decode(s, full, at):
+            return False
+        memcpy(self.carry, s + full, n - full)
+        self.ncarry = <int>(n - full)
+        self.emb_chars += n - full
+        return True
+
+    cdef bint _b64_decode(self, const uint8_t *s, Py_ssize_t n, Py_ssize_t at) noexcept nogil:
+        """Decode n (a multiple of 4) characters into the row."""
+        cdef size_t err = 0
+        cdef ptrdiff_t want = pplx_b64_decoded_len(s, n), got
+        if self.emb_pos + want > self.width:
+            self.err_value = self.emb_pos + want
+            self._fail(E_LENGTH, at)
+            return False
+        got = T[0].b64_decode(s, n, self.emb_dst + self.emb_pos, &err)
+        if got < 0:
+            self._b64_error(<int>got, s[err] if <Py_ssize_t>err < n else 0, self.emb_chars + err, at + err)
+            return False
+        self.emb_pos += got
+        self.emb_chars += n
+        if s[n - 1] == c'=':
+            self.padded = True
+        return True
+
+    cdef void _b64_error(self, int code, uint8_t ch, Py_ssize_t offset, Py_ssize_t at) noexcept nogil:
+        self.err_b64 = code
+        self.err_char = ch
+        self.err_char_offset = offset
+        self._fail(E_B64, at)
+
+    cdef void _embedding_start(self, Py_ssize_t at) noexcept nogil:
+        cdef int64_t row = self._row_of(self.item_index)
+        self.emb_pos = 0
+        self.emb_chars = 0
+        self.ncarry = 0
+        self.padded = False
+        if row >= 0:
+            if not self._claim(row, at):
+                return
+            self.emb_dst = self.rows + row * self.width
+            self.emb_in_scratch = False
+        elif row == -1:  # index (or document index) not known yet
+            self.emb_dst = self._scratch_row(at)
+            self.emb_in_scratch = True
+
+    cdef void _embedding_end(self, Py_ssize_t at) noexcept nogil:
+        if self.ncarry:
+            self.err_b64 = PPLX_B64_BADLEN
+            self.err_char = 0
+            self.err_char_offset = self.emb_chars + self.ncarry
+            self._fail(E_B64, at)
+            return
+        if self.emb_pos != self.width:
+            self.err_value = self.emb_pos
+            self._fail(E_LENGTH, at)
+            return
+        self.item_has_embedding = True
+
+    cdef int64_t _row_of(self, int64_t index) noexcept nogil:
+        """The output row of chunk/item `index` in the current document; -1 if
+        not known yet; -2 after reporting an out-of-range index."""
+        if index < 0:
+            return -1
+        if not self.contextual:
+            if index >= self.nrows:
+                self.err_value = index
+                self.err_limit = self.nrows
+                self._fail(E_INDEX_RANGE, 0)
+                return -2
+            return index
+        if self.doc_index < 0:
+            return -1
+        if index >= self.doc_start[self.doc_index + 1] - self.doc_start[self.doc_index]:
+            self.err_value = index
+            self.err_limit = self.doc_start[self.doc_index + 1] - self.doc_start[self.doc_index]
+            self._fail(E_INDEX_RANGE, 0)
+            return -2
+        return self.doc_start[self.doc_index] + index
+
+    cdef bint _claim(self, int64_t row, Py_ssize_t at) noexcept nogil:
+        if self.seen[row]:
+            self.err_value = row
+            self._fail(E_DUPLICATE_ROW, at)
+            return False
+        self.seen[row] = 1
+        self.nseen += 1
+        return True
+
+    cdef uint8_t *_scratch_row(self, Py_ssize_t at) noexcept nogil:
+        cdef Py_ssize_t cap
+        cdef uint8_t *b
+        cdef int64_t *pc
+        cdef int64_t *pd
+        if self.scratch_rows == self.scratch_cap:
+            cap = max(4, 2 * self.scratch_cap)
+            b = <uint8_t *>realloc(self.scratch, cap * self.width)
+            if b != NULL:
+                self.scratch = b
+            pc = <int64_t *>realloc(self.pending_chunk, cap * sizeof(int64_t))
+            if pc != NULL:
+                self.pending_chunk = pc
+            pd = <int64_t *>realloc(self.pending_doc, cap * sizeof(int64_t))
+            if pd != NULL:
+                self.pending_doc = pd
+            if b == NULL or pc == NULL or pd == NULL:
+                self._fail(E_NO_MEMORY, at)
+                return self.rows  # never written: the error stops the scan
+            self.scratch_cap = cap
+        self.pending_chunk[self.scratch_rows] = -1
+        self.pending_doc[self.scratch_rows] = -1
+        self.scratch_rows += 1
+        return self.scratch + (self.scratch_rows - 1) * self.width
+
+    cdef void _flush_scratch(self, Py_ssize_t at) noexcept nogil:
+        """Copy scratch rows whose place is now known (the document index arrived)."""
+        cdef Py_ssize_t r
+        cdef int64_t row
+        for r in range(self.scratch_rows):
+            row = self._row_of(self.pending_chunk[r])
+            if row == -2:
+                return
+            if not self._claim(row, at):
+                return
+            memcpy(self.rows + row * self.width, self.scratch + r * self.width, self.width)
+        self.scratch_rows = 0
+
+    # ------------------------------------------------------------------ structure
+
+    cdef void _open(self, uint8_t kind, Py_ssize_t at) noexcept nogil:
+        """A '{' or '[' starts the value of the current key/element."""
+        cdef int parent = self.role[self.depth]
+        cdef int k = self.key_role[self.depth] if self.depth else K_OTHER
+        cdef int r = R_SKIP
+        if self.depth >= MAX_DEPTH:
+            self._fail(E_DEPTH, at)
+            return
+        if self.depth == 0:
+            if kind != c'{':
+                self._fail(E_SHAPE, at)
+                return
+            r = R_ROOT
+        elif parent == R_ROOT and k == K_DATA:
+            if kind != c'[':
+                self._fail(E_SHAPE, at)
+                return
+            r = R_DATA
+        elif parent == R_DATA or parent == R_CHUNKS:
+            if kind != c'{':
+                self._fail(E_SHAPE, at)
+                return
+            if parent == R_DATA and self.contextual:
+                r = R_DOC
+                self.doc_number += 1
+                self.doc_index = -1
+                self.scratch_rows = 0
+            else:
+                r = R_ITEM
+                self.item_number += 1
+                self.item_index = -1
+                self.item_has_embedding = False
+        elif parent == R_DOC and k == K_DATA:
+            if kind != c'[':
+                self._fail(E_SHAPE, at)
+                return
+            r = R_CHUNKS
+        elif (parent == R_ITEM or parent == R_DOC) and k != K_OTHER:
+            self._fail(E_SHAPE, at)  # index/embedding must be a scalar
+            return
+        self.depth += 1
+        self.ctype[self.depth] = kind
+        self.role[self.depth] = r
+        self.key_role[self.depth] = K_OTHER
+        self.keys_seen[self.depth] = 0
+        self._after_comma = False
+        self.state = S_KEY_OR_CLOSE if kind == c'{' else S_VALUE
+
+    cdef void _close(self, Py_ssize_t at) noexcept nogil:
+        cdef int r = self.role[self.depth]
+        cdef int64_t row
+        if r == R_ITEM:
+            if self.item_index < 0:
+                self.err_value = 0
+                self._fail(E_MISSING_FIELD, at)
+                return
+            if not self.item_has_embedding:
+                self.err_value = 1
+                self._fail(E_MISSING_FIELD, at)
+                return
+            if self.emb_in_scratch:
+                if self.contextual and self.doc_index < 0:
+                    self.pending_chunk[self.scratch_rows - 1] = self.item_index
+                else:
+                    row = self._row_of(self.item_index)
+                    if row < 0 or not self._claim(row, at):
+                        return
+                    memcpy(self.rows + row * self.width, self.scratch + (self.scratch_rows - 1) * self.width,
+                           self.width)
+                    self.scratch_rows -= 1
+        elif r == R_DOC:
+            if self.doc_index < 0:
+                self.err_value = 2
+                self._fail(E_MISSING_FIELD, at)
+                return
+        elif r == R_DATA or r == R_ROOT:
+            pass
+        self.depth -= 1
+        self._value_done(at)
+
+    cdef void _value_done(self, Py_ssize_t at, bint inclusive=True) noexcept nogil:
+        """A value ended at byte `at` (inclusive) or just before it (numbers,
+        which end at the first byte that is not part of them)."""
+        if self.state == S_ERROR:
+            return
+        self.state = S_AFTER_VALUE if self.depth > 0 else S_DONE
+        if self.capturing and self.depth == 1:
+            self._end_capture(at + 1 if inclusive else at)
+
+    cdef void _key_done(self, Py_ssize_t at) noexcept nogil:
+        """Classify the key just read in the object at the current depth."""
+        cdef int r = self.role[self.depth]
+        cdef int k = K_OTHER
+        if not self.key_long:
+            if self.key_len == 4 and self.key[0] == c'd' and self.key[1] == c'a' and self.key[2] == c't' \
+                    and self.key[3] == c'a':
+                k = K_DATA
+            elif self.key_len == 5 and self.key[0] == c'i' and self.key[1] == c'n' and self.key[2] == c'd' \
+                    and self.key[3] == c'e' and self.key[4] == c'x':
+                k = K_INDEX
+            elif self.key_len == 9 and self.key[0] == c'e' and self.key[1] == c'm' and self.key[2] == c'b' \
+                    and self.key[3] == c'e' and self.key[4] == c'd' and self.key[5] == c'd' \
+                    and self.key[6] == c'i' and self.key[7] == c'n' and self.key[8] == c'g':
+                k = K_EMBEDDING
+        if r == R_ROOT:
+            k = K_DATA if k == K_DATA else K_CAPTURE
+        elif r == R_ITEM:
+            k = k if (k == K_INDEX or k == K_EMBEDDING) else K_OTHER
+        elif r == R_DOC:
+            k = k if (k == K_INDEX or k == K_DATA) else K_OTHER
+        else:
+            k = K_OTHER
+        if k != K_OTHER and k != K_CAPTURE:
+            if self.keys_seen[self.depth] & (1 << k):
+                self._fail(E_DUPLICATE_KEY, at)
+                return
+            self.keys_seen[self.depth] |= (1 << k)
+        self.key_role[self.depth] = k
+        self.state = S_COLON
+
+    cdef void _begin_value(self, uint8_t c, const uint8_t *s, Py_ssize_t at) noexcept nogil:
+        """First byte of a value in state S_VALUE."""
+        cdef int parent = self.role[self.depth]
+        cdef int k = self.key_role[self.depth] if self.depth else K_OTHER
+        self.value_role = K_OTHER
+        if self.depth > 0 and self.ctype[self.depth] == c'{':
+            self.value_role = k
+        if self.depth == 1 and k == K_CAPTURE and not self.capturing:
+            # keep "key" bytes first so finish() can name the field
+            self.cap_len = 0
+            if not self._capture(<const uint8_t *>self.key, self.key_len if not self.key_long else 0):
+                self._fail(E_CAPTURE_SIZE, at)
+                return
+            self.cap_key_start = self.cap_len
+            self.capturing = True
+            self.cap_from = at
+        if c == c'{' or c == c'[':
+            if self.depth > 0 and self.ctype[self.depth] == c'[' and \
+                    (parent == R_DATA or parent == R_CHUNKS) and c != c'{':
+                self._fail(E_SHAPE, at)
+                return
+            self._open(c, at)
+            return
+        if self.depth == 0:
+            self._fail(E_SHAPE, at)
+            return
+        if (parent == R_DATA or parent == R_CHUNKS) or (parent == R_ROOT and k == K_DATA) or \
+                (parent == R_DOC and k == K_DATA):
+            self._fail(E_SHAPE, at)  # data / chunks / their elements must be containers
+            return
+        if c == c'"':
+            self.state = S_STRING
+            if self.value_role == K_EMBEDDING:
+                self.purpose = P_EMBEDDING
+                self._embedding_start(at)
+            elif self.value_role == K_INDEX:
+                self._fail(E_INDEX_TYPE, at)
+            else:
+                self.purpose = P_OTHER
+            return
+        if c == c'-' or (c >= c'0' and c <= c'9'):
+            if self.value_role == K_EMBEDDING:
+                self._fail(E_SHAPE, at)
+                return
+            self.state = S_NUMBER
+            self.num_value = 0
+            self.num_integer = True
+            self.num_big = False
+            self.num_negative = c == c'-'
+            if c == c'-':
+                self.num_state = N_SIGN
+            elif c == c'0':
+                self.num_state = N_ZERO
+            else:
+                self.num_state = N_INT
+                self.num_value = c - c'0'
+            return
+        if c == c't' or c == c'f' or c == c'n':
+            if self.value_role == K_INDEX:
+                self._fail(E_INDEX_TYPE, at)
+                return
+            if self.value_role == K_EMBEDDING:
+                self._fail(E_SHAPE, at)
+                return
+            self.literal = b"true" if c == c't' else (b"false" if c == c'f' else b"null")
+            self.literal_pos = 1
+            self.state = S_LITERAL
+            return
+        self._fail(E_SYNTAX, at)
+
+    cdef void _number_done(self, Py_ssize_t at) noexcept nogil:
+        cdef int64_t row
+        if self.value_role == K_INDEX:
+            if not self.num_integer or self.num_negative or self.num_big:
+                self._fail(E_INDEX_TYPE, at)
+                return
+            if self.role[self.depth] == R_DOC:
+                if self.num_value >= self.ndocs:
+                    self.err_value = self.num_value
+                    self.err_limit = self.ndocs
+                    self._fail(E_INDEX_RANGE, at)
+                    return
+                self.doc_index = self.num_value
+                self._flush_scratch(at)
+            else:
+                self.item_index = self.num_value
+                if not self.contextual and self.item_index >= self.nrows:
+                    self.err_value = self.item_index
+                    self.err_limit = self.nrows
+                    self._fail(E_INDEX_RANGE, at)
+                    return
+        self._value_done(at, False)
+
+    cdef void _step(self, uint8_t c, const uint8_t *s, Py_ssize_t at) noexcept nogil:
+        cdef int st = self.state
+        if st == S_VALUE:
+            if self._ws(c):
+                return
+            if c == c']' and self.depth > 0 and self.ctype[self.depth] == c'[' and self._empty_array_ok():
+                self._close(at)
+                return
+            self._begin_value(c, s, at)
+        elif st == S_AFTER_VALUE:
+            if self._ws(c):
+                return
+            if c == c',':
+                self.state = S_KEY if self.ctype[self.depth] == c'{' else S_VALUE
+                self._after_comma = True
+            elif (c == c'}' and self.ctype[self.depth] == c'{') or (c == c']' and self.ctype[self.depth] == c'['):
+                self._close(at)
+            else:
+                self._fail(E_SYNTAX, at)
+        elif st == S_KEY_OR_CLOSE or st == S_KEY:
+            if self._ws(c):
+                return
+            if c == c'"':
+                self.state = S_STRING
+                self.purpose = P_KEY
+                self.key_len = 0
+                self.key_long = False
+            elif c == c'}' and st == S_KEY_OR_CLOSE:
+                self._close(at)
+            else:
+                self._fail(E_SYNTAX, at)
+        elif st == S_COLON:
+            if self._ws(c):
+                return
+            if c == c':':
+                self.state = S_VALUE
+                self._after_comma = False
+            else:
+                self._fail(E_SYNTAX, at)
+        elif st == S_STRING:
+            if c == c'"':
+                if self.purpose == P_KEY:
+                    self._key_done(at)
+                else:
+                    self._value_done(at)
+            elif c == c'\\':
+                self.ret_state = S_STRING
+                self.state = S_ESCAPE
+            elif c < 0x20:
+                self._fail(E_SYNTAX, at)  # raw control characters are not allowed in JSON strings
+            elif self.purpose == P_KEY:
+                self._key_char(c)
+        elif st == S_ESCAPE:
+            if c == c'u':
+                self.state = S_UNICODE
+                self.uni_count = 0
+                self.uni_value = 0
+                return
+            if c == c'"' or c == c'\\' or c == c'/':
+                pass
+            elif c == c'b':
+                c = 8
+            elif c == c'f':
+                c = 12
+            elif c == c'n':
+                c = 10
+            elif c == c'r':
+                c = 13
+            elif c == c't':
+                c = 9
+            else:
+                self._fail(E_SYNTAX, at)
+                return
+            self.state = S_STRING
+            self._string_char(c, at)
+        elif st == S_UNICODE:
+            if c >= c'0' and c <= c'9':
+                self.uni_value = self.uni_value * 16 + (c - c'0')
+            elif c >= c'a' and c <= c'f':
+                self.uni_value = self.uni_value * 16 + (c - c'a' + 10)
+            elif c >= c'A' and c <= c'F':
+                self.uni_value = self.uni_value * 16 + (c - c'A' + 10)
+            else:
+                self._fail(E_SYNTAX, at)
+                return
+            self.uni_count += 1
+            if self.uni_count == 4:
+                self.state = S_STRING
+                # only ASCII matters to us: non-ASCII in a key makes it unknown,
+                # in an embedding it is an invalid base64 character
+                self._string_char(<uint8_t>self.uni_value if self.uni_value < 128 else 0xFF, at)
+        elif st == S_NUMBER:
+            self._number_char(c, s, at)
+        elif st == S_LITERAL:
+            if c != <uint8_t>self.literal[self.literal_pos]:
+                self._fail(E_SYNTAX, at)
+                return
+            self.literal_pos += 1
+            if self.literal[self.literal_pos] == 0:
+                self._value_done(at)
+        elif st == S_DONE:
+            if not self._ws(c):
+                self._fail(E_TRAILING, at)
+
+    cdef bint _empty_array_ok(self) noexcept nogil:
+        # ']' right after '[' (an empty array) but not after a ',' ("[1,]")
+        return not self._after_comma
+
+    cdef void _key_char(self, uint8_t c) noexcept nogil:
+        if self.key_len < KEY_MAX:
+            self.key[self.key_len] = <char>c
+            self.key_len += 1
+        else:
+            self.key_long = True
+
+    cdef void _string_char(self, uint8_t c, Py_ssize_t at) noexcept nogil:
+        """One character produced by an escape."""
+        if self.purpose == P_KEY:
+            if c == 0xFF:
+                self.key_long = True  # non-ASCII: not a key we know
+            else:
+                self._key_char(c)
+        elif self.purpose == P_EMBEDDING:
+            self._b64_feed(&c, 1, at)
+
+    cdef void _number_char(self, uint8_t c, const uint8_t *s, Py_ssize_t at) noexcept nogil:
+        cdef int ns = self.num_state
+        cdef bint digit = c >= c'0' and c <= c'9'
+        if ns == N_SIGN:
+            if c == c'0':
+                self.num_state = N_ZERO
+            elif digit:
+                self.num_state = N_INT
+                self.num_value = c - c'0'
+            else:
+                self._fail(E_SYNTAX, at)
+            return
+        if ns == N_INT and digit:
+            if self.num_value > 100000000000000LL:
+                self.num_big = True
+            else:
+                self.num_value = self.num_value * 10 + (c - c'0')
+            return
+        if (ns == N_ZERO or ns == N_INT) and c == c'.':
+            self.num_state = N_DOT
+            self.num_integer = False
+            return
+        if (ns == N_ZERO or ns == N_INT or ns == N_FRAC) and (c == c'e' or c == c'E'):
+            self.num_state = N_EXP
+            self.num_integer = False
+            return
+        if ns == N_DOT:
+            if digit:
+                self.num_state = N_FRAC
+            else:
+                self._fail(E_SYNTAX, at)
+            return
+        if ns == N_FRAC and digit:
+            return
+        if ns == N_EXP:
+            if c == c'+' or c == c'-':
+                self.num_state = N_EXP_SIGN
+            elif digit:
+                self.num_state = N_EXP_DIGITS
+            else:
+                self._fail(E_SYNTAX, at)
+            return
+        if ns == N_EXP_SIGN:
+            if digit:
+                self.num_state = N_EXP_DIGITS
+            else:
+                self._fail(E_SYNTAX, at)
+            return
+        if ns == N_EXP_DIGITS and digit:
+            return
+        # The number ended at a complete state: this byte belongs to what follows.
+        if ns == N_ZERO or ns == N_INT or ns == N_FRAC or ns == N_EXP_DIGITS:
+            self._number_done(at)
+            if self.state != S_ERROR:
+                self._step(c, s, at)
+        else:
+            self._fail(E_SYNTAX, at)
