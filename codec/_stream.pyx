@@ -17,11 +17,12 @@
 # output matrix is never silently wrong.
 #
 # The whole scan of one chunk runs without the GIL.
+cimport cython
 cimport numpy as cnp
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from libc.stdint cimport uint8_t, int64_t
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy, memchr, memset
+from libc.string cimport memcpy, memchr, memset, memcmp
 from _kernels cimport (pplx_table, load_table, pplx_b64_decoded_len,
                        PPLX_B64_BADCHAR, PPLX_B64_BADPAD, PPLX_B64_BADLEN, PPLX_B64_NONCANON)
 from _arrays cimport checked, row_geometry
@@ -70,6 +71,7 @@ cdef enum:  # error codes (details in the decoder's err_* fields)
     E_B64, E_LENGTH, E_MISSING_FIELD, E_TRAILING, E_NO_MEMORY, E_CAPTURE_SIZE
 
 
+@cython.final
 cdef class StreamDecoder:
     """Decode one Embeddings API response, fed in chunks, into ``out``.
 
@@ -173,8 +175,8 @@ cdef class StreamDecoder:
         self.nrows = n
         self.width = w
         self.contextual = doc_rows is not None
-        counts = [1] * n if doc_rows is None else [int(c) for c in doc_rows]
-        if any(c < 1 for c in counts) or sum(counts) != n:
+        counts = [n] if doc_rows is None else [int(c) for c in doc_rows]  # flat: one "document"
+        if self.contextual and (any(c < 1 for c in counts) or sum(counts) != n):
             raise ValueError(f"doc_rows must be positive chunk counts summing to the {n} rows of out")
         self.ndocs = len(counts)
         self.doc_start = <int64_t *>malloc((self.ndocs + 1) * sizeof(int64_t))
@@ -317,18 +319,98 @@ cdef class StreamDecoder:
         return c == 32 or c == 10 or c == 13 or c == 9
 
     cdef void _scan(self, const uint8_t *s, Py_ssize_t n) noexcept nogil:
-        cdef Py_ssize_t i = 0
+        cdef Py_ssize_t i = 0, j
+        cdef uint8_t c
+        cdef int st
         self.chunk = s
         self.cap_from = 0
-        while i < n and self.state != S_ERROR:
-            if self.state == S_STRING and self.purpose == P_EMBEDDING:
-                i = self._embedding_run(s, n, i)
-            else:
-                self._step(s[i], s, i)
-                i += 1
+        while i < n:
+            st = self.state
+            if st == S_ERROR:
+                break
+            if st == S_STRING:
+                if self.purpose == P_EMBEDDING:
+                    i = self._embedding_run(s, n, i)
+                    continue
+                # a run of plain characters: only '"', '\\' and controls need the state machine
+                j = i
+                while j < n:
+                    c = s[j]
+                    if c == c'"' or c == c'\\' or c < 0x20:
+                        break
+                    j += 1
+                if self.purpose == P_KEY:
+                    self._key_run(s + i, j - i)
+                i = j
+                if i == n:
+                    break
+            elif st != S_NUMBER and st != S_LITERAL and st != S_UNICODE and st != S_ESCAPE:
+                c = s[i]
+                if c == 32 or c == 10 or c == 13 or c == 9:
+                    i += 1
+                    continue
+                if c == c'{' and st == S_VALUE and (self.role[self.depth] == R_CHUNKS or
+                                                    (self.role[self.depth] == R_DATA and not self.contextual)):
+                    j = self._item_fast(s, n, i)
+                    if j > i:
+                        i = j
+                        continue
+            self._step(s[i], s, i)
+            i += 1
         # a captured top-level value continues in the next chunk
         if self.capturing and self.state != S_ERROR and not self._capture(s + self.cap_from, n - self.cap_from):
             self._fail(E_CAPTURE_SIZE, n - 1)
+
+    cdef Py_ssize_t _item_fast(self, const uint8_t *s, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
+        """The common shape of an item, as the service (and json.dumps) write it:
+        {"object": "embedding", "index": N, "embedding": "...  (with or without
+        the spaces).  When the chunk holds all of that up to the opening quote
+        of the embedding, move the state machine to exactly where the byte-wise
+        scan would be, in one step; otherwise return i and let it scan."""
+        cdef const char *mid
+        cdef Py_ssize_t hl, ml, j, d
+        cdef int64_t v = 0
+        if n - i >= 33 and memcmp(s + i, b'{"object": "embedding", "index": ', 33) == 0:
+            hl = 33
+            mid = b', "embedding": "'
+            ml = 16
+        elif n - i >= 30 and memcmp(s + i, b'{"object":"embedding","index":', 30) == 0:
+            hl = 30
+            mid = b',"embedding":"'
+            ml = 14
+        else:
+            return i
+        j = i + hl
+        d = j
+        while j < n and s[j] >= c'0' and s[j] <= c'9' and j - d < 15:
+            v = v * 10 + (s[j] - c'0')
+            j += 1
+        if j == d or (s[d] == c'0' and j - d > 1) or n - j < ml or memcmp(s + j, mid, ml) != 0:
+            return i
+        # as if scanned: '{' opened an item, "object" was skipped, index read, key "embedding" seen
+        self._open(c'{', i)
+        if self.state == S_ERROR:
+            return n
+        self.item_index = v
+        if not self.contextual and v >= self.nrows:
+            self.err_value = v
+            self.err_limit = self.nrows
+            self._fail(E_INDEX_RANGE, d)
+            return n
+        self.keys_seen[self.depth] = (1 << K_INDEX) | (1 << K_EMBEDDING)
+        self.key_role[self.depth] = K_EMBEDDING
+        self.value_role = K_EMBEDDING
+        self.state = S_STRING
+        self.purpose = P_EMBEDDING
+        self._embedding_start(j + ml - 1)
+        return j + ml
+
+    cdef inline void _key_run(self, const uint8_t *p, Py_ssize_t n) noexcept nogil:
+        if self.key_len + n > KEY_MAX:
+            self.key_long = True
+            return
+        memcpy(self.key + self.key_len, p, n)
+        self.key_len += <int>n
 
     cdef bint _capture(self, const uint8_t *p, Py_ssize_t n) noexcept nogil:
         cdef Py_ssize_t need = self.cap_len + n
