@@ -123,6 +123,7 @@ cdef class StreamDecoder:
     cdef uint8_t *emb_dst
     cdef bint emb_in_scratch
     cdef Py_ssize_t emb_pos, emb_chars
+    cdef Py_ssize_t enc_len                 # base64 length of a full row
     cdef uint8_t carry[4]
     cdef int ncarry
     cdef bint padded
@@ -174,6 +175,7 @@ cdef class StreamDecoder:
         self.rows = <uint8_t *>cnp.PyArray_DATA(a)
         self.nrows = n
         self.width = w
+        self.enc_len = (w + 2) // 3 * 4
         self.contextual = doc_rows is not None
         counts = [n] if doc_rows is None else [int(c) for c in doc_rows]  # flat: one "document"
         if self.contextual and (any(c < 1 for c in counts) or sum(counts) != n):
@@ -444,6 +446,23 @@ cdef class StreamDecoder:
         """Inside an embedding string: hand the run up to the next quote or
         backslash to the base64 decoder; return where scanning continues."""
         cdef const uint8_t *p = s + i
+        cdef Py_ssize_t rem = self.enc_len - self.emb_chars
+        cdef size_t err = 0
+        cdef ptrdiff_t got
+        # Fast path: the rest of a well-formed string ends exactly where its
+        # length says, so one decoder pass validates and decodes it, with no
+        # search for the quote.  Anything else (an escape, a wrong length, a
+        # bad character) makes the decoder or the quote check fail, and the
+        # general path below redoes the run and reports precisely.
+        if self.ncarry == 0 and not self.padded and rem > 0 and i + rem < n and s[i + rem] == c'"' and \
+                self.emb_pos + pplx_b64_decoded_len(p, rem) == self.width:
+            got = T[0].b64_decode(p, rem, self.emb_dst + self.emb_pos, &err)
+            if got >= 0:
+                self.emb_pos += got
+                self.emb_chars += rem
+                self._embedding_end(i + rem)
+                self._value_done(i + rem)
+                return i + rem + 1
         cdef const uint8_t *q = <const uint8_t *>memchr(p, c'"', n - i)
         cdef Py_ssize_t stop = (q - s) if q != NULL else n
         cdef const uint8_t *b = <const uint8_t *>memchr(p, c'\\', stop - i)
