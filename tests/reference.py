@@ -113,3 +113,106 @@ def to_float32(matrix, normalize=True) -> np.ndarray:
     out = np.zeros_like(f)
     np.divide(f, n, out=out, where=n != 0)  # float32 / float32, zero rows stay zero
     return out
+
+
+# ---------------------------------------------------------------- search
+#
+# Exact and slow: every distance is computed in int64 (or float64 for the
+# cosine's one division), every top-k is a full np.lexsort per query with the
+# row index as the last key.  Padding when k > n: (INT32_MAX, -1) for Hamming,
+# (-inf, -1) for similarities.
+
+PAD_DISTANCE = int(np.iinfo(np.int32).max)
+
+
+def _rows2d(a):
+    a = np.asarray(a)
+    return a[None] if a.ndim == 1 else a
+
+
+def hamming_matrix(queries, codes) -> np.ndarray:
+    """int32 (m, n) Hamming distances ((n,) for one 1-D query): popcount of XOR."""
+    q, x = _rows2d(queries), np.asarray(codes)
+    out = np.zeros((q.shape[0], x.shape[0]), np.int64)
+    for i in range(q.shape[0]):
+        out[i] = np.bitwise_count(np.bitwise_xor(x, q[i])).sum(axis=1, dtype=np.int64)
+    out = out.astype(np.int32)
+    return out[0] if np.ndim(queries) == 1 else out
+
+
+hamming = hamming_matrix
+
+
+def dot_matrix(queries, db) -> np.ndarray:
+    """Exact int8 dot products: int64 matmul, then int32 (asserted to fit)."""
+    d = _rows2d(queries).astype(np.int64) @ np.asarray(db).astype(np.int64).T
+    assert np.abs(d).max(initial=0) < 2**31
+    d = d.astype(np.int32)
+    return d[0] if np.ndim(queries) == 1 else d
+
+
+dot = dot_matrix
+
+
+def cosine(queries, db) -> np.ndarray:
+    """float32(exact dot / (float64(norm q) * float64(norm x))), 0 for a zero vector,
+    with the float32 norms of `norms`."""
+    d = _rows2d(queries).astype(np.int64) @ np.asarray(db).astype(np.int64).T
+    qn = norms(_rows2d(queries)).astype(np.float64)
+    xn = norms(np.asarray(db)).astype(np.float64)
+    den = qn[:, None] * xn[None, :]
+    s = np.zeros(d.shape, np.float64)
+    np.divide(d.astype(np.float64), den, out=s, where=den > 0)
+    s = s.astype(np.float32)
+    return s[0] if np.ndim(queries) == 1 else s
+
+
+def topk(keys: np.ndarray, k: int, pad, largest: bool):
+    """Best k of each row of `keys` (m, n): smallest (or largest) first, ties
+    by the lower column; (pad, -1) beyond n."""
+    m, n = keys.shape
+    vals = np.full((m, k), pad, dtype=keys.dtype)
+    ids = np.full((m, k), -1, dtype=np.int64)
+    cols = np.arange(n)
+    for i in range(m):
+        order = np.lexsort((cols, -keys[i] if largest else keys[i]))[:k]
+        vals[i, : len(order)] = keys[i, order]
+        ids[i, : len(order)] = order
+    return vals, ids
+
+
+def _squeeze(one, D, I):
+    return (D[0], I[0]) if one else (D, I)
+
+
+def search_binary(queries, codes, k):
+    D = hamming_matrix(_rows2d(queries), codes)
+    return _squeeze(np.ndim(queries) == 1, *topk(D, k, PAD_DISTANCE, largest=False))
+
+
+def search_int8(queries, db, k, metric="cosine"):
+    q = _rows2d(queries)
+    if metric == "cosine":
+        S, I = topk(cosine(q, db), k, -np.inf, largest=True)
+    else:
+        d = q.astype(np.int64) @ np.asarray(db).astype(np.int64).T  # rank the exact integers
+        D, I = topk(d, k, 0, largest=True)
+        S = np.where(I >= 0, D.astype(np.float32), np.float32(-np.inf)).astype(np.float32)
+    return _squeeze(np.ndim(queries) == 1, S, I)
+
+
+def index_search(queries, vectors, codes, k, rescore, bitorder="little"):
+    """Binary top-(k * rescore) by Hamming distance (ties: lower row) of the
+    queries packed in `bitorder` against `codes`, then those candidates
+    re-ranked by the float32 cosine (ties: lower row); padded to k."""
+    q = _rows2d(queries)
+    _, cand = search_binary(pack_bits(q, bitorder), codes, k * rescore)
+    S = np.full((q.shape[0], k), -np.inf, np.float32)
+    I = np.full((q.shape[0], k), -1, np.int64)
+    for i in range(q.shape[0]):
+        c = cand[i][cand[i] >= 0]
+        s = cosine(q[i], vectors[c])
+        order = np.lexsort((c, -s))[:k]
+        S[i, : len(order)] = s[order]
+        I[i, : len(order)] = c[order]
+    return _squeeze(np.ndim(queries) == 1, S, I)

@@ -35,7 +35,7 @@ def _rows(x, name: str, dtype, width: int, unit: str) -> np.ndarray:
         raise ValueError(f"{name} must be 2-D (rows), got {x.ndim} dimension(s)")
     if x.shape[1] != width:
         raise ValueError(f"{name} have {x.shape[1]} {unit} per row, this index holds {width}")
-    if x.shape[1] > 1 and x.strides[1] != x.itemsize:
+    if x.shape[0] > 0 and x.shape[1] > 1 and x.strides[1] != x.itemsize:  # (0, d) arrays may have 0 strides
         raise ValueError(f"{name} rows must be contiguous; pass np.ascontiguousarray(...) (which copies)")
     return x
 
@@ -170,12 +170,36 @@ class Int8Index:
         """``(S, I)``: float32 similarities descending and int64 row indices of
         the ``k`` most similar rows per query (see :func:`search.search_int8`)."""
         q = _queries_int8(queries, self.dim)
-        return _search_segments(
+        S, I = _search_segments(
             self._segments,
             lambda i, seg: search.search_int8(q, seg, k, metric, self._norms[i] if metric == "cosine" else None,
                                               threads),
             k, descending=True,
             empty=lambda: search.search_int8(q, np.empty((0, self.dim), np.int8), k, metric, threads=threads))
+        if metric == "dot" and len(self._segments.arrays) > 1:
+            # float32 scores tie above 2**24 where the integers differ: re-rank
+            # the merged candidates by their exact dot products
+            one = q.ndim == 1
+            S, I = self._exact_dot_topk(q[None] if one else q, *(a[None] for a in (S, I)) if one else (S, I), k)
+            return (S[0], I[0]) if one else (S, I)
+        return S, I
+
+    def _exact_dot_topk(self, q, S, I, k):
+        d = self.exact_dots(q, I)
+        pad = I < 0
+        order = np.lexsort((np.where(pad, np.iinfo(np.int64).max, I), -d, pad), axis=1)[:, :k]
+        I = np.take_along_axis(I, order, axis=1)
+        d = np.take_along_axis(d, order, axis=1)
+        return np.where(I < 0, -np.inf, d).astype(np.float32), I
+
+    def exact_dots(self, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Exact int64 dot products of each query ``q[i]`` with the rows
+        ``ids[i, :]`` (0 for -1); only those rows are read."""
+        rows = self._segments.rows(ids, self.dim, np.int8)        # (m, c, dim)
+        dots = np.empty(ids.shape, np.int32)
+        for i in range(ids.shape[0]):
+            search.dot_matrix(q[i], rows[i], threads=1, out=dots[i])
+        return dots.astype(np.int64)
 
     def norms_of(self, ids: np.ndarray) -> np.ndarray:
         """Cached norms of the rows at global indices ``ids`` (0 for -1)."""
@@ -264,12 +288,7 @@ def _search_segments(segments: _Segments, one, k: int, descending: bool, empty):
 def _rescore(q: np.ndarray, cand: np.ndarray, db: Int8Index, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact cosine of each query with its candidate rows, best k first (ties:
     lower index; -1 candidates stay padding)."""
-    m, c = cand.shape
-    rows = db._segments.rows(cand, db.dim, np.int8)          # (m, c, dim), only these rows read
-    dots = np.empty((m, c), np.int32)
-    for i in range(m):
-        search.dot_matrix(q[i], rows[i], threads=1, out=dots[i])
-    scores = search._cosine_of_dot(dots, _norms(q)[:, None], db.norms_of(cand))
+    scores = search._cosine_of_dot(db.exact_dots(q, cand), _norms(q)[:, None], db.norms_of(cand))
     pad = cand < 0
     scores[pad] = -np.inf
     order = np.lexsort((np.where(pad, np.iinfo(np.int64).max, cand), -scores.astype(np.float64), pad),

@@ -117,9 +117,11 @@ def _cosine_of_dot(d: np.ndarray, qn: np.ndarray, xn: np.ndarray) -> np.ndarray:
 
 
 def _db_norms(db_norms, n: int) -> np.ndarray:
-    if not isinstance(db_norms, np.ndarray) or db_norms.dtype != np.float32 or db_norms.shape != (n,):
-        got = f"{db_norms.dtype} {db_norms.shape}" if isinstance(db_norms, np.ndarray) else type(db_norms).__name__
-        raise ValueError(f"db_norms must be float32 of shape ({n},) (pplx_codec.norms(db)), got {got}")
+    if not isinstance(db_norms, np.ndarray) or db_norms.dtype != np.float32:
+        got = db_norms.dtype if isinstance(db_norms, np.ndarray) else type(db_norms).__name__
+        raise TypeError(f"db_norms must be a float32 array (pplx_codec.norms(db)), got {got}")
+    if db_norms.shape != (n,):
+        raise ValueError(f"db_norms must have shape ({n},), one norm per row, got {db_norms.shape}")
     return np.ascontiguousarray(db_norms)
 
 
@@ -156,6 +158,8 @@ def search_int8(queries: np.ndarray, db: np.ndarray, k: int, metric: str = "cosi
     if metric not in _METRICS:
         raise ValueError(f"metric must be 'cosine' or 'dot', got {metric!r}")
     cos = metric == "cosine"
+    if not cos and db_norms is not None:
+        raise ValueError("db_norms is only used with metric='cosine'")
     qn = xn = None
     if cos:
         if not isinstance(db, np.ndarray) or db.ndim != 2:
