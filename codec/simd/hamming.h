@@ -58,6 +58,16 @@ static void pplx_hamming_block_serial(const uint8_t *Q, size_t nq, size_t qstrid
 
 #if PPLX_COMPILE_AVX2
 
+/* A one-query scan is a sequential read that the hardware prefetcher alone
+ * serves at ~10 GB/s per core here; asking for the bytes 2 KiB ahead gets
+ * close to the memory bandwidth (see dot.h). */
+#ifndef PPLX_HAMMING_PREFETCH
+#define PPLX_HAMMING_PREFETCH 2048
+#endif
+#define PPLX_PREFETCH_ROW(P, W)                                                                \
+    for (size_t o_ = 0; o_ < (W); o_ += 64)                                                    \
+        _mm_prefetch((const char *)(P) + PPLX_HAMMING_PREFETCH + o_, _MM_HINT_T0)
+
 /* One row against NQ queries, W bytes; inlined with constant NQ (and W for
  * the specialised widths) so the compiler unrolls and keeps sums in registers. */
 __attribute__((always_inline)) PPLX_TARGET_AVX2 static inline void pplx_hamming_row_popcnt(
@@ -88,6 +98,7 @@ __attribute__((always_inline)) PPLX_TARGET_AVX2 static inline void pplx_hamming_
 #define PPLX_HAMMING_ROWS(NQ, W)                                                               \
     for (size_t r = 0; r < nrows; r++) {                                                       \
         int32_t d[4];                                                                          \
+        if (NQ == 1) PPLX_PREFETCH_ROW(X + r * xstride, (W) ? (size_t)(W) : w);                \
         pplx_hamming_row_popcnt(q, NQ, X + r * xstride, (W) ? (size_t)(W) : w, d);             \
         for (int i = 0; i < NQ; i++) out[(size_t)i * ostride + r] = d[i];                      \
     }

@@ -20,6 +20,7 @@
 #define PPLX_TOPK_H
 
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -96,6 +97,13 @@ static inline float pplx_score_of_key(int32_t key) {
     return s;
 }
 
+/* Estimated cosines below this cannot beat a heap whose worst key is `key`. */
+static inline float pplx_reject_below(int32_t key) {
+    if (key == PPLX_NO_KEY) return -INFINITY;  /* the heap still has free slots */
+    float w = pplx_score_of_key(key);
+    return w - fabsf(w) * 1e-5f - 1e-30f;
+}
+
 /* Cosine of an exact dot product, rounded once to float32; 0 for a zero vector. */
 static inline float pplx_cosine(int32_t dot, float qn, float xn) {
     double den = (double)qn * (double)xn;
@@ -131,8 +139,8 @@ static void pplx_scan_hamming(const pplx_table *T, const uint8_t *Q, size_t nq, 
 }
 
 /* Same for int8 rows: Q16 holds the queries widened to int16 (qstride
- * elements apart); metric dot (key -dot) or cosine (qn per query, xn per
- * row of X, indexed like X). */
+ * elements apart); metric dot (key -dot) or cosine (qn per query, xn and
+ * xinv = 1 / xn (0 for 0) per row of X, indexed like X). */
 /* Distances of queries [g, g + ng) to tile rows [t, t + nt): from the int16
  * copy of the tile when there is one, else straight from the int8 rows. */
 static inline void pplx_dot_tile(const pplx_table *T, const int16_t *Q16, size_t ng, size_t qstride,
@@ -156,7 +164,7 @@ static inline void pplx_widen_tile(const int8_t *X, size_t nt, size_t dim, size_
 
 static void pplx_scan_int8(const pplx_table *T, const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X,
                            size_t r0, size_t r1, size_t dim, size_t xstride, int metric, const float *qn,
-                           const float *xn, size_t k, int64_t base, int32_t *hk, int64_t *hi) {
+                           const float *xn, const float *xinv, size_t k, int64_t base, int32_t *hk, int64_t *hi) {
     int32_t buf[4 * PPLX_TILE_MAX];
     const size_t tile = pplx_tile_rows(2 * dim);
     int16_t *W = pplx_widen_scratch(nq, tile, dim);
@@ -174,10 +182,20 @@ static void pplx_scan_int8(const pplx_table *T, const int16_t *Q16, size_t nq, s
                     for (size_t j = 0; j < nt; j++)
                         if (-d[j] < key[0]) pplx_heap_replace(key, idx, k, -d[j], base + (int64_t)(t + j));
                 } else {
+                    /* Most rows lose to the heap's worst entry by a wide margin:
+                     * reject those with a float estimate (relative error < 1e-6,
+                     * so a 1e-5 margin is safe) and do the exact double division
+                     * only for the rest. */
                     const float qq = qn[g + q];
+                    const float qi = qq > 0 ? 1.0f / qq : 0.0f;
+                    float cut = pplx_reject_below(key[0]);
                     for (size_t j = 0; j < nt; j++) {
+                        if ((float)d[j] * qi * xinv[t + j] < cut) continue;
                         int32_t c = pplx_key_of_score(pplx_cosine(d[j], qq, xn[t + j]));
-                        if (c < key[0]) pplx_heap_replace(key, idx, k, c, base + (int64_t)(t + j));
+                        if (c < key[0]) {
+                            pplx_heap_replace(key, idx, k, c, base + (int64_t)(t + j));
+                            cut = pplx_reject_below(key[0]);
+                        }
                     }
                 }
             }

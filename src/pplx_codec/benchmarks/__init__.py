@@ -5,13 +5,18 @@ A case is one workload with a reference answer and several implementations
 result is checked against the reference before it is timed.
 """
 
-from ._harness import Case, Impl, check_case, run_cases, format_table
+from ._harness import Case, Impl, check_case, check_impl, run_cases, format_table
 
-__all__ = ["Case", "Impl", "check_case", "run_cases", "format_table", "families"]
+__all__ = ["Case", "Impl", "check_case", "check_impl", "run_cases", "format_table", "families"]
 
 
 def families() -> dict:
     """Family name -> function(quick: bool) -> list[Case]."""
     from . import codec
 
-    return {"codec": codec.cases}
+    def search(quick: bool = False):  # imported on use: one family's import error spares the others
+        from . import search
+
+        return search.cases(quick=quick)
+
+    return {"codec": codec.cases, "search": search}
