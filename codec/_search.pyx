@@ -36,7 +36,7 @@ cdef extern from "simd/topk.h" nogil:
                          size_t r0, size_t r1, size_t dim, size_t xstride, int32_t *out, size_t ostride)
     void pplx_scan_int8(const pplx_table *tab, const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X,
                         size_t r0, size_t r1, size_t dim, size_t xstride, int metric, const float *qn,
-                        const float *xn, const float *xinv, size_t k, int64_t base, int32_t *hk, int64_t *hi)
+                        const float *xn, size_t k, int64_t base, int32_t *hk, int64_t *hi)
 
 cdef extern from "simd/dot.h":
     size_t PPLX_DOT_MAX_DIM
@@ -140,8 +140,7 @@ def topk_int8(queries, db, Py_ssize_t k, bint cosine, qnorms, dbnorms, int threa
         raise ValueError(f"rows of {p.width} dimensions could overflow int32 dot products (max {PPLX_DOT_MAX_DIM})")
     cdef const float *qn = NULL
     cdef const float *xn = NULL
-    cdef const float *xinv = NULL
-    cdef cnp.ndarray qna, xna, xinv_arr
+    cdef cnp.ndarray qna, xna
     if cosine:
         qna = checked(qnorms, "query norms", "float32", 1, cnp.NPY_FLOAT32)
         xna = checked(dbnorms, "db_norms", "float32", 1, cnp.NPY_FLOAT32)
@@ -152,9 +151,7 @@ def topk_int8(queries, db, Py_ssize_t k, bint cosine, qnorms, dbnorms, int threa
                              f"got shape {(<object>xna).shape}")
         qn = <const float *>cnp.PyArray_DATA(qna)
         xn = <const float *>cnp.PyArray_DATA(xna)
-        with np.errstate(divide="ignore"):
-            xinv_arr = np.where(xna > 0, np.float32(1) / xna, np.float32(0)).astype(np.float32)
-        xinv = <const float *>cnp.PyArray_DATA(xinv_arr)
+
     # Queries widened once to int16, the form the kernels multiply.
     q16 = np.empty((p.m, p.width), np.int16)
     if p.m:
@@ -181,7 +178,7 @@ def topk_int8(queries, db, Py_ssize_t k, bint cosine, qnorms, dbnorms, int threa
             lo = _bound(n, nparts, part, 1)
             hi_ = _bound(n, nparts, part + 1, 1)
             pplx_heap_init(&sk[part, 0, 0], &si[part, 0, 0], mm * k)
-            pplx_scan_int8(t, Q, mm, dim, X, lo, hi_, dim, xs, metric, qn, xn, xinv, k, base,
+            pplx_scan_int8(t, Q, mm, dim, X, lo, hi_, dim, xs, metric, qn, xn, k, base,
                            &sk[part, 0, 0], &si[part, 0, 0])
     else:
         for part in prange(nparts, nogil=True, num_threads=nparts, schedule="static", chunksize=1):
@@ -189,7 +186,7 @@ def topk_int8(queries, db, Py_ssize_t k, bint cosine, qnorms, dbnorms, int threa
             hi_ = _bound(mm, nparts, part + 1, 4)
             if hi_ > lo:
                 pplx_scan_int8(t, Q + lo * dim, hi_ - lo, dim, X, 0, n, dim, xs, metric,
-                               (qn + lo) if qn != NULL else NULL, xn, xinv, k, base, &hk[lo, 0], &hi[lo, 0])
+                               (qn + lo) if qn != NULL else NULL, xn, k, base, &hk[lo, 0], &hi[lo, 0])
     with nogil:
         _finish(&hk[0, 0] if mm else NULL, &hi[0, 0] if mm else NULL, mm, k,
                 &sk[0, 0, 0] if mm else NULL, &si[0, 0, 0] if mm else NULL, nparts if by_rows else 0)

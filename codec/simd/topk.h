@@ -139,8 +139,8 @@ static void pplx_scan_hamming(const pplx_table *T, const uint8_t *Q, size_t nq, 
 }
 
 /* Same for int8 rows: Q16 holds the queries widened to int16 (qstride
- * elements apart); metric dot (key -dot) or cosine (qn per query, xn and
- * xinv = 1 / xn (0 for 0) per row of X, indexed like X). */
+ * elements apart); metric dot (key -dot) or cosine (qn per query, xn per
+ * row of X, indexed like X). */
 /* Distances of queries [g, g + ng) to tile rows [t, t + nt): from the int16
  * copy of the tile when there is one, else straight from the int8 rows. */
 static inline void pplx_dot_tile(const pplx_table *T, const int16_t *Q16, size_t ng, size_t qstride,
@@ -164,9 +164,9 @@ static inline void pplx_widen_tile(const int8_t *X, size_t nt, size_t dim, size_
 
 static void pplx_scan_int8(const pplx_table *T, const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X,
                            size_t r0, size_t r1, size_t dim, size_t xstride, int metric, const float *qn,
-                           const float *xn, const float *xinv, size_t k, int64_t base, int32_t *hk, int64_t *hi) {
+                           const float *xn, size_t k, int64_t base, int32_t *hk, int64_t *hi) {
     int32_t buf[4 * PPLX_TILE_MAX];
-    const size_t tile = pplx_tile_rows(2 * dim);
+    const size_t tile = nq > 4 ? pplx_tile_rows(2 * dim) : pplx_tile_rows(xstride);
     int16_t *W = pplx_widen_scratch(nq, tile, dim);
     for (size_t t = r0; t < r1; t += tile) {
         size_t nt = r1 - t < tile ? r1 - t : tile;
@@ -190,7 +190,8 @@ static void pplx_scan_int8(const pplx_table *T, const int16_t *Q16, size_t nq, s
                     const float qi = qq > 0 ? 1.0f / qq : 0.0f;
                     float cut = pplx_reject_below(key[0]);
                     for (size_t j = 0; j < nt; j++) {
-                        if ((float)d[j] * qi * xinv[t + j] < cut) continue;
+                        /* d / (qn xn) < cut  <=>  d / qn < cut xn, for xn >= 0 */
+                        if ((float)d[j] * qi < cut * xn[t + j]) continue;
                         int32_t c = pplx_key_of_score(pplx_cosine(d[j], qq, xn[t + j]));
                         if (c < key[0]) {
                             pplx_heap_replace(key, idx, k, c, base + (int64_t)(t + j));
@@ -218,7 +219,7 @@ static void pplx_matrix_hamming(const pplx_table *T, const uint8_t *Q, size_t nq
 
 static void pplx_matrix_dot(const pplx_table *T, const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X,
                             size_t r0, size_t r1, size_t dim, size_t xstride, int32_t *out, size_t ostride) {
-    const size_t tile = pplx_tile_rows(2 * dim);
+    const size_t tile = nq > 4 ? pplx_tile_rows(2 * dim) : pplx_tile_rows(xstride);
     int16_t *W = pplx_widen_scratch(nq, tile, dim);
     for (size_t t = r0; t < r1; t += tile) {
         size_t nt = r1 - t < tile ? r1 - t : tile;
