@@ -1,5 +1,7 @@
 """Facts about the Perplexity Embeddings API that the codec relies on, in one place."""
 
+from decimal import Decimal
+
 #: Full embedding size of each model (Matryoshka ``dimensions`` may cut it down).
 MODEL_DIMS = {
     "pplx-embed-v1-0.6b": 1024,
@@ -17,3 +19,32 @@ ENCODINGS = {"base64_int8": "int8", "base64_binary": "binary"}
 #: Perplexity documents base64_binary as LSB-first: dimension j is bit j % 8 of byte j // 8.
 API_BITORDER = "little"
 BITORDERS = ("little", "big")
+
+# --- what the service accepts and charges (API-NOTES.md, the OpenAPI spec) ---
+
+#: Models of ``POST /v1/embeddings``, in the spec's enum order.
+EMBEDDING_MODELS = ("pplx-embed-v1-0.6b", "pplx-embed-v1-4b")
+
+#: Models of ``POST /v1/contextualizedembeddings``.
+CONTEXTUALIZED_MODELS = ("pplx-embed-context-v1-0.6b", "pplx-embed-context-v1-4b")
+
+#: USD per 1,000,000 input tokens.  Decimal so that cost arithmetic is exact
+#: until the one conversion to a JSON number.
+PRICE_PER_MILLION_TOKENS = {
+    "pplx-embed-v1-0.6b": Decimal("0.004"),
+    "pplx-embed-v1-4b": Decimal("0.03"),
+    "pplx-embed-context-v1-0.6b": Decimal("0.008"),
+    "pplx-embed-context-v1-4b": Decimal("0.05"),
+}
+CURRENCY = "USD"
+
+#: Texts in one ``/v1/embeddings`` request.
+MAX_INPUTS = 512
+#: Tokens in one text (one document, for the contextualized endpoint).  The
+#: docs say "32K"; the models are Qwen3 with a 32,768-token context, so 2**15.
+MAX_INPUT_TOKENS = 32_768
+#: Tokens in all the texts of one request, either endpoint.
+MAX_REQUEST_TOKENS = 120_000
+#: Documents in one contextualized request, and chunks over all of them.
+MAX_DOCUMENTS = 512
+MAX_CHUNKS = 16_000

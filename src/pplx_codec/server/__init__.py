@@ -1,0 +1,21 @@
+"""The reference server: Perplexity's Embeddings API, spec-exact, on loopback.
+
+``POST /v1/embeddings`` and ``POST /v1/contextualizedembeddings`` as the
+OpenAPI spec and API-NOTES.md describe them (bodies, 422s, usage and cost,
+bearer auth), with a deterministic ``hash`` backend or a local
+sentence-transformers model, token counts estimated or exact, streamed
+responses, and optional fault injection.  Needs the ``server`` extra.
+
+    from pplx_codec.server import running
+    with running(api_keys=["test-key"]) as url:   # http://127.0.0.1:<free port>
+        ...
+
+    pplx-codec serve --port 8000 --api-key KEY     # the same from the shell
+"""
+
+from .app import create_app
+from .config import ServerConfig
+from .faults import FaultConfig
+from .runner import running, serve_socket
+
+__all__ = ["create_app", "ServerConfig", "FaultConfig", "running", "serve_socket"]

@@ -1,0 +1,5 @@
+import sys
+
+from .runner import _child_main
+
+sys.exit(_child_main())
