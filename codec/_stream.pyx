@@ -20,7 +20,7 @@
 cimport cython
 cimport numpy as cnp
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
-from libc.stdint cimport uint8_t, int64_t
+from libc.stdint cimport uint8_t, int64_t, INT64_MAX
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memchr, memset, memcmp
 from _kernels cimport (pplx_table, load_table, pplx_b64_decoded_len,
@@ -28,6 +28,7 @@ from _kernels cimport (pplx_table, load_table, pplx_b64_decoded_len,
 from _arrays cimport checked, row_geometry
 
 import json
+import operator
 
 import numpy as np
 
@@ -68,7 +69,7 @@ cdef enum:
 
 cdef enum:  # error codes (details in the decoder's err_* fields)
     E_NONE, E_SYNTAX, E_DEPTH, E_SHAPE, E_INDEX_TYPE, E_INDEX_RANGE, E_DUPLICATE_ROW, E_DUPLICATE_KEY,
-    E_B64, E_LENGTH, E_MISSING_FIELD, E_TRAILING, E_NO_MEMORY, E_CAPTURE_SIZE
+    E_B64, E_LENGTH, E_MISSING_FIELD, E_TRAILING, E_NO_MEMORY, E_CAPTURE_SIZE, E_UTF8
 
 
 @cython.final
@@ -114,6 +115,8 @@ cdef class StreamDecoder:
     cdef const char *literal
     cdef int literal_pos
     cdef int uni_count
+    cdef int u8_need                        # continuation bytes still due in a UTF-8 sequence
+    cdef uint8_t u8_lo, u8_hi               # the range the next one must fall in
     cdef unsigned uni_value
     cdef Py_ssize_t consumed                # bytes of the body fed before the current chunk
 
@@ -122,6 +125,7 @@ cdef class StreamDecoder:
     cdef bint item_has_embedding
     cdef uint8_t *emb_dst
     cdef bint emb_in_scratch
+    cdef int64_t emb_row
     cdef Py_ssize_t emb_pos, emb_chars
     cdef Py_ssize_t enc_len                 # base64 length of a full row
     cdef uint8_t carry[4]
@@ -135,7 +139,7 @@ cdef class StreamDecoder:
     cdef int64_t *pending_doc
 
     # raw top-level values other than data, parsed at finish()
-    cdef bint capturing
+    cdef bint capturing, key_capturing
     cdef bytearray capture_buf
     cdef list captured
     cdef uint8_t *cap
@@ -177,7 +181,7 @@ cdef class StreamDecoder:
         self.width = w
         self.enc_len = (w + 2) // 3 * 4
         self.contextual = doc_rows is not None
-        counts = [n] if doc_rows is None else [int(c) for c in doc_rows]  # flat: one "document"
+        counts = [n] if doc_rows is None else [operator.index(c) for c in doc_rows]  # flat: one "document"
         if self.contextual and (any(c < 1 for c in counts) or sum(counts) != n):
             raise ValueError(f"doc_rows must be positive chunk counts summing to the {n} rows of out")
         self.ndocs = len(counts)
@@ -250,11 +254,13 @@ cdef class StreamDecoder:
             raise StreamDecodeError(f"response is missing {len(missing)} of {self.nrows} rows "
                                     f"(first missing rows: {missing[:10]})")
         meta = {}
-        for key, raw in self.captured:
+        for raw_key, raw in self.captured:
+            # strict UTF-8 (json.loads(bytes) would let encoded surrogates through)
             try:
-                meta[key] = json.loads(raw)
-            except ValueError as e:  # the scanner validated it; this is belt and braces
-                raise StreamDecodeError(f"top-level field {key!r}: {e}") from None
+                key = json.loads((b'"' + raw_key + b'"').decode("utf-8"))
+                meta[key] = json.loads(raw.decode("utf-8"))
+            except ValueError as e:
+                raise StreamDecodeError(f"top-level field {raw_key[:40]!r}: {e}") from None
         return meta
 
     # ------------------------------------------------------------------ errors
@@ -284,7 +290,8 @@ cdef class StreamDecoder:
         elif code == E_INDEX_TYPE:
             msg = "'index' must be a non-negative integer"
         elif code == E_INDEX_RANGE:
-            msg = f"'index' {self.err_value} is out of range (expected 0..{self.err_limit - 1})"
+            shown = "with more than 15 digits" if self.err_value == INT64_MAX else str(self.err_value)
+            msg = f"'index' {shown} is out of range (expected 0..{self.err_limit - 1})"
         elif code == E_DUPLICATE_ROW:
             msg = f"row {self.err_value} appears twice"
         elif code == E_DUPLICATE_KEY:
@@ -303,12 +310,15 @@ cdef class StreamDecoder:
             else:
                 msg = f"invalid base64 in 'embedding': invalid character {ch!r} at offset {off}"
         elif code == E_LENGTH:
-            msg = f"'embedding' decodes to {self.err_value} bytes, expected {self.width}"
+            msg = (f"'embedding' decodes to more than {self.width} bytes" if self.err_value < 0 else
+                   f"'embedding' decodes to {self.err_value} bytes, expected {self.width}")
         elif code == E_MISSING_FIELD:
             msg = "an item has no 'index'" if self.err_value == 0 else \
                 "an item has no 'embedding'" if self.err_value == 1 else "a document has no 'index'"
         elif code == E_TRAILING:
             msg = "data after the end of the JSON document"
+        elif code == E_UTF8:
+            msg = "invalid JSON: a string is not valid UTF-8"
         elif code == E_NO_MEMORY:
             raise MemoryError()
         else:
@@ -338,7 +348,7 @@ cdef class StreamDecoder:
                 j = i
                 while j < n:
                     c = s[j]
-                    if c == c'"' or c == c'\\' or c < 0x20:
+                    if c == c'"' or c == c'\\' or c < 0x20 or c >= 0x80:
                         break
                     j += 1
                 if self.purpose == P_KEY:
@@ -359,8 +369,9 @@ cdef class StreamDecoder:
                         continue
             self._step(s[i], s, i)
             i += 1
-        # a captured top-level value continues in the next chunk
-        if self.capturing and self.state != S_ERROR and not self._capture(s + self.cap_from, n - self.cap_from):
+        # a captured top-level key or value continues in the next chunk
+        if (self.capturing or self.key_capturing) and self.state != S_ERROR and \
+                not self._capture(s + self.cap_from, n - self.cap_from):
             self._fail(E_CAPTURE_SIZE, n - 1)
 
     cdef Py_ssize_t _item_fast(self, const uint8_t *s, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
@@ -438,8 +449,7 @@ cdef class StreamDecoder:
             return
         with gil:
             raw = (<char *>self.cap)[:self.cap_len] if self.cap_len else b""
-            key = raw[:self.cap_key_start].decode("utf-8", "replace")
-            self.captured.append((key, raw[self.cap_key_start:]))
+            self.captured.append((raw[:self.cap_key_start], raw[self.cap_key_start:]))
         self.cap_len = 0
 
     cdef Py_ssize_t _embedding_run(self, const uint8_t *s, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
@@ -508,7 +518,6 @@ cdef class StreamDecoder:
             return False
         memcpy(self.carry, s + full, n - full)
         self.ncarry = <int>(n - full)
-        self.emb_chars += n - full
         return True
 
     cdef bint _b64_decode(self, const uint8_t *s, Py_ssize_t n, Py_ssize_t at) noexcept nogil:
@@ -516,7 +525,7 @@ cdef class StreamDecoder:
         cdef size_t err = 0
         cdef ptrdiff_t want = pplx_b64_decoded_len(s, n), got
         if self.emb_pos + want > self.width:
-            self.err_value = self.emb_pos + want
+            self.err_value = -1  # more than width: how much more is not known yet
             self._fail(E_LENGTH, at)
             return False
         got = T[0].b64_decode(s, n, self.emb_dst + self.emb_pos, &err)
@@ -536,14 +545,17 @@ cdef class StreamDecoder:
         self._fail(E_B64, at)
 
     cdef void _embedding_start(self, Py_ssize_t at) noexcept nogil:
-        cdef int64_t row = self._row_of(self.item_index)
+        cdef int64_t row = self._row_of(self.item_index, at)
         self.emb_pos = 0
         self.emb_chars = 0
         self.ncarry = 0
         self.padded = False
         if row >= 0:
-            if not self._claim(row, at):
+            if self.seen[row]:  # marked when complete (_embedding_end): a row is never reported half-written
+                self.err_value = row
+                self._fail(E_DUPLICATE_ROW, at)
                 return
+            self.emb_row = row
             self.emb_dst = self.rows + row * self.width
             self.emb_in_scratch = False
         elif row == -1:  # index (or document index) not known yet
@@ -562,8 +574,11 @@ cdef class StreamDecoder:
             self._fail(E_LENGTH, at)
             return
         self.item_has_embedding = True
+        if not self.emb_in_scratch:
+            self.seen[self.emb_row] = 1
+            self.nseen += 1
 
-    cdef int64_t _row_of(self, int64_t index) noexcept nogil:
+    cdef int64_t _row_of(self, int64_t index, Py_ssize_t at) noexcept nogil:
         """The output row of chunk/item `index` in the current document; -1 if
         not known yet; -2 after reporting an out-of-range index."""
         if index < 0:
@@ -572,7 +587,7 @@ cdef class StreamDecoder:
             if index >= self.nrows:
                 self.err_value = index
                 self.err_limit = self.nrows
-                self._fail(E_INDEX_RANGE, 0)
+                self._fail(E_INDEX_RANGE, at)
                 return -2
             return index
         if self.doc_index < 0:
@@ -580,7 +595,7 @@ cdef class StreamDecoder:
         if index >= self.doc_start[self.doc_index + 1] - self.doc_start[self.doc_index]:
             self.err_value = index
             self.err_limit = self.doc_start[self.doc_index + 1] - self.doc_start[self.doc_index]
-            self._fail(E_INDEX_RANGE, 0)
+            self._fail(E_INDEX_RANGE, at)
             return -2
         return self.doc_start[self.doc_index] + index
 
@@ -623,7 +638,7 @@ cdef class StreamDecoder:
         cdef Py_ssize_t r
         cdef int64_t row
         for r in range(self.scratch_rows):
-            row = self._row_of(self.pending_chunk[r])
+            row = self._row_of(self.pending_chunk[r], at)
             if row == -2:
                 return
             if not self._claim(row, at):
@@ -697,7 +712,7 @@ cdef class StreamDecoder:
                 if self.contextual and self.doc_index < 0:
                     self.pending_chunk[self.scratch_rows - 1] = self.item_index
                 else:
-                    row = self._row_of(self.item_index)
+                    row = self._row_of(self.item_index, at)
                     if row < 0 or not self._claim(row, at):
                         return
                     memcpy(self.rows + row * self.width, self.scratch + (self.scratch_rows - 1) * self.width,
@@ -756,17 +771,16 @@ cdef class StreamDecoder:
     cdef void _begin_value(self, uint8_t c, const uint8_t *s, Py_ssize_t at) noexcept nogil:
         """First byte of a value in state S_VALUE."""
         cdef int parent = self.role[self.depth]
+        if not (c == c'{' or c == c'[' or c == c'"' or c == c'-' or (c >= c'0' and c <= c'9') or
+                c == c't' or c == c'f' or c == c'n'):
+            self._fail(E_SYNTAX, at)
+            return
         cdef int k = self.key_role[self.depth] if self.depth else K_OTHER
         self.value_role = K_OTHER
         if self.depth > 0 and self.ctype[self.depth] == c'{':
             self.value_role = k
         if self.depth == 1 and k == K_CAPTURE and not self.capturing:
-            # keep "key" bytes first so finish() can name the field
-            self.cap_len = 0
-            if not self._capture(<const uint8_t *>self.key, self.key_len if not self.key_long else 0):
-                self._fail(E_CAPTURE_SIZE, at)
-                return
-            self.cap_key_start = self.cap_len
+            # the buffer already holds the raw key (cap_key_start bytes)
             self.capturing = True
             self.cap_from = at
         if c == c'{' or c == c'[':
@@ -826,9 +840,11 @@ cdef class StreamDecoder:
     cdef void _number_done(self, Py_ssize_t at) noexcept nogil:
         cdef int64_t row
         if self.value_role == K_INDEX:
-            if not self.num_integer or self.num_negative or self.num_big:
+            if not self.num_integer or self.num_negative:
                 self._fail(E_INDEX_TYPE, at)
                 return
+            if self.num_big:
+                self.num_value = INT64_MAX  # out of range whatever the limit
             if self.role[self.depth] == R_DOC:
                 if self.num_value >= self.ndocs:
                     self.err_value = self.num_value
@@ -873,6 +889,10 @@ cdef class StreamDecoder:
                 self.purpose = P_KEY
                 self.key_len = 0
                 self.key_long = False
+                if self.depth == 1:  # a top-level key: keep its raw text to name a captured field
+                    self.cap_len = 0
+                    self.key_capturing = True
+                    self.cap_from = at + 1
             elif c == c'}' and st == S_KEY_OR_CLOSE:
                 self._close(at)
             else:
@@ -886,8 +906,17 @@ cdef class StreamDecoder:
             else:
                 self._fail(E_SYNTAX, at)
         elif st == S_STRING:
+            if self.u8_need and c < 0x80:
+                self._fail(E_UTF8, at)
+                return
             if c == c'"':
                 if self.purpose == P_KEY:
+                    if self.key_capturing:
+                        self.key_capturing = False
+                        if not self._capture(self.chunk + self.cap_from, at - self.cap_from):
+                            self._fail(E_CAPTURE_SIZE, at)
+                            return
+                        self.cap_key_start = self.cap_len
                     self._key_done(at)
                 else:
                     self._value_done(at)
@@ -896,6 +925,10 @@ cdef class StreamDecoder:
                 self.state = S_ESCAPE
             elif c < 0x20:
                 self._fail(E_SYNTAX, at)  # raw control characters are not allowed in JSON strings
+            elif c >= 0x80:
+                self._utf8_byte(c, at)
+                if self.purpose == P_KEY:
+                    self.key_long = True  # not one of the (ASCII) keys we look for
             elif self.purpose == P_KEY:
                 self._key_char(c)
         elif st == S_ESCAPE:
@@ -953,6 +986,36 @@ cdef class StreamDecoder:
     cdef bint _empty_array_ok(self) noexcept nogil:
         # ']' right after '[' (an empty array) but not after a ',' ("[1,]")
         return not self._after_comma
+
+    cdef void _utf8_byte(self, uint8_t c, Py_ssize_t at) noexcept nogil:
+        """Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
+        above U+10FFFF, as json.loads decoding the body as UTF-8 would demand."""
+        if self.u8_need:
+            if c < self.u8_lo or c > self.u8_hi:
+                self._fail(E_UTF8, at)
+                return
+            self.u8_need -= 1
+            self.u8_lo = 0x80
+            self.u8_hi = 0xBF
+            return
+        self.u8_lo = 0x80
+        self.u8_hi = 0xBF
+        if 0xC2 <= c <= 0xDF:
+            self.u8_need = 1
+        elif 0xE0 <= c <= 0xEF:
+            self.u8_need = 2
+            if c == 0xE0:
+                self.u8_lo = 0xA0
+            elif c == 0xED:
+                self.u8_hi = 0x9F
+        elif 0xF0 <= c <= 0xF4:
+            self.u8_need = 3
+            if c == 0xF0:
+                self.u8_lo = 0x90
+            elif c == 0xF4:
+                self.u8_hi = 0x8F
+        else:
+            self._fail(E_UTF8, at)
 
     cdef void _key_char(self, uint8_t c) noexcept nogil:
         if self.key_len < KEY_MAX:

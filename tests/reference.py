@@ -216,3 +216,134 @@ def index_search(queries, vectors, codes, k, rescore, bitorder="little"):
         S[i, : len(order)] = s[order]
         I[i, : len(order)] = c[order]
     return _squeeze(np.ndim(queries) == 1, S, I)
+
+
+# ---------------------------------------------------------------- streaming response decoder
+#
+# The whole body through json.loads, then every rule of the wire format
+# checked on the parsed tree.  Stricter than json.loads where the format is:
+# NaN/Infinity, a repeated `data`/`index`/`embedding` key, an `index` that is
+# not a non-negative JSON integer (3.0, 1e0, -0, true, "3") and JSON nested
+# deeper than MAX_STREAM_DEPTH containers are rejected.  (The 1 MiB limit on
+# a captured top-level field is not modelled: it depends on the raw text.)
+
+import json  # (only this oracle needs it)
+
+MAX_STREAM_DEPTH = 64
+
+
+class _Neg(int):
+    """An integer written with a '-' (so "-0" is not a valid index)."""
+
+
+class _Obj(dict):
+    """A JSON object that remembers which keys appeared more than once."""
+
+    def __init__(self, pairs):
+        super().__init__()
+        self.dups = set()
+        for k, v in pairs:
+            if k in self:
+                self.dups.add(k)
+            self[k] = v
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_int(text):
+    return _Neg(int(text)) if text.startswith("-") else int(text)
+
+
+def _depth(v) -> int:
+    """Containers on the deepest path (iterative: no recursion limit)."""
+    deepest, stack = 0, [(v, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)):
+            deepest = max(deepest, d + 1)
+            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def _expect(ok: bool, message: str):
+    if not ok:
+        raise ValueError(message)
+
+
+def _index(obj, limit, what) -> int:
+    if "index" in obj.dups:
+        raise ValueError(f"{what}: 'index' appears twice")
+    if "index" not in obj:
+        raise ValueError(f"{what}: no 'index'")
+    v = obj["index"]
+    if type(v) is not int:  # bool, float, _Neg, str, ...
+        raise ValueError(f"{what}: 'index' {v!r} is not a non-negative integer")
+    if v >= limit:
+        raise ValueError(f"{what}: 'index' {v} is out of range")
+    return v
+
+
+def _items(container, key, what) -> list:
+    _expect(isinstance(container, dict), f"{what} is not an object")
+    if key in container.dups:
+        raise ValueError(f"{what}: '{key}' appears twice")
+    items = container.get(key, [])
+    _expect(isinstance(items, list), f"{what}: '{key}' is not an array")
+    return items
+
+
+def _place(item, limit, row0, width, out, seen, what):
+    _expect(isinstance(item, dict), f"{what} is not an object")
+    if "embedding" in item.dups:
+        raise ValueError(f"{what}: 'embedding' appears twice")
+    i = _index(item, limit, what)
+    if "embedding" not in item:
+        raise ValueError(f"{what}: no 'embedding'")
+    emb = item["embedding"]
+    _expect(isinstance(emb, str), f"{what}: 'embedding' is not a string")
+    row = b64decode(emb)
+    if len(row) != width:
+        raise ValueError(f"{what}: 'embedding' decodes to {len(row)} bytes, expected {width}")
+    if seen[row0 + i]:
+        raise ValueError(f"row {row0 + i} appears twice")
+    seen[row0 + i] = True
+    out[row0 + i] = row
+
+
+def decode_response(body: bytes, n: int, width: int, dtype=np.int8, doc_rows=None):
+    """(matrix, meta) of an Embeddings API response body, or ValueError.
+
+    Flat: rows by each data item's `index`.  Contextualized (`doc_rows` = chunk
+    count of each document): chunk j of document d goes to row
+    sum(doc_rows[:d]) + j.  meta: the top-level fields other than `data`.
+    """
+    try:
+        root = json.loads(bytes(body).decode("utf-8"), object_pairs_hook=_Obj,
+                          parse_constant=_reject_constant, parse_int=_parse_int)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"invalid JSON: {e}") from None
+    if _depth(root) > MAX_STREAM_DEPTH:
+        raise ValueError("JSON nested too deeply")
+    out = np.zeros((n, width), np.uint8)
+    seen = np.zeros(n, bool)
+    data = _items(root, "data", "the response")
+    if doc_rows is None:
+        for k, item in enumerate(data):
+            _place(item, n, 0, width, out, seen, f"data item {k}")
+    else:
+        starts = np.concatenate([[0], np.cumsum(doc_rows)]).astype(int)
+        docs_seen = set()
+        for k, doc in enumerate(data):
+            chunks = _items(doc, "data", f"document item {k}")
+            d = _index(doc, len(doc_rows), f"document item {k}")
+            if d in docs_seen:
+                raise ValueError(f"document {d} appears twice")
+            docs_seen.add(d)
+            for c, item in enumerate(chunks):
+                _place(item, doc_rows[d], int(starts[d]), width, out, seen, f"document {d} chunk item {c}")
+    if not seen.all():
+        raise ValueError(f"missing rows {np.flatnonzero(~seen)[:10].tolist()}")
+    meta = {k: v for k, v in root.items() if k != "data"}
+    return out.view(dtype), meta

@@ -1,0 +1,1294 @@
+"""Sans-IO streaming decoder of Embeddings API responses: pplx_codec._stream.StreamDecoder.
+
+Every valid response must decode, however it is split into feeds, to exactly
+what the oracle (reference.decode_response: json.loads + strict base64) gives;
+every invalid one must raise StreamDecodeError naming the problem, never
+return a wrong matrix.
+"""
+
+import base64
+import itertools
+import json
+import random
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import reference as ref
+from pplx_codec._stream import StreamDecodeError, StreamDecoder
+
+AWKWARD_WIDTHS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 320, 1024, 2560]
+DTYPES = {"int8": np.int8, "binary": np.uint8}
+FEED_KINDS = ["bytes", "bytearray", "memoryview", "uint8"]
+
+
+# ---------------------------------------------------------------- helpers
+
+def b64(row) -> str:
+    return base64.b64encode(np.ascontiguousarray(row).tobytes()).decode("ascii")
+
+
+def matrix(rng, n, width, dtype) -> np.ndarray:
+    """(n, width) rows over the full range; int8 gets -128 and 127 whenever there is room."""
+    m = rng.integers(0, 256, (n, width), dtype=np.uint8)
+    if m.size >= 2:
+        i, j = rng.choice(m.size, 2, replace=False)
+        m.flat[i], m.flat[j] = 0x80, 0x7F  # -128 and 127 as int8
+    return m.view(dtype)
+
+
+def random_doc_rows(rng, n) -> list:
+    """Chunk counts of the documents of a contextualized request with n chunks."""
+    counts, left = [], n
+    while left:
+        k = int(rng.integers(1, left + 1))
+        counts.append(k)
+        left -= k
+    return counts
+
+
+def doc_starts(doc_rows) -> list:
+    return [int(x) for x in np.concatenate([[0], np.cumsum(doc_rows)])]
+
+
+def api_response(m, doc_rows=None, order=None, docs_order=None, model="pplx-embed-v1-0.6b",
+                 usage=None) -> dict:
+    """The response as the service builds it (data in `order`, default 0..n-1)."""
+    usage = {"prompt_tokens": 12, "total_tokens": 12} if usage is None else usage
+    if doc_rows is None:
+        order = range(len(m)) if order is None else order
+        data = [{"object": "embedding", "index": int(i), "embedding": b64(m[i])} for i in order]
+    else:
+        starts = doc_starts(doc_rows)
+        docs_order = range(len(doc_rows)) if docs_order is None else docs_order
+        data = [{"object": "list", "index": int(d),
+                 "data": [{"object": "embedding", "index": j, "embedding": b64(m[starts[d] + j])}
+                          for j in range(doc_rows[d])]}
+                for d in docs_order]
+    return {"object": "list", "data": data, "model": model, "usage": usage}
+
+
+STYLES = {"default": {}, "compact": {"separators": (",", ":")}, "pretty": {"indent": 2}}
+
+
+def dumps(obj, style="default") -> bytes:
+    return json.dumps(obj, **STYLES[style]).encode()
+
+
+def as_feed(chunk: bytes, kind: str):
+    return {"bytes": lambda: chunk, "bytearray": lambda: bytearray(chunk), "memoryview": lambda: memoryview(chunk),
+            "uint8": lambda: np.frombuffer(chunk, dtype=np.uint8)}[kind]()
+
+
+def split(body: bytes, cuts) -> list:
+    bounds = [0, *sorted(cuts), len(body)]
+    return [body[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def decode(body, n, width, dtype=np.int8, doc_rows=None, chunks=None, kinds=None, out=None):
+    """(out, meta) of feeding `chunks` (default: the whole body at once)."""
+    out = np.zeros((n, width), dtype) if out is None else out
+    dec = StreamDecoder(out, doc_rows)
+    for k, chunk in enumerate([body] if chunks is None else chunks):
+        assert dec.feed(as_feed(chunk, kinds[k % len(kinds)]) if kinds else chunk) is None
+    meta = dec.finish()
+    assert dec.rows_done == n and dec.filled().all()
+    return out, meta
+
+
+def stream_error(body, n, width, dtype=np.int8, doc_rows=None, chunks=None) -> str:
+    """The StreamDecodeError message of decoding body (fed as `chunks`), from feed() or finish()."""
+    out = np.zeros((n, width), dtype)
+    dec = StreamDecoder(out, doc_rows)
+    try:
+        for chunk in [body] if chunks is None else chunks:
+            dec.feed(chunk)
+        meta = dec.finish()
+    except StreamDecodeError as e:
+        return str(e)
+    raise AssertionError(f"accepted: {body[:200]!r}... -> {meta!r:.100}")
+
+
+def byte_by_byte(body: bytes) -> list:
+    return [body[i:i + 1] for i in range(len(body))]
+
+
+def assert_same(got, want):
+    (out, meta), (want_out, want_meta) = got, want
+    assert out.dtype == want_out.dtype
+    np.testing.assert_array_equal(out, want_out)
+    assert meta == want_meta
+
+
+# ---------------------------------------------------------------- the oracle itself
+
+def test_oracle_decodes_api_responses():
+    m = np.array([[1, -128, 127], [0, 5, -1]], np.int8)
+    body = dumps(api_response(m, order=[1, 0]))
+    out, meta = ref.decode_response(body, 2, 3, np.int8)
+    np.testing.assert_array_equal(out, m)
+    assert meta == {"object": "list", "model": "pplx-embed-v1-0.6b", "usage": {"prompt_tokens": 12, "total_tokens": 12}}
+    out, _ = ref.decode_response(dumps(api_response(m, doc_rows=[1, 1], docs_order=[1, 0])), 2, 3, np.int8, [1, 1])
+    np.testing.assert_array_equal(out, m)
+
+
+@pytest.mark.parametrize("body", [
+    b'{"data": [{"index": 0, "embedding": "AAA="}], "x": NaN}',
+    b'{"data": [{"index": 0, "index": 0, "embedding": "AAA="}]}',
+    b'{"data": [{"index": -0, "embedding": "AAA="}]}',
+    b'{"data": [{"index": 0.0, "embedding": "AAA="}]}',
+    b'{"data": [{"index": true, "embedding": "AAA="}]}',
+    b'{"data": [{"index": 0, "embedding": "AAB="}]}',
+    b'{"data": [{"index": 0, "embedding": "AAAA"}]}',
+    b'{"data": [{"index": 0, "embedding": "AAA="}], "data": []}',
+    b'{"data": [{"index": 0, "embedding": "AAA="}]} x',
+    b'{"data": [{"index": 0, "embedding": "AAA="}], "x": "\xff"}',
+    b'{"data": [{"index": 0, "embedding": "AAA="}], "x": ' + b"[" * 64 + b"]" * 64 + b"}",
+])
+def test_oracle_is_strict(body):
+    with pytest.raises(ValueError):
+        ref.decode_response(body, 1, 2)
+
+
+# ---------------------------------------------------------------- valid responses, every split
+
+def small_case(kind, layout):
+    """A ~3-row response (int8 or binary; flat or contextualized) and what it decodes to."""
+    rng = np.random.default_rng(7)
+    dtype = DTYPES[kind]
+    width = 5 if kind == "int8" else 4  # '=' and '==' padding
+    doc_rows = None if layout.startswith("flat") else [2, 1]
+    m = matrix(rng, 3, width, dtype)
+    if doc_rows is None:
+        obj = api_response(m, order=[2, 0, 1])
+    else:
+        obj = api_response(m, doc_rows, docs_order=[1, 0])
+        obj["data"][1]["data"].reverse()
+    if layout.endswith("reordered"):  # index after embedding, doc index after its chunks, data last
+        def late_index(d):
+            d = dict(d)
+            d["index"] = d.pop("index")
+            return d
+        if doc_rows is None:
+            obj["data"] = [late_index(x) for x in obj["data"]]
+        else:
+            obj["data"] = [late_index({**d, "data": [late_index(c) for c in d["data"]]}) for d in obj["data"]]
+        obj["data"] = obj.pop("data")
+    return m, doc_rows, obj
+
+
+CASES = [(k, layout, style) for k in DTYPES for layout in ["flat", "flat-reordered", "ctx", "ctx-reordered"]
+         for style in ["default", "compact", "pretty"]]
+
+
+@pytest.mark.parametrize(("kind", "layout", "style"), CASES, ids=["-".join(c) for c in CASES])
+def test_every_two_way_split(kind, layout, style):
+    m, doc_rows, obj = small_case(kind, layout)
+    body = dumps(obj, style)
+    n, width = m.shape
+    want = ref.decode_response(body, n, width, m.dtype, doc_rows)
+    np.testing.assert_array_equal(want[0], m)
+    one = decode(body, n, width, m.dtype, doc_rows)
+    assert_same(one, want)
+    assert one[1] == {k: v for k, v in obj.items() if k != "data"}
+    for k in range(len(body) + 1):
+        assert_same(decode(body, n, width, m.dtype, doc_rows, [body[:k], body[k:]]), want)
+    assert_same(decode(body, n, width, m.dtype, doc_rows, byte_by_byte(body)), want)
+    # and with empty feeds in between
+    assert_same(decode(body, n, width, m.dtype, doc_rows, [b"", body[:40], b"", body[40:], b""]), want)
+
+
+def test_every_three_way_split_of_one_item():
+    """Both cut points anywhere in an item: the fast path, the carry and the
+    scratch row meet every split of the header, the base64 and the index."""
+    m = np.array([[7, -128, 127, 0, 1, 2, 3]], np.int8)
+    for item in [{"object": "embedding", "index": 0, "embedding": b64(m[0])},
+                 {"object": "embedding", "embedding": b64(m[0]), "index": 0}]:
+        for style in ["default", "compact"]:
+            body = dumps({"object": "list", "data": [item], "model": "m"}, style)
+            for a in range(len(body) + 1):
+                for b in range(a, len(body) + 1):
+                    out, meta = decode(body, 1, 7, np.int8, None, [body[:a], body[a:b], body[b:]])
+                    assert out.tobytes() == m.tobytes() and meta == {"object": "list", "model": "m"}, (a, b)
+
+
+@st.composite
+def api_cases(draw, widths=AWKWARD_WIDTHS, max_rows=9):
+    """A realistic response: n 1..9 rows of an awkward width, int8 or binary,
+    flat or contextualized, data (and chunks) in any order, any json.dumps style."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n = draw(st.integers(1, max_rows))
+    width = draw(st.sampled_from(widths))
+    dtype = DTYPES[draw(st.sampled_from(sorted(DTYPES)))]
+    m = matrix(rng, n, width, dtype)
+    doc_rows = random_doc_rows(rng, n) if draw(st.booleans()) else None
+    if doc_rows is None:
+        obj = api_response(m, order=rng.permutation(n))
+    else:
+        obj = api_response(m, doc_rows, docs_order=rng.permutation(len(doc_rows)))
+        for d in obj["data"]:
+            rng.shuffle(d["data"])
+    return m, doc_rows, dumps(obj, draw(st.sampled_from(sorted(STYLES))))
+
+
+def partitions(data, body):
+    """Chunks of the body: random cut points, or fixed-size pieces (as a socket gives)."""
+    if data.draw(st.booleans(), label="fixed size"):
+        size = data.draw(st.one_of(st.integers(1, 16), st.sampled_from([63, 64, 65, 1000, 4096, 16384])), label="size")
+        return [body[i:i + size] for i in range(0, len(body), size)] or [b""]
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=24), label="cuts")
+    return split(body, cuts)
+
+
+@given(case=api_cases(), data=st.data())
+def test_random_partitions_match_one_shot_and_oracle(isa, case, data):
+    m, doc_rows, body = case
+    n, width = m.shape
+    want = ref.decode_response(body, n, width, m.dtype, doc_rows)
+    np.testing.assert_array_equal(want[0], m)
+    assert_same(decode(body, n, width, m.dtype, doc_rows), want)
+    for _ in range(3):
+        chunks = partitions(data, body)
+        kinds = data.draw(st.lists(st.sampled_from(FEED_KINDS), min_size=1, max_size=4), label="kinds")
+        assert_same(decode(body, n, width, m.dtype, doc_rows, chunks, kinds), want)
+    if len(body) < 3000:
+        assert_same(decode(body, n, width, m.dtype, doc_rows, byte_by_byte(body)), want)
+
+
+BAD_B64 = [b"!", b"-", b"_", b".", b" ", b"\x7f", b"\n", rb"\n", rb"\u00e9", rb"\u0000", rb"\"", rb"\\"]
+
+
+@given(case=api_cases(), data=st.data())
+def test_corrupted_embedding_is_rejected_however_split(isa, case, data):
+    """One embedding of a realistic response damaged (a bad character, a '=',
+    a character dropped or added, a quad added or dropped): rejected, naming
+    the base64 or the length, for any partition."""
+    m, doc_rows, body = case
+    n, width = m.shape
+    row = data.draw(st.integers(0, n - 1), label="row")
+    text = b64(m.view(np.uint8)[row]).encode()
+    start = body.index(b'"' + text + b'"') + 1
+    end = start + len(text)
+    kind = data.draw(st.sampled_from(["char", "equals", "drop", "add", "add-quad", "drop-quad"]), label="kind")
+    at = data.draw(st.integers(start, end - 1), label="at")
+    if kind == "char":
+        bad = body[:at] + data.draw(st.sampled_from(BAD_B64), label="bad") + body[at + 1:]
+    elif kind == "equals":
+        bad = body[:at] + b"=" + body[at + 1:]
+    elif kind == "drop":
+        bad = body[:at] + body[at + 1:]
+    elif kind == "add":
+        bad = body[:at] + b"A" + body[at:]
+    elif kind == "add-quad":
+        bad = body[:start] + b"AAAA" + body[start:]
+    else:
+        bad = body[:start] + body[start + 4:]
+    try:
+        ref.decode_response(bad, n, width, m.dtype, doc_rows)
+    except ValueError:
+        pass
+    else:  # '=' over a '=' changes nothing
+        assert bad == body
+        return
+    for chunks in [None, partitions(data, bad)]:
+        msg = stream_error(bad, n, width, m.dtype, doc_rows, chunks)
+        assert re.search(r"invalid base64 in 'embedding'|'embedding' decodes to (more than )?\d+ bytes", msg), msg
+
+
+def test_real_sizes_every_isa(isa):
+    """Full-size rows (2560-dim int8, 320-byte binary, 1024) over many feeds."""
+    rng = np.random.default_rng(3)
+    for width, dtype in [(2560, np.int8), (320, np.uint8), (1024, np.int8), (128, np.uint8)]:
+        m = matrix(rng, 17, width, dtype)
+        for doc_rows in [None, [5, 1, 11]]:
+            body = dumps(api_response(m, doc_rows, order=rng.permutation(17), docs_order=[2, 0, 1]))
+            want = ref.decode_response(body, 17, width, dtype, doc_rows)
+            for size in [1000, 1499, 4096, 65536, len(body)]:
+                chunks = [body[i:i + size] for i in range(0, len(body), size)]
+                assert_same(decode(body, 17, width, dtype, doc_rows, chunks), want)
+
+
+# ---------------------------------------------------------------- JSON variety
+#
+# A small JSON writer that makes every choice JSON allows: whitespace between
+# any two tokens, any key order, escapes anywhere in strings (including
+# `\/` and `\u002F` inside the base64), numbers in every form, unknown fields
+# with nested values at every level.
+
+class Raw(str):
+    """JSON text written as is (a number or literal in a chosen form)."""
+
+
+class B64(str):
+    """An embedding: base64 whose characters may be written as escapes."""
+
+
+class Obj(list):
+    """A JSON object as (key, value) pairs, in the order written."""
+
+
+WHITESPACE = ["", "", "", " ", "  ", "\n", "\t", "\r\n", "\n    ", " \t\n\r "]
+NUMBERS = ["0", "-0", "7", "-12", "3.25", "-0.5", "1e3", "1E+3", "2.5e-7", "-1.0E-2", "123456789012345678901234567890",
+           "6.02e23", "0.000", "-9007199254740993"]
+KEYS = ["object", "id", "Index", "indexx", "embeddings", "Embedding", "dat", "DATA", "index ", "x", "é", "ключ", "😀",
+        "with \"quotes\"", "back\\slash", "tab\there", "slash/", "", "a_key_longer_than_thirty_two_bytes_"]
+STRINGS = ["", "embedding", "list", "a \"quoted\" \\ string", "ctl\n\t\b\f\r\x01", "/path/", "é😀ß", "\u2028", "{[,:]}"]
+ROOT_KEYS_NAMED_WRONG = {k for k in KEYS if len(k.encode()) > 32 or not k.isascii()}
+SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def u_escape(ch: str, r: random.Random) -> str:
+    code = ord(ch)
+    if code > 0xFFFF:  # surrogate pair
+        code -= 0x10000
+        return u_escape(chr(0xD800 + (code >> 10)), r) + u_escape(chr(0xDC00 + (code & 0x3FF)), r)
+    text = f"\\u{code:04x}"
+    return text.upper().replace("\\U", "\\u") if r.random() < 0.5 else text
+
+
+def write_string(s: str, r: random.Random, p_escape: float) -> str:
+    out = ['"']
+    for ch in s:
+        if ch in SHORT_ESCAPES:
+            out.append(SHORT_ESCAPES[ch] if r.random() < 0.7 else u_escape(ch, r))
+        elif ch < " ":
+            out.append(u_escape(ch, r))
+        elif ch == "/" and r.random() < 0.5:
+            out.append("\\/")
+        elif r.random() < p_escape:
+            out.append(u_escape(ch, r))
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def write(v, r: random.Random, p_ws: float = 0.3) -> str:
+    def ws():
+        return r.choice(WHITESPACE) if r.random() < p_ws else ""
+
+    def go(v):
+        if isinstance(v, Raw):
+            return str(v)
+        if isinstance(v, B64):
+            return write_string(v, r, r.choice([0.0, 0.0, 0.05, 0.5]))
+        if isinstance(v, str):
+            return write_string(v, r, 0.2)
+        if isinstance(v, Obj):
+            if not v:
+                return "{" + ws() + "}"
+            return "{" + ",".join(ws() + write_string(k, r, 0.1) + ws() + ":" + ws() + go(x) + ws()
+                                  for k, x in v) + "}"
+        if isinstance(v, list):
+            if not v:
+                return "[" + ws() + "]"
+            return "[" + ",".join(ws() + go(x) + ws() for x in v) + "]"
+        raise TypeError(type(v))
+
+    return ws() + go(v) + ws()
+
+
+def unknown_value(r: random.Random, depth: int = 0):
+    kind = r.choice(["number", "literal", "string", "array", "object"] if depth < 3 else ["number", "string"])
+    if kind == "number":
+        return Raw(r.choice(NUMBERS))
+    if kind == "literal":
+        return Raw(r.choice(["true", "false", "null"]))
+    if kind == "string":
+        return r.choice(STRINGS)
+    if kind == "array":
+        return [unknown_value(r, depth + 1) for _ in range(r.randint(0, 3))]
+    # nested objects may use the names that matter at the level above: they must be ignored
+    keys = r.sample(KEYS + ["index", "embedding", "data"], r.randint(0, 3))
+    return Obj((k, unknown_value(r, depth + 1)) for k in keys)
+
+
+def with_unknown(pairs, r: random.Random, reserved, max_extra=3) -> Obj:
+    keys = [k for k in KEYS if k not in reserved]
+    pairs = pairs + [(k, unknown_value(r)) for k in r.sample(keys, r.randint(0, max_extra))]
+    r.shuffle(pairs)
+    return Obj(pairs)
+
+
+def varied_response(m, doc_rows, r: random.Random) -> Obj:
+    def item(index, row):
+        return with_unknown([("object", "embedding"), ("index", Raw(str(index))), ("embedding", B64(b64(row)))],
+                            r, {"index", "embedding"})
+
+    if doc_rows is None:
+        data = [item(i, m[i]) for i in range(len(m))]
+    else:
+        starts = doc_starts(doc_rows)
+        data = []
+        for d, k in enumerate(doc_rows):
+            chunks = [item(j, m[starts[d] + j]) for j in range(k)]
+            r.shuffle(chunks)
+            data.append(with_unknown([("object", "list"), ("index", Raw(str(d))), ("data", chunks)],
+                                     r, {"index", "data"}))
+    r.shuffle(data)
+    usage = Obj([("prompt_tokens", Raw("12")), ("total_tokens", Raw("1.2e1")), ("cost", Obj([("usd", Raw("-0.5e-3"))]))])
+    # (top-level keys that are long or escaped non-ASCII: see test_meta_keeps_every_top_level_key_name)
+    return with_unknown([("object", "list"), ("data", data), ("model", "pplx/embed\\v1"), ("usage", usage)],
+                        r, {"data", "object", "model", "usage", *ROOT_KEYS_NAMED_WRONG})
+
+
+@st.composite
+def varied_cases(draw, widths=(1, 2, 3, 4, 5, 8, 16, 17, 31, 33, 64, 65, 129)):
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    r = random.Random(draw(st.integers(0, 2**32 - 1)))
+    n = draw(st.integers(1, 6))
+    width = draw(st.sampled_from(widths))
+    dtype = DTYPES[draw(st.sampled_from(sorted(DTYPES)))]
+    m = matrix(rng, n, width, dtype)
+    doc_rows = random_doc_rows(rng, n) if draw(st.booleans()) else None
+    text = write(varied_response(m, doc_rows, r), r, p_ws=draw(st.sampled_from([0.0, 0.3, 1.0])))
+    return m, doc_rows, text.encode("utf-8")
+
+
+@given(case=varied_cases(), data=st.data())
+def test_json_variety_matches_oracle(isa, case, data):
+    m, doc_rows, body = case
+    n, width = m.shape
+    want = ref.decode_response(body, n, width, m.dtype, doc_rows)
+    np.testing.assert_array_equal(want[0], m)
+    assert_same(decode(body, n, width, m.dtype, doc_rows), want)
+    for _ in range(3):
+        assert_same(decode(body, n, width, m.dtype, doc_rows, partitions(data, body)), want)
+
+
+def test_writer_makes_the_variety_it_claims():
+    """The generator above really produces escapes in base64, whitespace
+    everywhere, unknown nested fields and late indexes (else the test above
+    would prove little)."""
+    seen = set()
+    for seed in range(200):
+        r = random.Random(seed)
+        m = matrix(np.random.default_rng(seed), 4, 33, np.int8)
+        doc_rows = None if seed % 2 else [3, 1]
+        text = write(varied_response(m, doc_rows, r), r, p_ws=1.0)
+        obj = json.loads(text)
+        items = obj["data"] if doc_rows is None else [c for d in obj["data"] for c in d["data"]]
+        seen.add("slash-escape" if re.search(r'"embedding"\s*:\s*"[^"]*\\/', text) else "")
+        seen.add("u-escape" if re.search(r'"embedding"\s*:\s*"[^"]*\\u00', text) else "")
+        seen.add("tab" if "\t" in text else "")
+        seen.add("late-index" if any(list(i).index("index") > list(i).index("embedding") for i in items) else "")
+        seen.add("data-last" if list(obj)[-1] == "data" else "")
+        if doc_rows:
+            seen.add("doc-index-late" if any(list(d).index("index") > list(d).index("data") for d in obj["data"])
+                     else "")
+    assert seen >= {"slash-escape", "u-escape", "tab", "late-index", "data-last", "doc-index-late"}
+
+
+@pytest.mark.parametrize("style", ["default", "compact", "pretty"])
+@pytest.mark.parametrize("escape", ["\\/", "\\u002F", "\\u002f"])
+def test_escaped_slash_in_base64(style, escape):
+    """json.dumps never escapes '/', other encoders do: '\\/' and '\\u002F' in
+    the base64 are the '/' they stand for, at every split."""
+    m = np.full((2, 6), -1, np.int8)  # 0xFF bytes: '////////'
+    body = dumps(api_response(m), style).replace(b"/", escape.encode())
+    assert body.count(escape.encode()) == 16
+    for k in range(len(body) + 1):
+        out, _ = decode(body, 2, 6, np.int8, None, [body[:k], body[k:]])
+        np.testing.assert_array_equal(out, m)
+
+
+@pytest.mark.parametrize("char", list("ABZaz09+/="))
+def test_unicode_escape_of_every_kind_of_base64_char(char):
+    raw = {"A": b"\x00\x00\x00", "B": b"\x00\x10\x41", "Z": b"\x64\x00\x00", "a": b"\x68\x00\x00",
+           "z": b"\xcc\x00\x00", "0": b"\xd0\x00\x00", "9": b"\xf4\x00\x00", "+": b"\xf8\x00\x00",
+           "/": b"\xfc\x00\x00", "=": b"\x00\x00"}[char]
+    text = base64.b64encode(raw).decode()
+    assert char in text
+    escaped = text.replace(char, f"\\u{ord(char):04X}")
+    body = b'{"data": [{"index": 0, "embedding": "%s"}]}' % escaped.encode()
+    for k in range(len(body) + 1):
+        out, _ = decode(body, 1, len(raw), np.uint8, None, [body[:k], body[k:]])
+        assert out.tobytes() == raw
+
+
+# ---------------------------------------------------------------- the item fast path and its near misses
+#
+# `{"object": "embedding", "index": N, "embedding": "` (and its compact form)
+# is taken in one step when a feed holds all of it; everything else goes
+# byte by byte.  Every split of these bodies meets both paths.
+
+N_FAST = 12  # two-digit indexes too
+FAST_ROWS = matrix(np.random.default_rng(12), N_FAST, 7, np.int8)
+
+
+def fast_body(header: str, sep=", ") -> bytes:
+    """Every item written as header.format(i=...) + base64 + '"}'."""
+    items = [header.format(i=i) + b64(FAST_ROWS[i]) + '"}' for i in (3, 0, 11, 1, 2, 10, 4, 5, 6, 7, 8, 9)]
+    return ('{"object": "list", "data": [' + sep.join(items) + '], "model": "m"}').encode()
+
+
+VALID_HEADERS = [
+    '{{"object": "embedding", "index": {i}, "embedding": "',
+    '{{"object":"embedding","index":{i},"embedding":"',
+    '{{"object": "embedding", "index":  {i}, "embedding": "',
+    '{{"object": "embedding", "index": {i} , "embedding": "',
+    '{{"object": "embedding", "index": {i},"embedding": "',
+    '{{"object":"embedding","index":{i}, "embedding":"',
+    '{{"object": "embedding","index": {i}, "embedding": "',
+    '{{ "object": "embedding", "index": {i}, "embedding": "',
+    '{{"object": "embeddings", "index": {i}, "embedding": "',
+    '{{"object": "embedding", "index": {i}, "embedding" : "',
+    '{{"object": "embedding", "index": {i}, "embedding":\n"',
+    '{{"object": "embedding", "ind\\u0065x": {i}, "embedding": "',
+    '{{"index": {i}, "object": "embedding", "embedding": "',
+    '{{"object": "embedding", "x": {{"index": -1, "embedding": 5}}, "index": {i}, "embedding": "',
+]
+
+
+@pytest.mark.parametrize("sep", [", ", ",", ",\n  "])
+@pytest.mark.parametrize("header", VALID_HEADERS)
+def test_fast_path_and_near_misses_that_are_valid(header, sep):
+    body = fast_body(header, sep)
+    want = ref.decode_response(body, N_FAST, 7, np.int8)
+    np.testing.assert_array_equal(want[0], FAST_ROWS)
+    assert_same(decode(body, N_FAST, 7), want)
+    for k in range(len(body) + 1):
+        assert_same(decode(body, N_FAST, 7, np.int8, None, [body[:k], body[k:]]), want)
+    assert_same(decode(body, N_FAST, 7, np.int8, None, byte_by_byte(body)), want)
+
+
+INVALID_INDEXES = [
+    ("01", "invalid JSON"), ("00", "invalid JSON"), ("-01", "invalid JSON|non-negative integer"), ("1.", "invalid JSON"),
+    ("+1", "invalid JSON"), ("- 1", "invalid JSON"), ("1 1", "invalid JSON"), ("1,", "invalid JSON"),
+    ("", "invalid JSON"), ("0x1", "invalid JSON"), ("NaN", "invalid JSON"), ("Infinity", "invalid JSON"),
+    ("3.0", "non-negative integer"), ("1.5", "non-negative integer"), ("1e0", "non-negative integer"),
+    ("1E2", "non-negative integer"), ("-1", "non-negative integer"), ("-0", "non-negative integer"),
+    ('"1"', "non-negative integer"), ("true", "non-negative integer"), ("null", "non-negative integer"),
+    ("[1]", "not an embeddings response"), ("{}", "not an embeddings response"),
+    ("12", "out of range"), ("99", "out of range"), ("123456789012345", "out of range"),
+    ("1234567890123456", "out of range|non-negative integer"),
+    ("99999999999999999999999999999999", "out of range|non-negative integer"),
+]
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["spaced", "compact"])
+@pytest.mark.parametrize(("index", "msg"), INVALID_INDEXES, ids=[i for i, _ in INVALID_INDEXES])
+def test_fast_path_near_misses_that_are_invalid(index, msg, compact):
+    """The third item's index is replaced: rejected whether the header is
+    scanned in one step or byte by byte."""
+    header = '{{"object":"embedding","index":{i},"embedding":"' if compact else \
+        '{{"object": "embedding", "index": {i}, "embedding": "'
+    key = b'"index":' if compact else b'"index": '
+    body = fast_body(header).replace(key + b"11,", key + index.encode() + b",", 1)
+    assert body != fast_body(header)
+    with pytest.raises(ValueError):
+        ref.decode_response(body, N_FAST, 7)
+    cut = body.index(key + index.encode() + b",") + len(key)  # at the index
+    for chunks in [None, byte_by_byte(body), [body[:cut], body[cut:]], [body[:cut + 1], body[cut + 1:]]]:
+        assert re.search(msg, stream_error(body, N_FAST, 7, chunks=chunks)), chunks and len(chunks)
+
+
+def test_fast_path_index_out_of_range_per_document():
+    """Contextualized chunks take the fast path too; their index is checked
+    against their document's chunk count."""
+    m = FAST_ROWS[:5]
+    body = dumps(api_response(m, [3, 2]))
+    assert b'{"object": "embedding", "index": 1, "embedding": "' in body
+    bad = body.replace(b'"index": 1, "embedding": "' + b64(m[4]).encode(),
+                       b'"index": 2, "embedding": "' + b64(m[4]).encode())
+    assert bad != body
+    with pytest.raises(ValueError):
+        ref.decode_response(bad, 5, 7, np.int8, [3, 2])
+    for chunks in [None, byte_by_byte(bad)]:
+        assert "'index' 2 is out of range (expected 0..1)" in stream_error(bad, 5, 7, np.int8, [3, 2], chunks)
+
+
+# ---------------------------------------------------------------- malformed responses
+#
+# A 3-row, 4-byte-wide response written by hand, one defect at a time.  Each
+# must be rejected by the oracle, and by the decoder with a message naming the
+# defect, whether fed at once, byte by byte or split at any byte.
+
+ROWS = np.array([[1, 2, 3, 4], [5, 6, 7, 8], [-128, 127, 0, -1]], np.int8)
+ENC = [b64(r) for r in ROWS]  # 'AQIDBA==', 'BQYHCA==', 'gH8A/w=='
+
+
+def it(i, emb=None, index=None, extra=""):
+    """A data item; `emb` / `index` are JSON text (None: the right one; "": leave the key out)."""
+    emb = f'"{ENC[i]}"' if emb is None else emb
+    index = str(i) if index is None else index
+    fields = ['"object": "embedding"']
+    fields += [f'"index": {index}'] if index != "" else []
+    fields += [f'"embedding": {emb}'] if emb != "" else []
+    return "{" + ", ".join(fields) + extra + "}"
+
+
+def flat(*items, before='"object": "list", ', after=', "model": "m", "usage": {"total_tokens": 3}') -> bytes:
+    items = items or (it(0), it(1), it(2))
+    return ("{" + before + '"data": [' + ", ".join(items) + "]" + after + "}").encode()
+
+
+def doc(d, *chunks, index=None, extra=""):
+    """Document d of the contextualized response (doc_rows [2, 1]: rows 0-1, row 2)."""
+    if not chunks:
+        chunks = [it(0), it(1, emb=f'"{ENC[1]}"')] if d == 0 else [it(0, emb=f'"{ENC[2]}"')]
+    index = str(d) if index is None else index
+    head = '{"object": "list", ' + (f'"index": {index}, ' if index != "" else "")
+    return head + '"data": [' + ", ".join(chunks) + "]" + extra + "}"
+
+
+def ctx(*docs) -> bytes:
+    docs = docs or (doc(0), doc(1))
+    return ('{"object": "list", "data": [' + ", ".join(docs) + '], "model": "m"}').encode()
+
+
+def test_hand_written_bodies_are_valid():
+    for body, doc_rows in [(flat(), None), (ctx(), [2, 1])]:
+        want = ref.decode_response(body, 3, 4, np.int8, doc_rows)
+        np.testing.assert_array_equal(want[0], ROWS)
+        assert_same(decode(body, 3, 4, np.int8, doc_rows), want)
+
+
+X = re.escape
+MALFORMED = [
+    # rows: missing, repeated, out of range
+    ("missing-row", flat(it(0), it(2)), None, X("response is missing 1 of 3 rows (first missing rows: [1])")),
+    ("no-rows", b'{"object": "list", "data": [], "model": "m"}', None, X("missing 3 of 3 rows")),
+    ("no-data", b'{"object": "list", "model": "m"}', None, X("missing 3 of 3 rows")),
+    ("duplicate-index", flat(it(0), it(1), it(1)), None, X("row 1 appears twice")),
+    ("duplicate-late-index", flat(it(0), it(2), f'{{"embedding": "{ENC[0]}", "index": 0}}'), None,
+     X("row 0 appears twice")),
+    ("index-out-of-range", flat(it(0), it(1), it(2, index="3")), None, X("'index' 3 is out of range (expected 0..2)")),
+    ("late-index-out-of-range", flat(it(0), it(1), f'{{"embedding": "{ENC[2]}", "index": 3}}'), None,
+     X("'index' 3 is out of range (expected 0..2)")),
+    ("ctx-missing-chunk", ctx(doc(0, it(0)), doc(1)), [2, 1], X("missing 1 of 3 rows (first missing rows: [1])")),
+    ("ctx-missing-doc", ctx(doc(1)), [2, 1], X("missing 2 of 3 rows")),
+    ("ctx-chunk-out-of-range", ctx(doc(0), doc(1, it(1, emb=f'"{ENC[2]}"'))), [2, 1],
+     X("'index' 1 is out of range (expected 0..0)")),
+    ("ctx-chunk-out-of-range-doc-index-late",
+     ctx(doc(0), '{"data": [' + it(1, emb=f'"{ENC[2]}"') + '], "index": 1}'), [2, 1],
+     X("'index' 1 is out of range (expected 0..0)")),
+    ("ctx-chunk-out-of-range-everything-late",
+     ctx(doc(0), f'{{"data": [{{"embedding": "{ENC[2]}", "index": 1}}], "index": 1}}'), [2, 1],
+     X("'index' 1 is out of range (expected 0..0)")),
+    ("ctx-duplicate-chunk", ctx(doc(0, it(0), it(0)), doc(1)), [2, 1], X("row 0 appears twice")),
+    ("ctx-duplicate-chunk-doc-index-late",
+     ctx(f'{{"data": [{it(1)}, {it(1)}], "index": 0}}', doc(1)), [2, 1], X("row 1 appears twice")),
+    ("ctx-doc-index-out-of-range", ctx(doc(0), doc(2)), [2, 1], X("'index' 2 is out of range (expected 0..1)")),
+    ("ctx-doc-index-negative", ctx(doc(0), doc(1, index="-1")), [2, 1], "non-negative integer"),
+    ("ctx-duplicate-doc", ctx(doc(0), doc(0)), [2, 1], "row [01] appears twice"),
+    ("ctx-duplicate-doc-index-late", ctx(doc(0), f'{{"data": [{it(0)}, {it(1)}], "index": 0}}'), [2, 1],
+     "row [01] appears twice"),
+    ("ctx-doc-without-index", ctx(doc(0), doc(1, index="")), [2, 1], X("a document has no 'index'")),
+    ("ctx-doc-index-string", ctx(doc(0), doc(1, index='"1"')), [2, 1], X("'index' must be a non-negative integer")),
+    ("ctx-doc-index-float", ctx(doc(0), doc(1, index="1.0")), [2, 1], X("'index' must be a non-negative integer")),
+    ("ctx-doc-data-not-array", ctx(doc(0), '{"index": 1, "data": {}}'), [2, 1], "not an embeddings response"),
+    ("ctx-chunks-not-objects", ctx(doc(0), f'{{"index": 1, "data": ["{ENC[2]}"]}}'), [2, 1],
+     "not an embeddings response"),
+    ("ctx-chunk-without-embedding", ctx(doc(0), doc(1, it(0, emb=""))), [2, 1], X("an item has no 'embedding'")),
+    ("ctx-chunk-without-index", ctx(doc(0), doc(1, it(0, index="", emb=f'"{ENC[2]}"'))), [2, 1],
+     X("an item has no 'index'")),
+    ("ctx-flat-shape", flat(), [2, 1], "out of range|missing 3 of 3 rows"),  # items read as documents
+    # items
+    ("no-index", flat(it(0), it(1), it(2, index="")), None, X("an item has no 'index'")),
+    ("no-embedding", flat(it(0), it(1, emb=""), it(2)), None, X("an item has no 'embedding'")),
+    ("empty-item", flat(it(0), it(1), "{}"), None, X("an item has no 'index'")),
+    ("index-string", flat(it(0), it(1, index='"1"'), it(2)), None, X("'index' must be a non-negative integer")),
+    ("index-null", flat(it(0), it(1, index="null"), it(2)), None, X("'index' must be a non-negative integer")),
+    ("index-false", flat(it(0), it(1, index="false"), it(2)), None, X("'index' must be a non-negative integer")),
+    ("index-array", flat(it(0), it(1, index="[1]"), it(2)), None, "not an embeddings response"),
+    ("index-twice", flat(it(0), it(1, extra=', "index": 1'), it(2)), None, X("a key appears twice in one object")),
+    ("embedding-twice", flat(it(0), it(1, extra=f', "embedding": "{ENC[1]}"'), it(2)), None,
+     X("a key appears twice in one object")),
+    ("data-twice", flat(after=', "data": []'), None, X("a key appears twice in one object")),
+    ("ctx-doc-index-twice", ctx(doc(0), doc(1, extra=', "index": 1')), [2, 1], X("a key appears twice in one object")),
+    ("ctx-doc-data-twice", ctx(doc(0), doc(1, extra=', "data": []')), [2, 1], X("a key appears twice in one object")),
+    ("embedding-number", flat(it(0), it(1, emb="12"), it(2)), None, "not an embeddings response"),
+    ("embedding-negative", flat(it(0), it(1, emb="-1.5e3"), it(2)), None, "not an embeddings response"),
+    ("embedding-null", flat(it(0), it(1, emb="null"), it(2)), None, "not an embeddings response"),
+    ("embedding-true", flat(it(0), it(1, emb="true"), it(2)), None, "not an embeddings response"),
+    ("embedding-list", flat(it(0), it(1, emb="[5, 6, 7, 8]"), it(2)), None, "not an embeddings response"),
+    ("embedding-object", flat(it(0), it(1, emb='{"b64": "BQYHCA=="}'), it(2)), None, "not an embeddings response"),
+    ("embedding-list-of-strings", flat(it(0), it(1, emb=f'["{ENC[1]}"]'), it(2)), None,
+     "not an embeddings response"),
+    # base64
+    *[(f"bad-char-{name}", flat(it(0), it(1, emb=f'"BQY{ch}CA=="'), it(2)), None,
+       X(f"invalid base64 in 'embedding': invalid character {shown} at offset "))  # (offset: see the bug tests)
+      for name, ch, shown in [("bang", "!", "'!'"), ("dash", "-", "'-'"), ("underscore", "_", "'_'"),
+                              ("space", " ", "' '"), ("dot", ".", "'.'"), ("tilde", "~", "'~'"),
+                              ("del", "\x7f", "'\\x7f'"), ("quote", '\\"', "'\"'"), ("backslash", "\\\\", "'\\\\'"),
+                              ("escaped-newline", "\\n", "'\\n'"), ("escaped-nul", "\\u0000", "'\\x00'")]],
+    ("bad-char-non-ascii-raw", flat(it(0), it(1, emb='"BQYéA=="'), it(2)), None,
+     "invalid base64 in 'embedding': invalid character .* at offset"),
+    ("bad-char-non-ascii-escaped", flat(it(0), it(1, emb='"BQY\\u00e9CA=="'), it(2)), None,
+     "invalid base64 in 'embedding': invalid character .* at offset"),
+    ("bad-char-raw-control", flat(it(0), it(1, emb='"BQY\nCA=="'), it(2)), None, "invalid base64|invalid JSON"),
+    ("bad-char-first", flat(it(0), it(1, emb='"!QYHCA=="'), it(2)), None,
+     X("invalid base64 in 'embedding': invalid character '!' at offset ")),
+    # a wrong '=' may be caught by the length check (the '=' count says how many bytes the row holds)
+    ("bad-char-last", flat(it(0), it(1), it(2, emb='"gH8A/w=!"')), None, "invalid base64 in 'embedding'|decodes to"),
+    ("padding-in-middle", flat(it(0), it(1, emb='"BQ==BQYHCA=="'), it(2)), None,
+     "invalid base64 in 'embedding'|decodes to"),
+    ("padding-in-middle-same-length", flat(it(0), it(1, emb='"BQ==CA=="'), it(2)), None,
+     "invalid base64 in 'embedding'"),
+    ("padding-then-data", flat(it(0), it(1, emb='"BQYHC=A="'), it(2)), None,
+     "invalid base64 in 'embedding'|decodes to"),
+    ("triple-padding", flat(it(0), it(1, emb='"BQYHC==="'), it(2)), None, "invalid base64 in 'embedding'"),
+    ("only-padding", flat(it(0), it(1, emb='"========"'), it(2)), None, "invalid base64 in 'embedding'"),
+    ("non-canonical-two-pad", flat(it(0), it(1, emb='"BQYHCB=="'), it(2)), None,
+     X("invalid base64 in 'embedding': non-zero bits before '=' padding")),
+    ("non-canonical-one-pad", flat(it(0), it(1, emb='"BQYHCAB="'), it(2)), None,
+     "invalid base64 in 'embedding'|decodes to"),
+    ("too-short", flat(it(0), it(1, emb='"BQYH"'), it(2)), None, X("'embedding' decodes to 3 bytes, expected 4")),
+    ("empty-string", flat(it(0), it(1, emb='""'), it(2)), None, X("'embedding' decodes to 0 bytes, expected 4")),
+    ("too-long", flat(it(0), it(1, emb='"BQYHCAk="'), it(2)), None, X("'embedding' decodes to more than 4 bytes")),
+    ("one-extra-quad", flat(it(0), it(1, emb='"BQYHCAkKCw=="'), it(2)), None,
+     X("'embedding' decodes to more than 4 bytes")),
+    ("two-rows-in-one", flat(it(0), it(1, emb=f'"{ENC[1]}{ENC[2]}"'), it(2)), None,
+     "invalid base64 in 'embedding'|decodes to"),
+    ("unpadded", flat(it(0), it(1, emb='"BQYHCA"'), it(2)), None, "is not a multiple of 4"),
+    ("one-char-short", flat(it(0), it(1, emb='"BQYHCA="'), it(2)), None, "is not a multiple of 4"),
+    ("one-char-long", flat(it(0), it(1, emb='"BQYHCAkKC"'), it(2)), None, "is not a multiple of 4|decodes to"),
+    ("single-char", flat(it(0), it(1, emb='"B"'), it(2)), None, "is not a multiple of 4"),
+    # shape
+    ("root-array", b'[{"index": 0, "embedding": "AQIDBA=="}]', None, "not an embeddings response"),
+    ("root-number", b"1", None, "not an embeddings response"),
+    ("root-string", b'"data"', None, "not an embeddings response"),
+    ("root-null", b"null", None, "not an embeddings response"),
+    ("root-html", b"<html>502 Bad Gateway</html>", None, "not an embeddings response|invalid JSON"),
+    ("data-object", b'{"data": {"0": {"index": 0, "embedding": "AQIDBA=="}}}', None, "not an embeddings response"),
+    ("data-null", b'{"data": null}', None, "not an embeddings response"),
+    ("data-string", b'{"data": "AQIDBA=="}', None, "not an embeddings response"),
+    ("data-number", b'{"data": 3}', None, "not an embeddings response"),
+    ("data-items-strings", flat(f'"{ENC[0]}"', it(1), it(2)), None, "not an embeddings response"),
+    ("data-items-arrays", flat("[]", it(1), it(2)), None, "not an embeddings response"),
+    ("data-items-null", flat(it(0), it(1), it(2), "null"), None, "not an embeddings response"),
+    ("data-items-numbers", flat(it(0), it(1), it(2), "3"), None, "not an embeddings response"),
+    ("trailing-comma-data", flat(it(0), it(1), it(2) + ","), None, "not an embeddings response|invalid JSON"),
+    # trailing data
+    *[(f"trailing-{name}", flat() + tail, None, X("data after the end of the JSON document"))
+      for name, tail in [("letter", b"x"), ("object", b"{}"), ("second-response", b"\n" + flat()),
+                         ("bracket", b"]"), ("brace", b"}"), ("comma", b","), ("number", b" \n 1"), ("nul", b"\x00")]],
+    # JSON syntax
+    *[(f"syntax-{name}", body, None, "invalid JSON") for name, body in [
+        ("missing-colon-root", flat(after=', "model" "m"')),
+        ("missing-colon-item", flat(it(0), f'{{"index" 1, "embedding": "{ENC[1]}"}}', it(2))),
+        ("double-colon", flat(after=', "model":: "m"')),
+        ("trailing-comma-array", flat(after=', "x": [1,]')),
+        ("trailing-comma-object", flat(after=', "x": {"a": 1,}')),
+        ("trailing-comma-item", flat(it(0), it(1, extra=","), it(2))),
+        ("trailing-comma-root", flat(after=', "model": "m",')),
+        ("leading-comma", flat(after=', "x": [,1]')),
+        ("double-comma", flat(after=', "x": [1,,2]')),
+        ("missing-comma-items", flat(it(0), it(1) + " " + it(2))),
+        ("missing-comma-keys", flat(after=', "model": "m" "usage": {}')),
+        ("missing-value", flat(after=', "model": }')),
+        ("key-without-value", flat(after=', "model"')),
+        ("mismatched-close", flat(after=', "x": [1}')),
+        ("mismatched-close-object", flat(after=', "x": {"a": 1]')),
+        ("colon-in-array", flat(after=', "x": [1: 2]')),
+        ("bad-literal-tru", flat(after=', "x": tru')),
+        ("bad-literal-True", flat(after=', "x": True')),
+        ("bad-literal-nul", flat(after=', "x": [nul]')),
+        ("bad-literal-nulll", flat(after=', "x": nulll')),
+        ("bad-literal-fals", flat(it(0), it(1, extra=', "x": fals'), it(2))),
+        ("NaN", flat(after=', "x": NaN')),
+        ("Infinity", flat(after=', "x": -Infinity')),
+        ("control-char-in-string", flat(after=', "model": "m\nx"')),
+        ("tab-in-string", flat(after=', "model": "m\tx"')),
+        ("nul-in-item-string", flat(it(0), it(1, extra=', "x": "a\x00b"'), it(2))),
+        ("control-char-in-key", flat(after=', "mo\x1fdel": "m"')),
+        ("bad-escape-x", flat(after=', "model": "\\x41"')),
+        ("bad-escape-in-item", flat(it(0), it(1, extra=', "x": "\\a"'), it(2))),
+        ("bad-escape-in-key", flat(after=', "\\k": 1')),
+        ("bad-escape-in-embedding", flat(it(0), it(1, emb='"BQY\\xCA=="'), it(2))),
+        ("bad-unicode-escape", flat(after=', "model": "\\u12G4"')),
+        ("short-unicode-escape", flat(after=', "model": "\\u12"')),
+        ("bad-unicode-escape-in-embedding", flat(it(0), it(1, emb='"BQY\\u00ZZCA=="'), it(2))),
+        ("number-leading-zero", flat(after=', "x": 012')),
+        ("number-dot-end", flat(after=', "x": 1.')),
+        ("number-dot-start", flat(after=', "x": .5')),
+        ("number-plus", flat(after=', "x": +1')),
+        ("number-minus-only", flat(after=', "x": -')),
+        ("number-double-minus", flat(after=', "x": --1')),
+        ("number-exponent-only", flat(after=', "x": 1e')),
+        ("number-exponent-sign-only", flat(after=', "x": 1e+')),
+        ("number-two-dots", flat(after=', "x": 1.2.3')),
+        ("number-hex", flat(after=', "x": 0x10')),
+        ("single-quotes", flat(after=", 'model': 'm'")),
+        ("unquoted-key", flat(after=", model: 1")),
+        ("key-not-string", flat(after=", 1: 1")),
+        ("object-as-key", flat(after=', {}: 1')),
+        ("form-feed-whitespace", flat(after=',\x0c"model": "m"')),
+        ("nbsp-whitespace", flat(after=',\xa0"model": "m"').replace(b"\xc2\xa0", b"\xa0")),
+        ("comment", flat(after=', /* c */ "model": "m"')),
+        ("unterminated-root", flat()[:-1] + b"]"),
+        ("extra-close", flat(after=', "x": [1]]')),
+    ]],
+]
+
+
+@pytest.mark.parametrize(("body", "doc_rows", "msg"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+def test_malformed_response_is_rejected(body, doc_rows, msg):
+    with pytest.raises(ValueError):
+        ref.decode_response(body, 3, 4, np.int8, doc_rows)
+    for k in [None, *range(len(body) + 1)]:
+        chunks = None if k is None else [body[:k], body[k:]]
+        got = stream_error(body, 3, 4, np.int8, doc_rows, chunks)
+        assert re.search(msg, got), (k, got)
+    got = stream_error(body, 3, 4, np.int8, doc_rows, byte_by_byte(body))
+    assert re.search(msg, got), got
+
+
+def test_bad_base64_at_every_position_and_chunk_boundary(isa):
+    """A long row (the SIMD loops, not just the serial tail) with one bad
+    character at many offsets, split around it: rejected, naming base64."""
+    rng = np.random.default_rng(11)
+    m = matrix(rng, 2, 1024, np.int8)
+    body = dumps(api_response(m))
+    start = body.index(b64(m[1]).encode())
+    for off in [0, 1, 2, 3, 4, 31, 32, 33, 63, 64, 127, 128, 255, 256, 300, 1000, 1364, 1365, 1366, 1367]:
+        bad = body[:start + off] + b"!" + body[start + off + 1:]
+        for cut in [None, start + off - 1, start + off, start + off + 1, start + off + 2, start + off - 30]:
+            chunks = None if cut is None else [bad[:cut], bad[cut:]]
+            msg = stream_error(bad, 2, 1024, np.int8, None, chunks)
+            assert re.search("invalid base64 in 'embedding'" + ("|decodes to" if off >= 1366 else ""), msg), \
+                (off, cut, msg)  # ('!' for the padding '=' changes the decoded length)
+
+
+# ---------------------------------------------------------------- truncation
+
+@pytest.mark.parametrize(("kind", "layout", "style"), CASES, ids=["-".join(c) for c in CASES])
+def test_truncated_at_every_byte(kind, layout, style):
+    """Every proper prefix of a response (in one feed or two) makes finish()
+    raise "truncated"; the whole body (plus trailing whitespace) decodes."""
+    m, doc_rows, obj = small_case(kind, layout)
+    body = dumps(obj, style)
+    n, width = m.shape
+    for k in range(len(body)):
+        prefix = body[:k]
+        for chunks in [[prefix], [prefix[:k // 2], prefix[k // 2:]]]:
+            out = np.zeros((n, width), m.dtype)
+            dec = StreamDecoder(out, doc_rows)
+            for c in chunks:
+                dec.feed(c)
+            with pytest.raises(StreamDecodeError, match="^truncated response: the body ended "):
+                dec.finish()
+    out, _ = decode(body + b" \r\n\t ", n, width, m.dtype, doc_rows)
+    np.testing.assert_array_equal(out, m)
+
+
+def test_truncated_messages():
+    dec = StreamDecoder(np.zeros((1, 4), np.int8))
+    with pytest.raises(StreamDecodeError, match="^truncated response: the body ended before any JSON$"):
+        dec.finish()
+    dec.feed(b"")
+    with pytest.raises(StreamDecodeError, match="^truncated response: the body ended before any JSON$"):
+        dec.finish()
+    dec = StreamDecoder(np.zeros((1, 4), np.int8))
+    dec.feed(prefix := b'{"data": [{"index": 0, "embedding": "AQID')
+    with pytest.raises(StreamDecodeError,
+                       match=f"^truncated response: the body ended at byte {len(prefix)}, inside the document$"):
+        dec.finish()
+    dec = StreamDecoder(np.zeros((1, 4), np.int8))
+    dec.feed(b"  \n")
+    with pytest.raises(StreamDecodeError, match="^truncated response"):
+        dec.finish()
+
+
+def test_truncation_then_more_data_still_decodes():
+    """finish() on a truncated body raises without spoiling the decoder (sans-IO:
+    the caller may have called it early)."""
+    body = flat()
+    dec = StreamDecoder(out := np.zeros((3, 4), np.int8))
+    dec.feed(body[:100])
+    with pytest.raises(StreamDecodeError, match="truncated"):
+        dec.finish()
+    dec.feed(body[100:])
+    assert dec.finish() == {"object": "list", "model": "m", "usage": {"total_tokens": 3}}
+    np.testing.assert_array_equal(out, ROWS)
+
+
+# ---------------------------------------------------------------- limits
+
+MAX_DEPTH = ref.MAX_STREAM_DEPTH
+
+
+def nested(k: int) -> str:
+    """k nested containers, alternating arrays and objects."""
+    text = "1"
+    for level in range(k):
+        text = f"[{text}]" if level % 2 else f'{{"a": {text}}}'
+    return text
+
+
+@pytest.mark.parametrize("where", ["root", "item", "doc", "chunk", "usage"])
+def test_nesting_limit(where):
+    """64 levels of containers (the root object counting as one) decode; 65 raise."""
+    def body(k):  # k: the depth of the deepest container in the whole document
+        if where == "root":
+            return flat(after=f', "x": {nested(k - 1)}')
+        if where == "usage":
+            return flat(after=f', "usage": {{"u": {nested(k - 2)}}}')
+        if where == "item":
+            return flat(it(0), it(1, extra=f', "x": {nested(k - 3)}'), it(2))
+        if where == "doc":
+            return ctx(doc(0), doc(1, extra=f', "x": {nested(k - 3)}'))
+        return ctx(doc(0), doc(1, it(0, emb=f'"{ENC[2]}"', extra=f', "x": {nested(k - 5)}')))
+
+    doc_rows = [2, 1] if where in ("doc", "chunk") else None
+    ok, deep = body(MAX_DEPTH), body(MAX_DEPTH + 1)
+    np.testing.assert_array_equal(ref.decode_response(ok, 3, 4, np.int8, doc_rows)[0], ROWS)
+    with pytest.raises(ValueError):
+        ref.decode_response(deep, 3, 4, np.int8, doc_rows)
+    for chunks in [None, byte_by_byte(ok)]:
+        np.testing.assert_array_equal(decode(ok, 3, 4, np.int8, doc_rows, chunks)[0], ROWS)
+    for chunks in [None, byte_by_byte(deep)]:
+        assert f"JSON nested deeper than {MAX_DEPTH}" in stream_error(deep, 3, 4, np.int8, doc_rows, chunks)
+    # far deeper: still the same error, no recursion anywhere
+    deeper = b'{"data": [], "x": ' + b"[" * 100_000
+    assert f"JSON nested deeper than {MAX_DEPTH}" in stream_error(deeper, 0, 4)
+
+
+CAPTURE_MAX = 1 << 20  # bytes of one top-level field: its key plus its raw value
+
+
+@pytest.mark.parametrize("value", ["string", "array", "object"])
+def test_top_level_field_size_limit(value):
+    """A top-level field (other than data) is kept whole until finish(), up to
+    1 MiB of key + value; one byte more raises."""
+    def field(size):  # '"big": <value>' with len("big") + len(value text) == size
+        inner = size - len("big")
+        want = {"string": "x" * (inner - 2), "array": ["x" * (inner - 4)], "object": {"k": "x" * (inner - 9)}}[value]
+        text = json.dumps(want)
+        assert len(text) == inner
+        return f'"big": {text}', want
+
+    text, want = field(CAPTURE_MAX)
+    body = flat(after=f', "model": "m", {text}')
+    for size in [None, 65536, 1_000_003]:
+        chunks = None if size is None else [body[i:i + size] for i in range(0, len(body), size)]
+        assert decode(body, 3, 4, np.int8, None, chunks)[1]["big"] == want
+    text, _ = field(CAPTURE_MAX + 1)
+    body = flat(after=f', "model": "m", {text}')
+    for size in [None, 65536, 4096]:
+        chunks = None if size is None else [body[i:i + size] for i in range(0, len(body), size)]
+        assert f"a top-level field is larger than {CAPTURE_MAX} bytes" in stream_error(body, 3, 4, np.int8, None, chunks)
+
+
+def test_oversized_top_level_field_fails_without_buffering_it():
+    """Memory stays bounded: a never-ending top-level string fails in the feed
+    that takes it past 1 MiB, not at the end (64 MiB are offered)."""
+    dec = StreamDecoder(np.zeros((3, 4), np.int8))
+    dec.feed(b'{"data": [], "model": "')
+    piece = b"x" * 65536
+    fed = 0
+    with pytest.raises(StreamDecodeError, match=f"a top-level field is larger than {CAPTURE_MAX} bytes"):
+        for _ in range(1024):
+            dec.feed(piece)
+            fed += len(piece)
+    assert CAPTURE_MAX - len(piece) <= fed <= CAPTURE_MAX
+    with pytest.raises(StreamDecodeError, match="after an error"):
+        dec.feed(piece)
+
+
+def test_large_unknown_fields_inside_items_are_not_buffered():
+    """Unknown fields of items and documents are validated and skipped, never
+    kept: 16 MiB of them decode fine, fed in pieces."""
+    filler = "z" * (8 << 20)
+    body = flat(it(0, extra=f', "debug": "{filler}"'), it(1), it(2, extra=f', "more": ["{filler}", 1.5e3, null]'))
+    chunks = [body[i:i + (1 << 20)] for i in range(0, len(body), 1 << 20)]
+    out, meta = decode(body, 3, 4, np.int8, None, chunks)
+    np.testing.assert_array_equal(out, ROWS)
+    assert meta == {"object": "list", "model": "m", "usage": {"total_tokens": 3}}
+
+
+# ---------------------------------------------------------------- after an error
+
+@pytest.mark.parametrize("body", [flat(it(0), it(0)), flat() + b"x", b"[1]", flat(it(0), it(1, emb='"!!!!!!!!"'))],
+                         ids=["duplicate", "trailing", "shape", "base64"])
+def test_feed_and_finish_after_an_error_raise(body):
+    dec = StreamDecoder(np.zeros((3, 4), np.int8))
+    with pytest.raises(StreamDecodeError):
+        dec.feed(body)
+    for call in [lambda: dec.feed(b" "), lambda: dec.feed(b""), dec.finish, lambda: dec.feed(flat()), dec.finish]:
+        with pytest.raises(StreamDecodeError, match="after an error"):
+            call()
+
+
+def test_feed_takes_bytes_like_objects_only():
+    dec = StreamDecoder(np.zeros((3, 4), np.int8))
+    with pytest.raises(TypeError):
+        dec.feed(flat().decode())
+    with pytest.raises(TypeError):
+        dec.feed(None)
+    body = flat()
+    for k, piece in enumerate(split(body, [20, 90, 150])):
+        dec.feed(as_feed(piece, FEED_KINDS[k]))
+    assert dec.finish()["model"] == "m"
+
+
+def test_stream_decode_error_is_a_value_error():
+    assert issubclass(StreamDecodeError, ValueError)
+
+
+def test_missing_rows_error_lists_the_first_ten():
+    m = np.arange(40 * 3, dtype=np.int8).reshape(40, 3)
+    body = dumps(api_response(m, order=[0, 5, 39]))
+    msg = stream_error(body, 40, 3)
+    assert msg == "response is missing 37 of 40 rows (first missing rows: [1, 2, 3, 4, 6, 7, 8, 9, 10, 11])"
+
+
+# ---------------------------------------------------------------- filled() / rows_done
+
+def completion_offsets(obj, body, doc_rows):
+    """For each row, a byte offset by which it is certainly complete: the end of
+    its item (flat) or of its document (contextualized: the document index may
+    come last)."""
+    done = {}
+    if doc_rows is None:
+        for item in obj["data"]:
+            text = json.dumps(item).encode()
+            done[item["index"]] = body.index(text) + len(text)
+    else:
+        starts = doc_starts(doc_rows)
+        for d in obj["data"]:
+            text = json.dumps(d).encode()
+            for c in d["data"]:
+                done[starts[d["index"]] + c["index"]] = body.index(text) + len(text)
+    return done
+
+
+@pytest.mark.parametrize("layout", ["flat", "flat-reordered", "ctx", "ctx-reordered"])
+def test_filled_marks_every_completed_row(layout):
+    """After any prefix: every row whose item (document) has been read is
+    marked, rows_done counts the marks, marks only grow; a document's rows
+    whose document index has not been read yet are not marked."""
+    m, doc_rows, obj = small_case("int8", layout)
+    body = dumps(obj)
+    n, width = m.shape
+    done = completion_offsets(obj, body, doc_rows)
+    doc_index_at = {}
+    if doc_rows is not None and layout.endswith("reordered"):
+        starts = doc_starts(doc_rows)
+        for d in obj["data"]:
+            text = json.dumps(d).encode()
+            at = body.index(text) + text.rindex(b'"index": ') + len('"index": ') + 1  # past its digit
+            doc_index_at.update({starts[d["index"]] + c["index"]: at for c in d["data"]})
+    for k in range(len(body) + 1):
+        for chunks in [[body[:k]], [body[:k // 3], body[k // 3:k]]]:
+            dec = StreamDecoder(np.zeros((n, width), np.int8), doc_rows)
+            before = np.zeros(n, bool)
+            for c in chunks:
+                dec.feed(c)
+                now = dec.filled()
+                assert now.dtype == bool and now.shape == (n,)
+                assert (now >= before).all()
+                before = now
+            filled = dec.filled()
+            assert dec.rows_done == filled.sum()
+            for r in range(n):
+                if k >= done[r]:
+                    assert filled[r], (k, r)
+                if r in doc_index_at and k < doc_index_at[r]:
+                    assert not filled[r], (k, r)
+
+
+def test_rows_never_written_are_not_marked():
+    sentinel = np.full((3, 4), 99, np.int8)
+    out = sentinel.copy()
+    dec = StreamDecoder(out)
+    dec.feed(flat(it(2), it(0)))
+    np.testing.assert_array_equal(dec.filled(), [True, False, True])
+    assert dec.rows_done == 2
+    np.testing.assert_array_equal(out[1], sentinel[1])
+    with pytest.raises(StreamDecodeError, match=re.escape("missing 1 of 3 rows (first missing rows: [1])")):
+        dec.finish()
+    # contextualized: a document whose index never came
+    out = sentinel.copy()
+    dec = StreamDecoder(out, [2, 1])
+    dec.feed(b'{"data": [' + doc(1).encode() + b', {"data": [' + it(0).encode() + b", " + it(1).encode())
+    np.testing.assert_array_equal(dec.filled(), [False, False, True])
+    np.testing.assert_array_equal(out[:2], sentinel[:2])
+    assert dec.rows_done == 1
+
+
+def test_filled_is_a_copy():
+    dec = StreamDecoder(np.zeros((3, 4), np.int8))
+    body = flat(it(0), it(1))
+    dec.feed(body[:body.index(it(1).encode())])
+    mask = dec.filled()
+    mask[:] = True
+    np.testing.assert_array_equal(dec.filled(), [True, False, False])
+
+
+# ---------------------------------------------------------------- out and doc_rows arguments
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+@pytest.mark.parametrize("doc_rows", [None, [4, 1, 5]], ids=["flat", "ctx"])
+def test_rows_land_in_place_in_a_view(dtype, doc_rows):
+    rng = np.random.default_rng(5)
+    m = matrix(rng, 10, 33, dtype)
+    big = np.full((30, 33), 0x5A, dtype)
+    view = big[10:20]
+    body = dumps(api_response(m, doc_rows, order=rng.permutation(10), docs_order=[2, 0, 1]))
+    dec = StreamDecoder(view, doc_rows)
+    for i in range(0, len(body), 97):
+        dec.feed(body[i:i + 97])
+    dec.finish()
+    np.testing.assert_array_equal(big[10:20], m)
+    assert (big[:10] == 0x5A).all() and (big[20:] == 0x5A).all()
+
+
+def test_out_of_zero_rows():
+    assert decode(b'{"data": [], "model": "m"}', 0, 4)[1] == {"model": "m"}
+    assert decode(b'{"data": [], "model": "m"}', 0, 4, np.int8, [])[1] == {"model": "m"}
+    assert "out of range" in stream_error(flat(it(0)), 0, 4)
+
+
+BAD_OUTS = [
+    (np.zeros((3, 4), np.float32), TypeError),
+    (np.zeros((3, 4), np.int16), TypeError),
+    (np.zeros((3, 4), bool), TypeError),
+    ([[0] * 4] * 3, TypeError),
+    (bytearray(12), TypeError),
+    (None, TypeError),
+    (np.zeros(12, np.int8), ValueError),
+    (np.zeros((3, 4, 1), np.int8), ValueError),
+    (np.zeros((3, 0), np.int8), ValueError),
+    (np.zeros((6, 4), np.int8)[::2], ValueError),
+    (np.zeros((3, 8), np.int8)[:, ::2], ValueError),
+    (np.zeros((3, 8), np.int8)[:, :4], ValueError),
+    (np.zeros((3, 4), np.int8, order="F"), ValueError),
+    (np.frombuffer(bytes(12), np.int8).reshape(3, 4), ValueError),
+]
+
+
+@pytest.mark.parametrize(("out", "exc"), BAD_OUTS, ids=[
+    "float32", "int16", "bool", "list", "bytearray", "None", "1-D", "3-D", "zero-width", "row-strided",
+    "element-strided", "column-slice", "fortran", "read-only"])
+def test_bad_out(out, exc):
+    with pytest.raises(exc):
+        StreamDecoder(out)
+
+
+@pytest.mark.parametrize("doc_rows", [[2, 2], [1, 1], [3, 0], [4, -1], [], [0, 3], [1, 1, 1, 1]])
+def test_doc_rows_must_sum_to_n(doc_rows):
+    with pytest.raises(ValueError, match="doc_rows must be positive chunk counts summing to the 3 rows of out"):
+        StreamDecoder(np.zeros((3, 4), np.int8), doc_rows)
+
+
+def test_doc_rows_any_sequence():
+    body = ctx()
+    for doc_rows in [(2, 1), np.array([2, 1]), [np.int64(2), np.int64(1)]]:
+        np.testing.assert_array_equal(decode(body, 3, 4, np.int8, doc_rows)[0], ROWS)
+
+
+# ---------------------------------------------------------------- defects found (these fail on the decoder as written)
+
+def test_filled_marks_only_fully_written_rows():
+    """filled()/rows_done promise the rows *written so far* (for partial
+    results): a row whose embedding has only begun must not be marked.  The
+    decoder marks a row as soon as its embedding string starts (the row is
+    claimed in _embedding_start), so a response cut inside an embedding
+    reports a half-written row as done."""
+    m = np.arange(1, 97, dtype=np.int8).reshape(3, 32)
+    body = dumps(api_response(m))
+    cut = body.index(b64(m[0]).encode()) + 5  # 5 of its 44 base64 characters
+    out = np.zeros((3, 32), np.int8)
+    dec = StreamDecoder(out)
+    dec.feed(body[:cut])
+    assert not np.array_equal(out[0], m[0])  # only 3 of its 32 bytes are there
+    assert dec.rows_done == 0
+    np.testing.assert_array_equal(dec.filled(), [False, False, False])
+
+
+@pytest.mark.parametrize("layout", ["flat", "ctx"])
+def test_marked_rows_are_complete_after_every_prefix(layout):
+    """The same property over every prefix: each row marked in filled() holds
+    its final value (out starts as the bitwise complement of the answer)."""
+    m, doc_rows, obj = small_case("int8", layout)
+    body = dumps(obj)
+    bad = []
+    for k in range(len(body) + 1):
+        out = ~m
+        dec = StreamDecoder(out, doc_rows)
+        dec.feed(body[:k])
+        for r in np.flatnonzero(dec.filled()):
+            if not np.array_equal(out[r], m[r]):
+                bad.append((k, int(r)))
+    assert not bad, f"{len(bad)} (prefix length, row) pairs with a half-written row marked, e.g. {bad[:3]}"
+
+
+@pytest.mark.parametrize("key", ["a_key_longer_than_thirty_two_bytes_", "x" * 33, "\u00e9", "\u043a\u043b\u044e\u0447",
+                                 "raw-\u00e9-and-more-than-32-bytes-long!!"])
+def test_meta_keeps_every_top_level_key_name(key):
+    """finish() returns the other top-level fields under their names.  A key
+    longer than 32 bytes (KEY_MAX), or with a non-ASCII character written as
+    a \\u escape (json.dumps' default), comes back as '' instead; two such
+    fields collide."""
+    for ensure_ascii in [True, False]:
+        obj = api_response(ROWS)
+        obj[key] = {"v": 1}
+        body = json.dumps(obj, ensure_ascii=ensure_ascii).encode()
+        _, want = ref.decode_response(body, 3, 4, np.int8)
+        assert set(want) == {"object", "model", "usage", key}
+        _, meta = decode(body, 3, 4)
+        assert meta == want, (ensure_ascii, sorted(meta))
+
+
+def test_base64_error_offset_is_the_offset_in_the_string():
+    """'invalid character X at offset N': N is the character's offset in the
+    embedding string.  Characters carried over a feed boundary, or over an
+    escape, are counted twice (emb_chars is advanced when they are carried and
+    again when their quad is decoded), so N depends on how the body was
+    split and on escapes before it."""
+    body = flat(it(0), it(1, emb='"BQY!CA=="'), it(2))
+    start = body.index(b"BQY!")
+    assert "invalid character '!' at offset 3" in stream_error(body, 3, 4)  # one feed: right
+    got = {k: re.search(r"at offset (\d+)", stream_error(body, 3, 4, chunks=[body[:k], body[k:]])).group(1)
+           for k in range(start, start + 4)}
+    assert got == {k: "3" for k in got}, got  # got: {.., start + 1: '4', start + 2: '5', ..}
+    # an escaped character before the bad one shifts it the same way, in one feed
+    escaped = flat(it(0), it(1, emb='"BQY\\u0021CA=="'), it(2))
+    assert "invalid character '!' at offset 3" in stream_error(escaped, 3, 4)  # got: offset 6
+
+
+@pytest.mark.parametrize(("emb", "length"), [("BQYHCA", 6), ("BQYHCA=", 7), ("B", 1), ("BQYHC", 5)])
+def test_base64_length_error_names_the_length(emb, length):
+    """'length N is not a multiple of 4' reports N = the string's length plus
+    the characters left over (counted twice), e.g. "length 8 is not a
+    multiple of 4" for a 6-character string."""
+    body = flat(it(0), it(1, emb=f'"{emb}"'), it(2))
+    msg = stream_error(body, 3, 4)
+    assert f"length {length} is not a multiple of 4" in msg, msg
+
+
+def test_chunk_index_out_of_range_names_its_position():
+    """'response byte N' of an out-of-range chunk index (contextualized) is
+    the start of the feed that held it (_row_of fails with at=0), so one-shot
+    decoding blames byte 0 of the response."""
+    body = ctx(doc(0), doc(1, it(1, emb=f'"{ENC[2]}"')))
+    item_start = body.rindex(b'{"object": "embedding"')
+    for chunks in [None, [body[:10], body[10:]]]:
+        msg = stream_error(body, 3, 4, np.int8, [2, 1], chunks)
+        assert "'index' 1 is out of range (expected 0..0)" in msg
+        at = int(re.match(r"response byte (\d+)", msg).group(1))
+        assert item_start <= at < len(body), msg
+
+
+@pytest.mark.parametrize("where", ["item-value", "item-key", "doc-value", "root-key"])
+def test_invalid_utf8_is_rejected(where):
+    """JSON text is UTF-8 (RFC 8259 §8.1) and json.loads rejects these bodies.
+    The decoder rejects invalid UTF-8 only inside top-level values (which go
+    through json.loads at finish()); in item/document strings and in keys it
+    is accepted (a top-level key even comes back with U+FFFD)."""
+    body = {
+        "item-value": flat(it(0), it(1, extra=', "x": "\xff"'), it(2)),
+        "item-key": flat(it(0), it(1, extra=', "\xc3": 1'), it(2)),
+        "doc-value": ctx(doc(0), doc(1, extra=', "x": "\xc3("')),
+        "root-key": flat(after=', "\xff": 1'),
+    }[where]
+    body = body.replace(b"\xc3\xbf", b"\xff").replace(b"\xc3\x83", b"\xc3")  # the str -> UTF-8 of flat()/ctx()
+    doc_rows = [2, 1] if where.startswith("doc") else None
+    with pytest.raises(ValueError):
+        ref.decode_response(body, 3, 4, np.int8, doc_rows)
+    stream_error(body, 3, 4, np.int8, doc_rows)
