@@ -10,6 +10,12 @@ from importlib.metadata import PackageNotFoundError, version
 from ._isa import _apply_env, capabilities, use_isa
 from .b64 import b64decode, b64encode, decode_binary, decode_int8, encode_binary, encode_int8
 from .bits import pack_bits, reverse_bitorder, unpack_bits
+from ._stream import StreamDecodeError, StreamDecoder
+from .client import AsyncClient, Client
+from .errors import (APIConnectionError, APIError, APIResponseValidationError, APIStatusError, APITimeoutError,
+                     AuthenticationError, BadRequestError, ConflictError, InternalServerError, NotFoundError,
+                     PartialResult, PermissionDeniedError, RateLimitError, UnprocessableEntityError)
+from .results import ContextualizedEmbeddings, Embeddings, EmbeddingsResponse, Usage
 from .index import BinaryIndex, Index, Int8Index
 from .search import (cosine, dot, dot_matrix, hamming, hamming_matrix, merge_topk, search_binary,
                      search_int8)
@@ -49,4 +55,26 @@ __all__ = [
     "BinaryIndex",
     "Int8Index",
     "Index",
+    "Client",
+    "AsyncClient",
+    "StreamDecoder",
+    "StreamDecodeError",
+    "Embeddings",
+    "ContextualizedEmbeddings",
+    "EmbeddingsResponse",
+    "Usage",
+    "PartialResult",
+    "APIError",
+    "APIStatusError",
+    "BadRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "ConflictError",
+    "UnprocessableEntityError",
+    "RateLimitError",
+    "InternalServerError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "APIResponseValidationError",
 ]

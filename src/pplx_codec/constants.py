@@ -48,3 +48,16 @@ MAX_REQUEST_TOKENS = 120_000
 #: Documents in one contextualized request, and chunks over all of them.
 MAX_DOCUMENTS = 512
 MAX_CHUNKS = 16_000
+
+# --- the client ---
+
+#: Where the client sends requests unless told otherwise (or PERPLEXITY_BASE_URL).
+DEFAULT_BASE_URL = "https://api.perplexity.ai"
+#: Seconds: the whole request, and connecting (the official SDK's defaults).
+DEFAULT_TIMEOUT = 900.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+#: Requests in flight per job, unless max_concurrency says otherwise.
+DEFAULT_MAX_CONCURRENCY = 4
+#: Share of the request token limit a batch is planned to use: local counts
+#: are estimates (pplx_codec.tokens), the margin absorbs their error.
+TOKEN_BUDGET_SHARE = 0.8

@@ -1,0 +1,622 @@
+"""The API client: texts in, numpy matrices out, straight from the socket.
+
+``Client`` and ``AsyncClient`` have the same methods.  A job is planned once
+(``_Job``: validation, batches of at most 512 inputs and a token budget, the
+output matrix), then each batch is POSTed and its response body is fed, as
+it arrives, to a :class:`StreamDecoder` writing into that batch's rows of
+the output.  Retries follow :mod:`pplx_codec._retry`; a 422 about tokens
+splits the batch in two.  If a batch finally fails, the exception carries
+``partial`` (rows done so far), and nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+
+from . import _checks, _retry, errors
+from ._stream import StreamDecodeError, StreamDecoder
+from .bits import reverse_bitorder
+from .constants import (API_BITORDER, CONTEXTUALIZED_MODELS, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT,
+                        DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, EMBEDDING_MODELS, ENCODINGS, MAX_CHUNKS,
+                        MAX_DOCUMENTS, MAX_INPUT_TOKENS, MAX_INPUTS, MAX_REQUEST_TOKENS, MIN_DIMENSIONS,
+                        MODEL_DIMS, TOKEN_BUDGET_SHARE)
+from .results import ContextualizedEmbeddings, Embeddings, EmbeddingsResponse, Usage
+from .tokens import estimate_tokens
+
+__all__ = ["Client", "AsyncClient"]
+
+_ERROR_BODY_LIMIT = 1 << 20
+Progress = Callable[[int, int, Usage], None]
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# ---------------------------------------------------------------- planning
+
+
+@dataclass
+class _Batch:
+    """Inputs [start, stop) of the job (documents for the contextualized
+    endpoint), output rows [row0, row1), and the inputs themselves."""
+
+    start: int
+    stop: int
+    row0: int
+    row1: int
+    inputs: list
+    doc_rows: list[int] | None
+    tokens: int
+
+
+class _Job:
+    """A validated request plan: batches and the matrix they fill."""
+
+    def __init__(self, inputs, model: str, dimensions, encoding_format: str, bitorder: str, contextual: bool,
+                 token_limit: int = MAX_REQUEST_TOKENS):
+        models = CONTEXTUALIZED_MODELS if contextual else EMBEDDING_MODELS
+        if model not in models:
+            raise ValueError(f"model must be one of {', '.join(models)}, got {model!r}")
+        if encoding_format not in ENCODINGS:
+            raise ValueError(f"encoding_format must be one of {', '.join(ENCODINGS)}, got {encoding_format!r}")
+        full = MODEL_DIMS[model]
+        if dimensions is None:
+            dimensions = full
+        elif isinstance(dimensions, bool) or not isinstance(dimensions, (int, np.integer)):
+            raise TypeError(f"dimensions must be an integer, got {type(dimensions).__name__}")
+        dimensions = int(dimensions)
+        if not MIN_DIMENSIONS <= dimensions <= full:
+            raise ValueError(f"dimensions must be in {MIN_DIMENSIONS}..{full} for {model}, got {dimensions}")
+        if encoding_format == "base64_binary" and dimensions % 8:
+            raise ValueError(f"dimensions must be a multiple of 8 for base64_binary, got {dimensions}")
+        _checks.bitorder(bitorder)
+        self.model, self.dimensions, self.encoding_format, self.bitorder = model, dimensions, encoding_format, bitorder
+        self.contextual = contextual
+        self.single = isinstance(inputs, str) and not contextual
+        if contextual:
+            docs, est = self._documents(inputs)
+            counts = [len(d) for d in docs]
+            self.offsets = np.zeros(len(docs) + 1, np.int64)
+            np.cumsum(counts, out=self.offsets[1:])
+            self.batches = list(self._plan_documents(docs, est, token_limit))
+            n = int(self.offsets[-1])
+        else:
+            texts, est = self._texts(inputs)
+            self.offsets = None
+            self.batches = list(self._plan_texts(texts, est, token_limit))
+            n = len(texts)
+        self.ninputs = len(self.offsets) - 1 if contextual else n
+        self.nrows = n
+        width = dimensions if encoding_format == "base64_int8" else dimensions // 8
+        self.out = np.empty((n, width), np.int8 if encoding_format == "base64_int8" else np.uint8)
+        self.filled = np.zeros(n, bool)
+        self.usage = Usage()
+
+    @staticmethod
+    def _check_text(t, where: str) -> int:
+        """The text's estimated token count, after checking it is a text the API takes."""
+        if not isinstance(t, str):
+            raise TypeError(f"{where} must be a str, got {type(t).__name__}")
+        if not t:
+            raise ValueError(f"{where} is an empty string (the API rejects empty inputs)")
+        tokens = estimate_tokens(t)
+        if tokens > MAX_INPUT_TOKENS:
+            raise ValueError(f"{where} has about {tokens} tokens (estimated); the API accepts at most "
+                             f"{MAX_INPUT_TOKENS} per input")
+        return tokens
+
+    def _texts(self, inputs) -> list[str]:
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        elif isinstance(inputs, (bytes, bytearray)) or not isinstance(inputs, Iterable):
+            raise TypeError(f"texts must be a str or an iterable of str, got {type(inputs).__name__}")
+        texts = inputs if isinstance(inputs, list) else list(inputs)
+        est = [self._check_text(t, f"texts[{i}]") for i, t in enumerate(texts)]
+        if not texts:
+            raise ValueError("texts is empty")
+        return texts, est
+
+    def _documents(self, inputs) -> list[list[str]]:
+        if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Iterable):
+            raise TypeError("documents must be an iterable of documents, each a list of chunk strings")
+        docs, est = [], []
+        for d, doc in enumerate(inputs):
+            if isinstance(doc, (str, bytes)) or not isinstance(doc, Sequence):
+                raise TypeError(f"documents[{d}] must be a list of chunk strings, got {type(doc).__name__}")
+            if not doc:
+                raise ValueError(f"documents[{d}] has no chunks")
+            tokens = sum(self._check_text(c, f"documents[{d}][{j}]") for j, c in enumerate(doc))
+            if tokens > MAX_INPUT_TOKENS:
+                raise ValueError(f"documents[{d}] has about {tokens} tokens (estimated); the API accepts at most "
+                                 f"{MAX_INPUT_TOKENS} per document")
+            if len(doc) > MAX_CHUNKS:
+                raise ValueError(f"documents[{d}] has {len(doc)} chunks; a request takes at most {MAX_CHUNKS}")
+            docs.append(list(doc))
+            est.append(tokens)
+        if not docs:
+            raise ValueError("documents is empty")
+        return docs, est
+
+    def _plan_texts(self, texts: list[str], estimates: list[int], token_limit: int):
+        budget = int(token_limit * TOKEN_BUDGET_SHARE)
+        start, tokens = 0, 0
+        for i, est in enumerate(estimates):
+            if i > start and (i - start == MAX_INPUTS or tokens + est > budget):
+                yield _Batch(start, i, start, i, texts[start:i], None, tokens)
+                start, tokens = i, 0
+            tokens += est
+        yield _Batch(start, len(texts), start, len(texts), texts[start:], None, tokens)
+
+    def _plan_documents(self, docs: list[list[str]], estimates: list[int], token_limit: int):
+        budget = int(token_limit * TOKEN_BUDGET_SHARE)
+        start, tokens, chunks = 0, 0, 0
+        for d, (doc, est) in enumerate(zip(docs, estimates)):
+            if d > start and (d - start == MAX_DOCUMENTS or tokens + est > budget or chunks + len(doc) > MAX_CHUNKS):
+                yield self._doc_batch(docs, start, d, tokens)
+                start, tokens, chunks = d, 0, 0
+            tokens += est
+            chunks += len(doc)
+        yield self._doc_batch(docs, start, len(docs), tokens)
+
+    def _doc_batch(self, docs, start: int, stop: int, tokens: int) -> _Batch:
+        part = docs[start:stop]
+        return _Batch(start, stop, int(self.offsets[start]), int(self.offsets[stop]), part,
+                      [len(d) for d in part], tokens)
+
+    def split(self, b: _Batch) -> list[_Batch]:
+        """Two halves of a batch the server found too large."""
+        h = (b.stop - b.start) // 2
+        if self.contextual:
+            docs = b.inputs
+            return [self._doc_batch_from(docs, b.start, 0, h), self._doc_batch_from(docs, b.start, h, len(docs))]
+        return [_Batch(b.start, b.start + h, b.row0, b.row0 + h, b.inputs[:h], None, b.tokens // 2),
+                _Batch(b.start + h, b.stop, b.row0 + h, b.row1, b.inputs[h:], None, b.tokens - b.tokens // 2)]
+
+    def _doc_batch_from(self, docs, base: int, lo: int, hi: int) -> _Batch:
+        row0 = int(self.offsets[base + lo])
+        part = docs[lo:hi]
+        n = sum(len(d) for d in part)
+        return _Batch(base + lo, base + hi, row0, row0 + n, part, [len(d) for d in part], 0)
+
+    def body(self, b: _Batch) -> bytes:
+        return json.dumps({"input": b.inputs, "model": self.model, "dimensions": self.dimensions,
+                           "encoding_format": self.encoding_format}, ensure_ascii=False).encode()
+
+    def decoder(self, b: _Batch) -> StreamDecoder:
+        return StreamDecoder(self.out[b.row0:b.row1], b.doc_rows)
+
+    def done(self, b: _Batch, meta: dict) -> None:
+        model = meta.get("model")
+        if model is not None and model != self.model:
+            raise errors.APIResponseValidationError(f"response is for model {model!r}, requested {self.model!r}")
+        self.filled[b.row0:b.row1] = True
+        self.usage.add(meta.get("usage"))
+
+    def partial(self) -> errors.PartialResult:
+        return errors.PartialResult(self._converted(), self.filled.copy())
+
+    def _converted(self) -> np.ndarray:
+        # The API packs LSB-first; hand codes over in the order asked for.
+        if self.encoding_format == "base64_binary" and self.bitorder != API_BITORDER:
+            return reverse_bitorder(self.out, out=self.out)
+        return self.out
+
+    def result(self):
+        vectors = self._converted()
+        common = dict(model=self.model, dimensions=self.dimensions, encoding_format=self.encoding_format,
+                      bitorder=self.bitorder, usage=self.usage)
+        if self.contextual:
+            return ContextualizedEmbeddings(vectors, self.offsets, **common)
+        return Embeddings(vectors[0] if self.single else vectors, **common)
+
+
+def _is_token_limit(err: errors.APIError) -> bool:
+    if not isinstance(err, errors.UnprocessableEntityError):
+        return False
+    return any("token" in str(d.get("msg", "")).lower() or "token" in str(d.get("type", "")).lower()
+               for d in err.detail if isinstance(d, dict))
+
+
+def _error_body(raw: bytes):
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- configuration
+
+
+class _Config:
+    def __init__(self, api_key, base_url, timeout, max_retries, max_concurrency, default_headers):
+        key = api_key or os.environ.get("PERPLEXITY_API_KEY") or os.environ.get("PPLX_API_KEY")
+        if not key:
+            raise errors.APIError("no API key: pass api_key=... or set PERPLEXITY_API_KEY (or PPLX_API_KEY)")
+        self._api_key = key
+        self.base_url = (base_url or os.environ.get("PERPLEXITY_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        if timeout is None:
+            timeout = httpx.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+        self.max_retries = max_retries
+        self.max_concurrency = _checks.positive_int(max_concurrency, "max_concurrency")
+        self.default_headers = dict(default_headers or {})
+
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json",
+                "Accept": "application/json", "User-Agent": f"pplx-codec/{_version()}", **self.default_headers}
+
+    def options(self) -> dict:
+        return dict(api_key=self._api_key, base_url=self.base_url, timeout=self.timeout,
+                    max_retries=self.max_retries, max_concurrency=self.max_concurrency,
+                    default_headers=self.default_headers)
+
+
+class _Base:
+    _config: _Config
+
+    @property
+    def base_url(self) -> str:
+        return self._config.base_url
+
+    @property
+    def max_retries(self) -> int:
+        return self._config.max_retries
+
+    @property
+    def max_concurrency(self) -> int:
+        return self._config.max_concurrency
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return self._config.timeout
+
+    def __repr__(self) -> str:  # never the key
+        return f"{type(self).__name__}(base_url={self.base_url!r}, max_retries={self.max_retries}, " \
+               f"max_concurrency={self.max_concurrency})"
+
+    def _url(self, contextual: bool) -> str:
+        return self.base_url + ("/v1/contextualizedembeddings" if contextual else "/v1/embeddings")
+
+    @staticmethod
+    def _progress(progress, job: _Job):
+        """(update(rows_done), close()) for progress=False/True/callable."""
+        if not progress:
+            return (lambda n: None), (lambda: None)
+        total = job.nrows
+        if callable(progress):
+            state = {"done": 0}
+
+            def update(n):
+                state["done"] += n
+                progress(state["done"], total, job.usage)
+
+            return update, (lambda: None)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, unit="text", desc=f"embed {job.model}", dynamic_ncols=True)
+
+        def update(n):
+            bar.update(n)
+            bar.set_postfix(tokens=job.usage.total_tokens, refresh=False)
+
+        return update, bar.close
+
+
+# ---------------------------------------------------------------- sync
+
+
+class _SyncEmbeddings:
+    """``client.embeddings.create(...)``: one request, as the SDK does it."""
+
+    def __init__(self, client: Client):
+        self._client = client
+
+    def create(self, *, input, model: str, dimensions: int | None = None,
+               encoding_format: str = "base64_int8") -> EmbeddingsResponse:
+        job = _Job(input, model, dimensions, encoding_format, API_BITORDER, contextual=False)
+        if len(job.batches) != 1:
+            raise ValueError(f"one request takes at most {MAX_INPUTS} inputs and {MAX_REQUEST_TOKENS} tokens; "
+                             "use client.embed() to batch")
+        meta = self._client._request(job, job.batches[0], split=False)
+        return EmbeddingsResponse(job.out, meta.get("model", model), meta.get("usage", {}), meta.get("object", "list"))
+
+
+class Client(_Base):
+    """Synchronous client.  ``max_concurrency`` requests run on worker threads
+    (the decoding releases the GIL)."""
+
+    def __init__(self, api_key: str | None = None, base_url: str | None = None,
+                 timeout: float | httpx.Timeout | None = None, max_retries: int = 2, max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+                 http_client: httpx.Client | None = None, default_headers: dict | None = None):
+        self._config = _Config(api_key, base_url, timeout, max_retries, max_concurrency, default_headers)
+        self._own_http = http_client is None
+        self._http = http_client or httpx.Client(
+            timeout=self._config.timeout,
+            limits=httpx.Limits(max_connections=max(10, self._config.max_concurrency)))
+        self.embeddings = _SyncEmbeddings(self)
+
+    def with_options(self, **overrides) -> Client:
+        """A client with some settings changed, sharing this one's connections."""
+        opts = self._config.options() | overrides
+        return Client(http_client=self._http, **opts)
+
+    def close(self) -> None:
+        if self._own_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def embed(self, texts: str | Iterable[str], model: str = "pplx-embed-v1-0.6b", dimensions: int | None = None,
+              encoding_format: str = "base64_int8", bitorder: str = API_BITORDER,
+              progress: bool | Progress = False) -> Embeddings:
+        """Embed any number of texts: batched, concurrent, retried, decoded
+        straight into one matrix (row ``i`` = ``texts[i]``)."""
+        job = _Job(texts, model, dimensions, encoding_format, bitorder, contextual=False)
+        self._run(job, progress)
+        return job.result()
+
+    def embed_contextualized(self, documents: Iterable[Sequence[str]], model: str = "pplx-embed-context-v1-0.6b",
+                             dimensions: int | None = None, encoding_format: str = "base64_int8",
+                             bitorder: str = API_BITORDER,
+                             progress: bool | Progress = False) -> ContextualizedEmbeddings:
+        """Embed documents made of ordered chunks; ``result[d]`` is document
+        ``d``'s chunk matrix."""
+        job = _Job(documents, model, dimensions, encoding_format, bitorder, contextual=True)
+        self._run(job, progress)
+        return job.result()
+
+    def _run(self, job: _Job, progress) -> None:
+        update, close = self._progress(progress, job)
+        pending = list(reversed(job.batches))
+        failure: errors.APIError | None = None
+        lock = threading.Lock()
+
+        def work(b: _Batch) -> int:
+            self._request(job, b, split=True, lock=lock)
+            return b.row1 - b.row0
+
+        try:
+            if self.max_concurrency == 1 or len(pending) == 1:
+                for b in reversed(pending):
+                    update(work(b))
+                return
+            with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="pplx-codec") as pool:
+                running = set()
+                while pending or running:
+                    while pending and failure is None and len(running) < self.max_concurrency:
+                        running.add(pool.submit(work, pending.pop()))
+                    if not running:
+                        break
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        try:
+                            update(f.result())
+                        except errors.APIError as e:
+                            failure = failure or e
+                    if failure is not None:
+                        pending.clear()  # let the running ones finish: their rows count
+        except errors.APIError as e:
+            failure = e
+        finally:
+            close()
+        if failure is not None:
+            failure.partial = job.partial()
+            raise failure
+
+    def _request(self, job: _Job, b: _Batch, split: bool, lock: threading.Lock | None = None) -> dict:
+        """POST one batch (retried); on a 422 about tokens, split it in two."""
+        try:
+            meta = self._post(job, b)
+        except errors.UnprocessableEntityError as e:
+            if split and b.stop - b.start > 1 and _is_token_limit(e):
+                for half in job.split(b):
+                    self._request(job, half, split, lock)
+                return {}
+            raise
+        if lock is None:
+            job.done(b, meta)
+        else:
+            with lock:
+                job.done(b, meta)
+        return meta
+
+    def _post(self, job: _Job, b: _Batch) -> dict:
+        body = job.body(b)
+        url = self._url(job.contextual)
+        headers = self._config.headers()
+        retries = 0
+        while True:
+            try:
+                with self._http.stream("POST", url, content=body, headers=headers) as resp:
+                    if resp.status_code != 200:
+                        raw = _read_limited(resp.iter_bytes())
+                        err = errors.status_error(resp, _error_body(raw))
+                        if retries < self.max_retries and _retry.should_retry(resp.status_code, resp.headers):
+                            time.sleep(_retry.delay(retries, resp.headers))
+                            retries += 1
+                            continue
+                        raise err
+                    dec = job.decoder(b)
+                    for chunk in resp.iter_bytes():
+                        dec.feed(chunk)
+                    return dec.finish()
+            except StreamDecodeError as e:
+                raise errors.APIResponseValidationError(f"malformed response: {e}", response=resp) from None
+            except httpx.TimeoutException as e:
+                err = errors.APITimeoutError(request=e.request)
+            except httpx.TransportError as e:  # refused, reset, dropped mid-body...
+                err = errors.APIConnectionError(f"Connection error: {type(e).__name__}: {e}",
+                                                request=getattr(e, "_request", None))
+            if retries >= self.max_retries:
+                raise err
+            time.sleep(_retry.delay(retries))
+            retries += 1
+
+
+def _read_limited(chunks) -> bytes:
+    buf = bytearray()
+    for c in chunks:
+        buf += c
+        if len(buf) > _ERROR_BODY_LIMIT:
+            break
+    return bytes(buf[:_ERROR_BODY_LIMIT])
+
+
+async def _aread_limited(chunks) -> bytes:
+    buf = bytearray()
+    async for c in chunks:
+        buf += c
+        if len(buf) > _ERROR_BODY_LIMIT:
+            break
+    return bytes(buf[:_ERROR_BODY_LIMIT])
+
+
+# ---------------------------------------------------------------- async
+
+
+class _AsyncEmbeddings:
+    def __init__(self, client: AsyncClient):
+        self._client = client
+
+    async def create(self, *, input, model: str, dimensions: int | None = None,
+                     encoding_format: str = "base64_int8") -> EmbeddingsResponse:
+        job = _Job(input, model, dimensions, encoding_format, API_BITORDER, contextual=False)
+        if len(job.batches) != 1:
+            raise ValueError(f"one request takes at most {MAX_INPUTS} inputs and {MAX_REQUEST_TOKENS} tokens; "
+                             "use client.embed() to batch")
+        meta = await self._client._request(job, job.batches[0], split=False)
+        return EmbeddingsResponse(job.out, meta.get("model", model), meta.get("usage", {}), meta.get("object", "list"))
+
+
+class AsyncClient(_Base):
+    """asyncio client with the same methods as :class:`Client` (awaitable)."""
+
+    def __init__(self, api_key: str | None = None, base_url: str | None = None,
+                 timeout: float | httpx.Timeout | None = None, max_retries: int = 2, max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+                 http_client: httpx.AsyncClient | None = None, default_headers: dict | None = None):
+        self._config = _Config(api_key, base_url, timeout, max_retries, max_concurrency, default_headers)
+        self._own_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            timeout=self._config.timeout,
+            limits=httpx.Limits(max_connections=max(10, self._config.max_concurrency)))
+        self.embeddings = _AsyncEmbeddings(self)
+
+    def with_options(self, **overrides) -> AsyncClient:
+        opts = self._config.options() | overrides
+        return AsyncClient(http_client=self._http, **opts)
+
+    async def close(self) -> None:
+        if self._own_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def embed(self, texts: str | Iterable[str], model: str = "pplx-embed-v1-0.6b",
+                    dimensions: int | None = None, encoding_format: str = "base64_int8",
+                    bitorder: str = API_BITORDER, progress: bool | Progress = False) -> Embeddings:
+        job = _Job(texts, model, dimensions, encoding_format, bitorder, contextual=False)
+        await self._run(job, progress)
+        return job.result()
+
+    async def embed_contextualized(self, documents: Iterable[Sequence[str]],
+                                   model: str = "pplx-embed-context-v1-0.6b", dimensions: int | None = None,
+                                   encoding_format: str = "base64_int8", bitorder: str = API_BITORDER,
+                                   progress: bool | Progress = False) -> ContextualizedEmbeddings:
+        job = _Job(documents, model, dimensions, encoding_format, bitorder, contextual=True)
+        await self._run(job, progress)
+        return job.result()
+
+    async def _run(self, job: _Job, progress) -> None:
+        update, close = self._progress(progress, job)
+        gate = asyncio.Semaphore(self.max_concurrency)
+        failed = asyncio.Event()
+
+        async def work(b: _Batch) -> None:
+            async with gate:
+                if failed.is_set():
+                    return  # a batch failed: start nothing new, keep what is running
+                try:
+                    await self._request(job, b, split=True)
+                except BaseException:
+                    failed.set()
+                    raise
+            update(b.row1 - b.row0)
+
+        try:
+            results = await asyncio.gather(*(work(b) for b in job.batches), return_exceptions=True)
+        finally:
+            close()
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, errors.APIError):
+                raise r
+        failure = next((r for r in results if isinstance(r, errors.APIError)), None)
+        if failure is not None:
+            failure.partial = job.partial()
+            raise failure
+
+    async def _request(self, job: _Job, b: _Batch, split: bool) -> dict:
+        try:
+            meta = await self._post(job, b)
+        except errors.UnprocessableEntityError as e:
+            if split and b.stop - b.start > 1 and _is_token_limit(e):
+                for half in job.split(b):
+                    await self._request(job, half, split)
+                return {}
+            raise
+        job.done(b, meta)
+        return meta
+
+    async def _post(self, job: _Job, b: _Batch) -> dict:
+        body = job.body(b)
+        url = self._url(job.contextual)
+        headers = self._config.headers()
+        retries = 0
+        while True:
+            try:
+                async with self._http.stream("POST", url, content=body, headers=headers) as resp:
+                    if resp.status_code != 200:
+                        raw = await _aread_limited(resp.aiter_bytes())
+                        err = errors.status_error(resp, _error_body(raw))
+                        if retries < self.max_retries and _retry.should_retry(resp.status_code, resp.headers):
+                            await asyncio.sleep(_retry.delay(retries, resp.headers))
+                            retries += 1
+                            continue
+                        raise err
+                    dec = job.decoder(b)
+                    async for chunk in resp.aiter_bytes():
+                        dec.feed(chunk)
+                    return dec.finish()
+            except StreamDecodeError as e:
+                raise errors.APIResponseValidationError(f"malformed response: {e}", response=resp) from None
+            except httpx.TimeoutException as e:
+                err = errors.APITimeoutError(request=e.request)
+            except httpx.TransportError as e:
+                err = errors.APIConnectionError(f"Connection error: {type(e).__name__}: {e}",
+                                                request=getattr(e, "_request", None))
+            if retries >= self.max_retries:
+                raise err
+            await asyncio.sleep(_retry.delay(retries))
+            retries += 1
