@@ -115,6 +115,15 @@ static inline size_t pplx_tile_rows(size_t row_bytes) {
     return t < 16 ? 16 : t > PPLX_TILE_MAX ? PPLX_TILE_MAX : t;
 }
 
+#ifndef PPLX_TILE16_BYTES
+#define PPLX_TILE16_BYTES (64 << 10)
+#endif
+/* Rows per widened (int16) tile: a multiple of 3 (the kernel's row block). */
+static inline size_t pplx_tile16_rows(size_t dim) {
+    size_t t = PPLX_TILE16_BYTES / (2 * dim) / 3 * 3;
+    return t < 3 ? 3 : t > PPLX_TILE_MAX ? PPLX_TILE_MAX / 3 * 3 : t;
+}
+
 /* Rows [r0, r1) of X against queries Q[0..nq); heaps hk/hi hold k entries per
  * query; reported row numbers are base + r. */
 static void pplx_scan_hamming(const pplx_table *T, const uint8_t *Q, size_t nq, size_t qstride, const uint8_t *X,
@@ -166,7 +175,7 @@ static void pplx_scan_int8(const pplx_table *T, const int16_t *Q16, size_t nq, s
                            size_t r0, size_t r1, size_t dim, size_t xstride, int metric, const float *qn,
                            const float *xn, size_t k, int64_t base, int32_t *hk, int64_t *hi) {
     int32_t buf[4 * PPLX_TILE_MAX];
-    const size_t tile = nq > 4 ? pplx_tile_rows(2 * dim) : pplx_tile_rows(xstride);
+    const size_t tile = nq > 4 ? pplx_tile16_rows(dim) : pplx_tile_rows(xstride);
     int16_t *W = pplx_widen_scratch(nq, tile, dim);
     for (size_t t = r0; t < r1; t += tile) {
         size_t nt = r1 - t < tile ? r1 - t : tile;
@@ -219,7 +228,7 @@ static void pplx_matrix_hamming(const pplx_table *T, const uint8_t *Q, size_t nq
 
 static void pplx_matrix_dot(const pplx_table *T, const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X,
                             size_t r0, size_t r1, size_t dim, size_t xstride, int32_t *out, size_t ostride) {
-    const size_t tile = nq > 4 ? pplx_tile_rows(2 * dim) : pplx_tile_rows(xstride);
+    const size_t tile = nq > 4 ? pplx_tile16_rows(dim) : pplx_tile_rows(xstride);
     int16_t *W = pplx_widen_scratch(nq, tile, dim);
     for (size_t t = r0; t < r1; t += tile) {
         size_t nt = r1 - t < tile ? r1 - t : tile;
