@@ -1,10 +1,18 @@
-"""The ``pplx-codec`` command: ``info``, ``bench`` and ``serve`` (later issues add more)."""
+"""The ``pplx-codec`` command: ``embed``, ``search``, ``serve``, ``bench`` and ``info``.
+
+``embed`` and ``search`` talk to the real API when PERPLEXITY_API_KEY (or
+``--api-key``) or ``--base-url`` is given; otherwise they start the local
+reference server in-process (the embedded default) and say so.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import secrets
 import sys
+from contextlib import contextmanager
 from importlib import metadata
 
 import numpy as np
@@ -140,10 +148,138 @@ def _add_serve(sub) -> None:
     serve.set_defaults(func=cmd_serve)
 
 
+EMBEDDED = "embedded reference server (hash backend)"
+
+
+@contextmanager
+def _client(args):
+    """(client, endpoint): the real API when a key or base URL is given, else
+    the reference server started in this process."""
+    from .client import Client
+
+    key = args.api_key or os.environ.get("PERPLEXITY_API_KEY") or os.environ.get("PPLX_API_KEY")
+    base = args.base_url or os.environ.get("PERPLEXITY_BASE_URL")
+    opts = dict(max_concurrency=args.max_concurrency, max_retries=args.max_retries)
+    if key or base:
+        with Client(api_key=key, base_url=base, **opts) as client:
+            yield client, client.base_url
+        return
+    try:
+        from .server import running
+    except ImportError as e:
+        raise SystemExit("pplx-codec: no PERPLEXITY_API_KEY, and the embedded reference server needs the server "
+                         f"extra ({e.name} is missing): pip install 'pplx-codec[server]', or set "
+                         "PERPLEXITY_API_KEY to use the real API") from None
+    local_key = secrets.token_urlsafe(16)
+    with running(api_keys=[local_key]) as url:
+        print(f"pplx-codec: no PERPLEXITY_API_KEY: using the {EMBEDDED} at {url} "
+              "(deterministic stand-in vectors, not real embeddings)", file=sys.stderr)
+        with Client(api_key=local_key, base_url=url, **opts) as client:
+            yield client, EMBEDDED
+
+
+def _add_client_options(p) -> None:
+    p.add_argument("--api-key", help="Perplexity API key (default: PERPLEXITY_API_KEY, then PPLX_API_KEY)")
+    p.add_argument("--base-url", help="API base URL (default: PERPLEXITY_BASE_URL, then https://api.perplexity.ai "
+                                      "when a key is set, else the embedded reference server)")
+    p.add_argument("--max-concurrency", type=int, default=4, help="requests in flight (default 4)")
+    p.add_argument("--max-retries", type=int, default=2, help="retries per request (default 2)")
+
+
+def cmd_embed(args) -> int:
+    from . import errors
+    from .corpus import read_texts
+    from .jobs import embed_corpus, parse_encodings
+
+    try:
+        encodings = parse_encodings(args.encoding)
+        source = read_texts(args.input, field=args.field, column=args.column)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"pplx-codec embed: {e}", file=sys.stderr)
+        return 2
+    with _client(args) as (client, endpoint):
+        try:
+            report = embed_corpus(client, source, args.out, model=args.model, dimensions=args.dimensions,
+                                  encodings=encodings, bitorder=args.bitorder, chunk=args.chunk,
+                                  progress=not args.quiet, endpoint=endpoint)
+        except errors.APIError as e:
+            done = "" if e.partial is None else f" ({int(e.partial.filled.sum())} rows of the failing chunk kept)"
+            print(f"pplx-codec embed: {e}{done}; run the same command again to resume", file=sys.stderr)
+            return 1
+        except (ValueError, TypeError, OSError) as e:
+            print(f"pplx-codec embed: {e}", file=sys.stderr)
+            return 2
+    u = report.usage
+    resumed = f" ({report.count - report.embedded} already done)" if report.embedded < report.count else ""
+    print(f"embedded {report.embedded} texts{resumed} in {report.seconds:.2f} s "
+          f"({report.rate:,.0f} texts/s); {u.total_tokens:,} tokens, ${u.total_cost:.6f}; "
+          f"wrote {args.out} ({report.count} rows, {args.model}, {', '.join(encodings)})")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from . import errors
+    from .jobs import search_store
+
+    with _client(args) as (client, _):
+        try:
+            hits, info = search_store(client, args.store, args.query, k=args.k, rescore=args.rescore)
+        except errors.APIError as e:
+            print(f"pplx-codec search: {e}", file=sys.stderr)
+            return 1
+        except (ValueError, TypeError, OSError) as e:
+            print(f"pplx-codec search: {e}", file=sys.stderr)
+            return 2
+    print(f"{info['rows']:,} rows ({info['model']}, {info['dimensions']} dims), {info['method']}: "
+          f"query embedded in {info['embed_ms']:.1f} ms, searched in {info['search_ms']:.2f} ms")
+    width = max(20, min(os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else 100, 160) - 22)
+    for h in hits:
+        text = " ".join((h.text or "").split())
+        if len(text) > width:
+            text = text[: width - 3] + "..."
+        print(f"{h.rank:3d}  {h.score:7.4f}  #{h.row:<7d} {text}")
+    return 0
+
+
+def _add_jobs(sub) -> None:
+    from .constants import EMBEDDING_MODELS
+
+    embed = sub.add_parser("embed", help="embed a corpus into a store directory (resumable)",
+                           description="Embed INPUT into DIR: vectors.npy (int8) and/or codes.npy (packed binary), "
+                                       "meta.json, texts.jsonl. A killed run resumes when run again.")
+    embed.add_argument("input", metavar="INPUT",
+                       help="a text file (one text per line), .jsonl (--field), .parquet (--column), "
+                            "or the built-in corpus 'pydoc-topics'")
+    embed.add_argument("--out", required=True, metavar="DIR", help="store directory to write")
+    embed.add_argument("--field", default="text", help="JSONL field holding the text (default: text)")
+    embed.add_argument("--column", default="text", help="Parquet column holding the text (default: text)")
+    embed.add_argument("--model", default=EMBEDDING_MODELS[0], choices=EMBEDDING_MODELS)
+    embed.add_argument("--dimensions", type=int, help="Matryoshka dimensions (default: the model's full size)")
+    embed.add_argument("--encoding", default="int8,binary",
+                       help="int8, binary or int8,binary (default; binary codes are derived from the int8 signs)")
+    embed.add_argument("--bitorder", default="little", choices=("little", "big"),
+                       help="bit order of the stored codes (default little, as the API sends them)")
+    embed.add_argument("--chunk", type=int, default=4096, help="texts per resumable step (default 4096)")
+    embed.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_client_options(embed)
+    embed.set_defaults(func=cmd_embed)
+
+    search = sub.add_parser("search", help="search a store for a query",
+                            description="Embed QUERY with the store's model and dimensions, then search: binary "
+                                        "top-k*rescore re-ranked by int8 cosine when both encodings are stored.")
+    search.add_argument("store", metavar="DIR")
+    search.add_argument("query", metavar="QUERY")
+    search.add_argument("-k", type=int, default=10, help="results (default 10)")
+    search.add_argument("--rescore", type=int, default=4, help="binary candidates per result (default 4)")
+    _add_client_options(search)
+    search.set_defaults(func=cmd_search)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pplx-codec", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--version", action="version", version=f"pplx-codec {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_jobs(sub)
     info = sub.add_parser("info", help="versions, instruction sets, installed peers")
     info.set_defaults(func=cmd_info)
     bench = sub.add_parser("bench", help="time our kernels against the peers, in one run, as one table")

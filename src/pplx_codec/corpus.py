@@ -1,0 +1,112 @@
+"""Reading the texts to embed: text files, JSONL, Parquet, and a built-in corpus.
+
+The built-in corpus, ``pydoc-topics``, is the help text of Python's own
+``pydoc_data.topics`` (the language reference sections ``help("topic")``
+shows), split into paragraphs: real prose nobody on this project wrote, on
+every machine with Python, for the README's first command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+
+__all__ = ["Source", "read_texts", "BUILTIN_CORPORA"]
+
+BUILTIN_CORPORA = ("pydoc-topics",)
+_MIN_PARAGRAPH = 40  # characters: drops headings and one-line fragments
+_UNDERLINE = re.compile(r"[*=~^\-]{3,}")
+
+
+@dataclass
+class Source:
+    """The texts, where they came from, and a hash that identifies them (a
+    resumed job must be embedding the same texts)."""
+
+    texts: list[str]
+    path: str
+    sha256: str
+
+
+def _digest(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        b = t.encode("utf-8", "surrogatepass")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()
+
+
+def _pydoc_topics() -> list[str]:
+    from pydoc_data.topics import topics
+
+    out, seen = [], set()
+    for name in sorted(topics):
+        for para in re.split(r"\n\s*\n", topics[name]):
+            # drop reST heading underlines ("*****"); several topics share sections: keep one copy
+            lines = [ln for ln in para.splitlines() if not _UNDERLINE.fullmatch(ln.strip())]
+            text = " ".join(" ".join(lines).split())
+            if len(text) >= _MIN_PARAGRAPH and text not in seen:
+                seen.add(text)
+                out.append(text)
+    return out
+
+
+def read_texts(source: str, field: str = "text", column: str = "text") -> Source:
+    """Texts from ``source``: ``pydoc-topics``; a ``.jsonl`` file (``field`` of
+    each object); a ``.parquet`` file (``column``; needs pyarrow); otherwise a
+    UTF-8 text file with one text per line (blank lines skipped)."""
+    if source in BUILTIN_CORPORA:
+        texts = _pydoc_topics()
+        return Source(texts, source, _digest(texts))
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"{source}: no such file (or use the built-in corpus: {', '.join(BUILTIN_CORPORA)})")
+    lower = source.lower()
+    if lower.endswith((".jsonl", ".ndjson")):
+        texts = _jsonl(source, field)
+    elif lower.endswith(".parquet"):
+        texts = _parquet(source, column)
+    else:
+        with open(source, encoding="utf-8") as f:
+            texts = [line.rstrip("\r\n") for line in f]
+        texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise ValueError(f"{source}: no texts found")
+    return Source(texts, os.path.abspath(source), _digest(texts))
+
+
+def _jsonl(path: str, field: str) -> list[str]:
+    texts = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as e:
+                raise ValueError(f"{path}:{lineno}: invalid JSON: {e}") from None
+            if not isinstance(obj, dict) or field not in obj:
+                raise ValueError(f"{path}:{lineno}: no field {field!r} (choose one with --field)")
+            value = obj[field]
+            if not isinstance(value, str):
+                raise ValueError(f"{path}:{lineno}: field {field!r} is {type(value).__name__}, not a string")
+            texts.append(value)
+    return texts
+
+
+def _parquet(path: str, column: str) -> list[str]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise RuntimeError("reading Parquet needs pyarrow: pip install 'pplx-codec[arrow]'") from None
+    table = pq.read_table(path, columns=[column]) if column in pq.read_schema(path).names else None
+    if table is None:
+        raise ValueError(f"{path}: no column {column!r} (choose one with --column)")
+    values = table.column(column).to_pylist()
+    bad = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
+    if bad is not None:
+        raise ValueError(f"{path}: row {bad} of column {column!r} is {type(values[bad]).__name__}, not a string")
+    return values

@@ -1,0 +1,185 @@
+"""The CLI's main jobs as functions: embed a corpus into a store (resumably),
+and search a store for a query.
+
+Embedding runs in chunks of texts; each chunk's rows go to the store's
+``Writer`` (memory-mapped, flushed, then marked done), so a killed run
+resumes where it stopped: finished chunks are never re-embedded.  A chunk
+that fails keeps the rows that did arrive.  Binary codes are derived from the
+int8 rows when both encodings are asked for (one request per text instead
+of two; bit = int8 value > 0, which differs from the service's own binary
+only for values that round to 0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import errors, store
+from .bits import pack_bits
+from .client import Client
+from .constants import MODEL_DIMS
+from .corpus import Source
+from .index import BinaryIndex, Index, Int8Index
+from .results import Usage
+
+__all__ = ["EmbedReport", "embed_corpus", "search_store", "Hit"]
+
+ENCODINGS = ("int8", "binary")
+CHUNK = 4096  # texts per store write: large enough to keep every request full
+
+
+@dataclass
+class EmbedReport:
+    count: int
+    embedded: int          # texts embedded by this run (the rest were done before)
+    seconds: float
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def rate(self) -> float:
+        return self.embedded / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _job_key(source: Source, model: str, dimensions: int, encodings: tuple, bitorder: str, endpoint: str) -> str:
+    ident = json.dumps([source.sha256, model, dimensions, list(encodings), bitorder, endpoint])
+    return hashlib.sha256(ident.encode()).hexdigest()
+
+
+def parse_encodings(spec: str) -> tuple[str, ...]:
+    parts = tuple(dict.fromkeys(p.strip() for p in spec.split(",") if p.strip()))
+    bad = [p for p in parts if p not in ENCODINGS]
+    if not parts or bad:
+        raise ValueError(f"--encoding takes int8, binary or int8,binary; got {spec!r}")
+    return parts
+
+
+def embed_corpus(client: Client, source: Source, out: str, model: str = "pplx-embed-v1-0.6b",
+                 dimensions: int | None = None, encodings: tuple[str, ...] = ("int8", "binary"),
+                 bitorder: str = "little", chunk: int = CHUNK, progress=True, endpoint: str = "") -> EmbedReport:
+    """Embed ``source.texts`` into the store at ``out`` (resuming a matching
+    unfinished job there) and commit it.  ``endpoint`` names where vectors
+    come from, so that a resume never mixes two services' vectors."""
+    if model not in MODEL_DIMS:
+        raise ValueError(f"unknown model {model!r}; models: {', '.join(MODEL_DIMS)}")
+    dims = MODEL_DIMS[model] if dimensions is None else int(dimensions)
+    n = len(source.texts)
+    meta = {"model": model, "dimensions": dims, "source": source.path, "source_sha256": source.sha256,
+            "endpoint": endpoint}
+    writer = store.Writer.resume_or_create(out, n, dims, encodings=encodings, bitorder=bitorder, meta=meta,
+                                           job_key=_job_key(source, model, dims, encodings, bitorder, endpoint))
+    fmt = "base64_int8" if "int8" in encodings else "base64_binary"
+    usage = Usage()
+    todo = writer.missing()
+    bar = _bar(progress, n, n - todo.size, model)
+    started = time.perf_counter()
+    try:
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            if writer.done[start:stop].all():
+                continue
+            try:
+                got = client.embed(source.texts[start:stop], model=model, dimensions=dims, encoding_format=fmt,
+                                   bitorder=bitorder)
+            except errors.APIError as e:
+                if e.partial is not None:  # keep what arrived: a rerun embeds only the rest
+                    _write_runs(writer, start, e.partial.vectors, e.partial.filled, encodings, bitorder)
+                raise
+            _write_rows(writer, start, got.vectors, encodings, bitorder)
+            for name in ("prompt_tokens", "total_tokens", "input_cost", "total_cost", "requests"):
+                setattr(usage, name, getattr(usage, name) + getattr(got.usage, name))
+            bar(stop - start)
+    except BaseException:
+        writer.close()  # releases the job lock; the .partial stays for the next run
+        raise
+    finally:
+        bar(None)
+    seconds = time.perf_counter() - started
+    # usage of this run; a resumed job's earlier runs reported theirs when they stopped
+    writer.commit(meta={**meta, "usage": usage.__dict__, "resumed": bool(writer.resumed),
+                        "seconds": round(seconds, 3)},
+                  texts=source.texts)
+    return EmbedReport(n, int(todo.size), seconds, usage)
+
+
+def _arrays(vectors: np.ndarray, encodings, bitorder: str) -> dict:
+    out = {}
+    if "int8" in encodings:
+        out["int8"] = vectors
+        if "binary" in encodings:
+            out["binary"] = pack_bits(vectors, bitorder)
+    else:
+        out["binary"] = vectors
+    return out
+
+
+def _write_rows(writer, start: int, vectors: np.ndarray, encodings, bitorder: str) -> None:
+    writer.write(start, **_arrays(vectors, encodings, bitorder))
+
+
+def _write_runs(writer, start: int, vectors: np.ndarray, filled: np.ndarray, encodings, bitorder: str) -> None:
+    """Write the filled rows of a partial result, run by contiguous run."""
+    idx = np.flatnonzero(filled)
+    if idx.size == 0:
+        return
+    breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+    for run in np.split(idx, breaks):
+        lo, hi = int(run[0]), int(run[-1]) + 1
+        _write_rows(writer, start + lo, vectors[lo:hi], encodings, bitorder)
+
+
+def _bar(progress, total: int, initial: int, model: str):
+    if not progress:
+        return lambda n: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=initial, unit="text", desc=f"embed {model}", dynamic_ncols=True)
+
+    def update(n):
+        if n is None:
+            bar.close()
+        else:
+            bar.update(n)
+
+    return update
+
+
+@dataclass
+class Hit:
+    rank: int
+    row: int
+    score: float
+    text: str | None
+
+
+def search_store(client: Client, path: str, query: str, k: int = 10, rescore: int = 4,
+                 threads: int | None = None) -> tuple[list[Hit], dict]:
+    """Embed ``query`` as the store's vectors were embedded, search, and return
+    the hits (best first) and timings."""
+    stored = store.load(path)
+    meta = stored.meta
+    model, dims = meta["model"], stored.dimensions
+    t0 = time.perf_counter()
+    q = client.embed(query, model=model, dimensions=dims, encoding_format="base64_int8").vectors
+    t1 = time.perf_counter()
+    index = stored.index()
+    if isinstance(index, Index):
+        S, I = index.search(q, k, rescore=rescore, threads=threads)
+        how = f"binary top-{k * rescore} + int8 cosine rescoring"
+    elif isinstance(index, Int8Index):
+        S, I = index.search(q, k, threads=threads)
+        how = "exact int8 cosine"
+    else:
+        assert isinstance(index, BinaryIndex)
+        S, I = index.search(q, k, threads=threads)  # int8 query: packed in the index's bit order
+        how = "exact Hamming"
+    t2 = time.perf_counter()
+    texts = stored.texts
+    hits = [Hit(r + 1, int(i), float(s), texts[int(i)] if texts is not None else None)
+            for r, (s, i) in enumerate(zip(S, I)) if i >= 0]
+    return hits, {"embed_ms": (t1 - t0) * 1e3, "search_ms": (t2 - t1) * 1e3, "method": how,
+                  "rows": stored.count, "model": model, "dimensions": dims}

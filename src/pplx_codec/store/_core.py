@@ -1,0 +1,182 @@
+"""save() / load() of a store directory, and the Stored it gives back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..index import BinaryIndex, Index, Int8Index
+from . import _fs
+from ._layout import FILES, META, TEXTS, Texts, is_store, parse_meta, partial_path, prepare, row_width, write_texts
+
+_WHAT = "a pplx-codec store"
+
+
+class Stored:
+    """A store's rows: ``int8`` ``(count, dimensions)`` and/or ``binary``
+    ``(count, dimensions // 8)`` packed codes in ``bitorder`` (None when
+    absent), ``meta`` (meta.json), ``texts`` (a lazy sequence, or None) and
+    ``path`` (None for a table converted from Arrow).
+
+    Arrays from ``load(mmap=True)`` are read-only ``np.memmap``: the rows are
+    read from disk as they are used, never all at once.
+    """
+
+    def __init__(self, meta: dict, int8: np.ndarray | None = None, binary: np.ndarray | None = None,
+                 texts=None, path: Path | None = None):
+        self.meta = meta
+        self.int8 = int8
+        self.binary = binary
+        self.texts = texts
+        self.path = path
+
+    @property
+    def bitorder(self) -> str:
+        return self.meta["bitorder"]
+
+    @property
+    def dimensions(self) -> int:
+        return self.meta["dimensions"]
+
+    @property
+    def count(self) -> int:
+        return self.meta["count"]
+
+    @property
+    def encodings(self) -> tuple[str, ...]:
+        return tuple(self.meta["encodings"])
+
+    @property
+    def model(self) -> str | None:
+        return self.meta.get("model")
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        where = f"{str(self.path)!r}, " if self.path is not None else ""
+        return (f"Stored({where}count={self.count}, dimensions={self.dimensions}, "
+                f"encodings={list(self.encodings)}, bitorder={self.bitorder!r}, model={self.model!r}, "
+                f"texts={'yes' if self.texts is not None else 'no'})")
+
+    def index(self, kind: str | None = None):
+        """An exact index over these rows, sharing their memory (memmaps stay
+        memmaps): ``Index`` when both encodings are present (binary retrieval,
+        int8 rescoring), else ``BinaryIndex`` or ``Int8Index``.  ``kind``
+        (``"both"``, ``"binary"``, ``"int8"``) picks one explicitly.  Indexes
+        holding int8 rows compute their norms here: one pass over the vectors,
+        4 bytes per row kept."""
+        if kind is None:
+            kind = "both" if len(self.encodings) == 2 else self.encodings[0]
+        if kind not in ("both", "binary", "int8"):
+            raise ValueError(f"kind must be 'both', 'binary' or 'int8', got {kind!r}")
+        for enc in ("binary", "int8") if kind == "both" else (kind,):
+            if enc not in self.encodings:
+                raise ValueError(f"this store has no {enc} encoding (it holds {', '.join(self.encodings)})")
+        if kind == "binary":
+            idx = BinaryIndex(self.dimensions, self.bitorder)
+            idx.add(self.binary, bitorder=self.bitorder)
+        elif kind == "int8":
+            idx = Int8Index(self.dimensions)
+            idx.add(self.int8)
+        else:
+            idx = Index(self.dimensions, self.bitorder)
+            idx.add(self.int8, codes=self.binary, bitorder=self.bitorder)
+        return idx
+
+
+def save(path, embeddings=None, *, int8: np.ndarray | None = None, binary: np.ndarray | None = None,
+         bitorder: str | None = None, meta: dict | None = None, texts=None) -> Stored:
+    """Write a store at ``path`` and return it loaded (memory-mapped).
+
+    ``embeddings``: a :class:`pplx_codec.Embeddings` (its ``encoding_format``
+    picks the file, its model and usage go to meta.json) or a ``Stored`` (a
+    copy); or give ``int8=`` ``(n, d)`` int8 and/or ``binary=`` ``(n, d // 8)``
+    uint8 arrays (both may be given, with the same ``n`` and ``d``).
+    ``bitorder``: the order of ``codes.npy``, ``"little"`` (Perplexity's) or
+    ``"big"``; by default an ``Embeddings``' or ``Stored``'s own order, else
+    ``"little"``.  Explicit ``binary=`` codes must be in that order already;
+    a source's codes in the other order are converted.  ``meta``: extra JSON
+    keys for meta.json.  ``texts``: one str per row.
+
+    Everything is written into a directory next to ``path``, synced, and then
+    renamed into place in one step: ``path`` is never half-written.  An
+    existing ``path`` is replaced only if it is a store (or an empty
+    directory); anything else raises ``FileExistsError``.
+    """
+    payload = prepare(embeddings, int8, binary, bitorder, meta, texts)
+    final = Path(path)
+    _fs.check_replaceable(final, is_store, _WHAT)   # fail before writing gigabytes
+    with _fs.staging(final) as tmp:
+        for enc, a in payload.arrays.items():
+            write_npy(tmp / FILES[enc][0], a)
+        finish(tmp, payload.meta, payload.texts)
+        install(tmp, final)
+    return load(final)
+
+
+def write_npy(path: Path, a: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, a, allow_pickle=False)   # streams: contiguous arrays (memmaps too) are written as they are
+        _fs.fsync_file(f)
+
+
+def finish(tmp: Path, meta: dict, texts) -> None:
+    """The last files of a store: texts, then meta.json (what makes it a store)."""
+    if texts is not None:
+        write_texts(tmp / TEXTS, texts, meta["count"])
+    _fs.write_json(tmp / META, meta)
+
+
+def install(tmp: Path, final: Path) -> None:
+    _fs.install(tmp, final, is_store, _WHAT)
+
+
+def load(path, mmap: bool = True) -> Stored:
+    """Open the store at ``path``.  ``mmap=True`` (default): read-only
+    ``np.memmap`` arrays, nothing is read until used (a 100M-row store opens
+    instantly); ``mmap=False``: plain arrays read into memory.  Texts are read
+    on demand either way.  Raises ``FileNotFoundError`` when ``path`` is not a
+    store and ``ValueError`` when it is corrupt (meta.json contradicts the
+    files, unknown version)."""
+    root = Path(path)
+    if not root.is_dir():
+        if root.exists():
+            raise FileNotFoundError(f"{root} is a file, not a store directory")
+        hint = f" (an unfinished job is at {partial_path(root)}: resume it with Writer.open)" \
+            if partial_path(root).is_dir() else ""
+        raise FileNotFoundError(f"no store at {root}{hint}")
+    try:
+        raw = json.loads((root / META).read_bytes())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{root} is not a pplx-codec store (no {META})") from None
+    except ValueError as e:   # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{root / META}: corrupt store: {e}") from None
+    meta = parse_meta(raw, root)
+    arrays = {enc: open_npy(root / FILES[enc][0], FILES[enc][1],
+                            (meta["count"], row_width(enc, meta["dimensions"])), "r" if mmap else None)
+              for enc in meta["encodings"]}
+    texts = Texts(root / TEXTS, meta["count"]) if (root / TEXTS).is_file() else None
+    return Stored(meta, arrays.get("int8"), arrays.get("binary"), texts, root)
+
+
+def open_npy(path: Path, dtype: np.dtype, shape: tuple[int, int], mmap_mode: str | None) -> np.ndarray:
+    """A store's .npy file, checked against what meta.json (or job.json) says."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: incomplete store")
+    try:
+        # numpy's "r+" silently extends a short file with zeros: check through "r" first
+        a = np.load(path, mmap_mode="r" if mmap_mode == "r+" else mmap_mode, allow_pickle=False)
+    except (ValueError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable .npy file ({e}): corrupt store") from None
+    if a.dtype != dtype or a.shape != shape:
+        raise ValueError(f"{path} holds {a.dtype} {a.shape} but the store's metadata says {dtype} {shape}: "
+                         "corrupt store")
+    if a.size and not a.flags.c_contiguous:
+        raise ValueError(f"{path} is Fortran-ordered: rows are not contiguous (re-save it)")
+    return np.load(path, mmap_mode="r+") if mmap_mode == "r+" else a
+
+
+__all__ = ["Stored", "save", "load"]
