@@ -66,7 +66,7 @@ class _Job:
     """A validated request plan: batches and the matrix they fill."""
 
     def __init__(self, inputs, model: str, dimensions, encoding_format: str, bitorder: str, contextual: bool,
-                 token_limit: int = MAX_REQUEST_TOKENS):
+                 token_limit: int = MAX_REQUEST_TOKENS, budget_share: float = TOKEN_BUDGET_SHARE):
         models = CONTEXTUALIZED_MODELS if contextual else EMBEDDING_MODELS
         if model not in models:
             raise ValueError(f"model must be one of {', '.join(models)}, got {model!r}")
@@ -91,12 +91,12 @@ class _Job:
             counts = [len(d) for d in docs]
             self.offsets = np.zeros(len(docs) + 1, np.int64)
             np.cumsum(counts, out=self.offsets[1:])
-            self.batches = list(self._plan_documents(docs, est, token_limit))
+            self.batches = list(self._plan_documents(docs, est, int(token_limit * budget_share)))
             n = int(self.offsets[-1])
         else:
             texts, est = self._texts(inputs)
             self.offsets = None
-            self.batches = list(self._plan_texts(texts, est, token_limit))
+            self.batches = list(self._plan_texts(texts, est, int(token_limit * budget_share)))
             n = len(texts)
         self.ninputs = len(self.offsets) - 1 if contextual else n
         self.nrows = n
@@ -112,6 +112,10 @@ class _Job:
             raise TypeError(f"{where} must be a str, got {type(t).__name__}")
         if not t:
             raise ValueError(f"{where} is an empty string (the API rejects empty inputs)")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as e:  # a lone surrogate: not sendable as UTF-8 JSON
+            raise ValueError(f"{where} is not valid Unicode text ({e.reason} at character {e.start})") from None
         tokens = estimate_tokens(t)
         if tokens > MAX_INPUT_TOKENS:
             raise ValueError(f"{where} has about {tokens} tokens (estimated); the API accepts at most "
@@ -150,8 +154,7 @@ class _Job:
             raise ValueError("documents is empty")
         return docs, est
 
-    def _plan_texts(self, texts: list[str], estimates: list[int], token_limit: int):
-        budget = int(token_limit * TOKEN_BUDGET_SHARE)
+    def _plan_texts(self, texts: list[str], estimates: list[int], budget: int):
         start, tokens = 0, 0
         for i, est in enumerate(estimates):
             if i > start and (i - start == MAX_INPUTS or tokens + est > budget):
@@ -160,8 +163,7 @@ class _Job:
             tokens += est
         yield _Batch(start, len(texts), start, len(texts), texts[start:], None, tokens)
 
-    def _plan_documents(self, docs: list[list[str]], estimates: list[int], token_limit: int):
-        budget = int(token_limit * TOKEN_BUDGET_SHARE)
+    def _plan_documents(self, docs: list[list[str]], estimates: list[int], budget: int):
         start, tokens, chunks = 0, 0, 0
         for d, (doc, est) in enumerate(zip(docs, estimates)):
             if d > start and (d - start == MAX_DOCUMENTS or tokens + est > budget or chunks + len(doc) > MAX_CHUNKS):
@@ -328,7 +330,7 @@ class _SyncEmbeddings:
 
     def create(self, *, input, model: str, dimensions: int | None = None,
                encoding_format: str = "base64_int8") -> EmbeddingsResponse:
-        job = _Job(input, model, dimensions, encoding_format, API_BITORDER, contextual=False)
+        job = _Job(input, model, dimensions, encoding_format, API_BITORDER, contextual=False, budget_share=1.0)
         if len(job.batches) != 1:
             raise ValueError(f"one request takes at most {MAX_INPUTS} inputs and {MAX_REQUEST_TOKENS} tokens; "
                              "use client.embed() to batch")
@@ -353,7 +355,8 @@ class Client(_Base):
     def with_options(self, **overrides) -> Client:
         """A client with some settings changed, sharing this one's connections."""
         opts = self._config.options() | overrides
-        return Client(http_client=self._http, **opts)
+        opts.setdefault("http_client", self._http)
+        return Client(**opts)
 
     def close(self) -> None:
         if self._own_http:
@@ -446,7 +449,7 @@ class Client(_Base):
         retries = 0
         while True:
             try:
-                with self._http.stream("POST", url, content=body, headers=headers) as resp:
+                with self._http.stream("POST", url, content=body, headers=headers, timeout=self.timeout) as resp:
                     if resp.status_code != 200:
                         raw = _read_limited(resp.iter_bytes())
                         err = errors.status_error(resp, _error_body(raw))
@@ -499,7 +502,7 @@ class _AsyncEmbeddings:
 
     async def create(self, *, input, model: str, dimensions: int | None = None,
                      encoding_format: str = "base64_int8") -> EmbeddingsResponse:
-        job = _Job(input, model, dimensions, encoding_format, API_BITORDER, contextual=False)
+        job = _Job(input, model, dimensions, encoding_format, API_BITORDER, contextual=False, budget_share=1.0)
         if len(job.batches) != 1:
             raise ValueError(f"one request takes at most {MAX_INPUTS} inputs and {MAX_REQUEST_TOKENS} tokens; "
                              "use client.embed() to batch")
@@ -522,7 +525,8 @@ class AsyncClient(_Base):
 
     def with_options(self, **overrides) -> AsyncClient:
         opts = self._config.options() | overrides
-        return AsyncClient(http_client=self._http, **opts)
+        opts.setdefault("http_client", self._http)
+        return AsyncClient(**opts)
 
     async def close(self) -> None:
         if self._own_http:
@@ -596,7 +600,8 @@ class AsyncClient(_Base):
         retries = 0
         while True:
             try:
-                async with self._http.stream("POST", url, content=body, headers=headers) as resp:
+                async with self._http.stream("POST", url, content=body, headers=headers,
+                                             timeout=self.timeout) as resp:
                     if resp.status_code != 200:
                         raw = await _aread_limited(resp.aiter_bytes())
                         err = errors.status_error(resp, _error_body(raw))
