@@ -1,7 +1,6 @@
 """Strict base64: b64decode/b64encode, decode_int8/decode_binary, encode_int8/encode_binary."""
 
 import base64
-import re
 import string
 
 import numpy as np
@@ -11,6 +10,7 @@ from hypothesis import strategies as st
 
 import pplx_codec as pc
 import reference as ref
+from helpers import on_every_isa, raises_exactly
 
 ALPHABET = (string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/").encode()
 # every byte that is neither in the alphabet nor '=': ASCII ones work as str too
@@ -58,18 +58,6 @@ def as_input(text: bytes, kind: str):
         "uint8": lambda: np.frombuffer(text, dtype=np.uint8).copy(),
         "uint8-readonly": lambda: np.frombuffer(text, dtype=np.uint8),
     }[kind]()
-
-
-def raises_exactly(exc, message):
-    return pytest.raises(exc, match="^" + re.escape(message) + "$")
-
-
-def on_every_isa(fn):
-    out = []
-    for name in pc.capabilities()["detected"]:
-        with pc.use_isa(name):
-            out.append(fn())
-    return out
 
 
 def encode(raw: bytes) -> bytes:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import pplx_codec as pc
 import reference as ref
+from helpers import on_every_isa, raises_exactly
 
 AWKWARD_DIMS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129]
 REAL_DIMS = [128, 256, 512, 1024, 2560]
@@ -68,18 +69,6 @@ def packed_codes(draw, min_rows=1, max_rows=9):
     if draw(st.booleans()):
         codes[..., rng.integers(0, w)] = draw(st.sampled_from([0, 255, 1, 128]))
     return relayout(codes, draw(st.sampled_from(["c", "strided-rows", "reversed-rows"])))
-
-
-def raises_exactly(exc, message):
-    return pytest.raises(exc, match="^" + re.escape(message) + "$")
-
-
-def on_every_isa(fn):
-    out = []
-    for name in pc.capabilities()["detected"]:
-        with pc.use_isa(name):
-            out.append(fn())
-    return out
 
 
 # ---------------------------------------------------------------- pack_bits

@@ -1,6 +1,5 @@
 """int8 vectors: truncate, norms, to_float32."""
 
-import re
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ from hypothesis import strategies as st
 
 import pplx_codec as pc
 import reference as ref
+from helpers import on_every_isa, raises_exactly
 
 AWKWARD_DIMS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129]
 REAL_DIMS = [128, 256, 512, 1024, 2560]
@@ -45,18 +45,6 @@ def int8_rows(draw, min_rows=1, max_rows=9, dims=dims):
     if how == "reversed-rows":
         return m[::-1].copy()[::-1]
     return m
-
-
-def raises_exactly(exc, message):
-    return pytest.raises(exc, match="^" + re.escape(message) + "$")
-
-
-def on_every_isa(fn):
-    out = []
-    for name in pc.capabilities()["detected"]:
-        with pc.use_isa(name):
-            out.append(fn())
-    return out
 
 
 # ---------------------------------------------------------------- norms
