@@ -19,4 +19,9 @@ def families() -> dict:
 
         return search.cases(quick=quick)
 
-    return {"codec": codec.cases, "search": search}
+    def client(quick: bool = False):
+        from . import client
+
+        return client.cases(quick=quick)
+
+    return {"codec": codec.cases, "search": search, "client": client}
