@@ -276,8 +276,14 @@ cdef class StreamDecoder:
         for raw_key, raw in self.captured:
             # strict UTF-8 (json.loads(bytes) would let encoded surrogates through)
             try:
-                key = json.loads((b'"' + raw_key + b'"').decode("utf-8"))
-                meta[key] = json.loads(raw.decode("utf-8"))
+                # plain ASCII keys and strings (what the service sends) need no JSON parser;
+                # the scanner has validated the syntax already
+                key = raw_key.decode("ascii") if raw_key.isascii() and b"\\" not in raw_key else \
+                    json.loads((b'"' + raw_key + b'"').decode("utf-8"))
+                if len(raw) >= 2 and raw[0] == 34 and raw.isascii() and b"\\" not in raw:  # 34: '"'
+                    meta[key] = raw[1:len(raw) - 1].decode("ascii")
+                else:
+                    meta[key] = json.loads(raw.decode("utf-8"))
             except ValueError as e:
                 raise StreamDecodeError(f"top-level field {raw_key[:40]!r}: {e}") from None
         return meta
