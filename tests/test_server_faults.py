@@ -68,7 +68,7 @@ def test_dropped_connection_mid_body(reference):
 @pytest.mark.parametrize("endpoint", ["emb", "ctx"])
 def test_slow_body(reference, endpoint):
     path, request = (EMB, REQUEST) if endpoint == "emb" else (CTX, reference["ctx_request"])
-    with serve_faults(slow=1.0, slow_seconds=1.0) as base:
+    with serve_faults(slow=1.0, slow_seconds=2.0) as base:
         with httpx.Client(base_url=base, headers=AUTH, timeout=60) as c:
             start = time.monotonic()
             with c.stream("POST", path, json=request) as r:
@@ -79,7 +79,9 @@ def test_slow_body(reference, endpoint):
                     data += piece
             total = time.monotonic() - start
     assert r.status_code == 200 and r.headers["x-fault-injected"] == "slow"
-    assert first < 0.5 and total >= 1.0
+    # dribbled: the body starts early and takes the configured time (a behaviour,
+    # not a speed: the bounds hold on a loaded machine)
+    assert first < total / 2 and total >= 2.0
     assert json.loads(data) == reference[endpoint]
 
 
