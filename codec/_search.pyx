@@ -110,7 +110,7 @@ def topk_hamming(queries, codes, Py_ssize_t k, int threads, int64_t base=0):
     cdef const uint8_t *X = <const uint8_t *>cnp.PyArray_DATA(p.x)
     cdef const pplx_table *t = T[0]
     cdef Py_ssize_t part, lo, hi_, mm = p.m, n = p.n, w = p.width, qs = p.qs, xs = p.xs
-    if mm:
+    if mm and not by_rows:  # a row split seeds the result from the first part's heaps (_finish)
         pplx_heap_init(&hk[0, 0], &hi[0, 0], mm * k)
     if by_rows:
         for part in prange(nparts, nogil=True, num_threads=nparts, schedule="static", chunksize=1):
@@ -171,7 +171,7 @@ def topk_int8(queries, db, Py_ssize_t k, bint cosine, qnorms, dbnorms, int threa
     cdef const pplx_table *t = T[0]
     cdef int metric = PPLX_METRIC_COSINE if cosine else PPLX_METRIC_DOT
     cdef Py_ssize_t i, j, part, lo, hi_, mm = p.m, n = p.n, dim = p.width, xs = p.xs
-    if mm:
+    if mm and not by_rows:  # a row split seeds the result from the first part's heaps (_finish)
         pplx_heap_init(&hk[0, 0], &hi[0, 0], mm * k)
     if by_rows:
         for part in prange(nparts, nogil=True, num_threads=nparts, schedule="static", chunksize=1):

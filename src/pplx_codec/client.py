@@ -500,15 +500,20 @@ class Client(_Base):
                     return dec.finish()
             except StreamDecodeError as e:
                 raise errors.APIResponseValidationError(f"malformed response: {e}", response=resp) from None
-            except httpx.TimeoutException as e:
-                err = errors.APITimeoutError(request=e.request)
-            except httpx.TransportError as e:  # refused, reset, dropped mid-body...
-                err = errors.APIConnectionError(f"Connection error: {type(e).__name__}: {e}",
-                                                request=getattr(e, "_request", None))
+            except httpx.TransportError as e:  # refused, reset, timed out, dropped mid-body...
+                err = _transport_error(e)
             if retries >= self.max_retries:
                 raise err
             time.sleep(_retry.delay(retries))
             retries += 1
+
+
+def _transport_error(e: httpx.TransportError) -> errors.APIConnectionError:
+    """The SDK-shaped (retryable) error for an httpx transport failure."""
+    if isinstance(e, httpx.TimeoutException):
+        return errors.APITimeoutError(request=e.request)
+    return errors.APIConnectionError(f"Connection error: {type(e).__name__}: {e}",
+                                     request=getattr(e, "_request", None))
 
 
 def _read_limited(chunks) -> bytes:
@@ -652,11 +657,8 @@ class AsyncClient(_Base):
                     return dec.finish()
             except StreamDecodeError as e:
                 raise errors.APIResponseValidationError(f"malformed response: {e}", response=resp) from None
-            except httpx.TimeoutException as e:
-                err = errors.APITimeoutError(request=e.request)
             except httpx.TransportError as e:
-                err = errors.APIConnectionError(f"Connection error: {type(e).__name__}: {e}",
-                                                request=getattr(e, "_request", None))
+                err = _transport_error(e)
             if retries >= self.max_retries:
                 raise err
             await asyncio.sleep(_retry.delay(retries))

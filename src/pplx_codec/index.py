@@ -185,11 +185,7 @@ class Int8Index:
         return S, I
 
     def _exact_dot_topk(self, q, S, I, k):
-        d = self.exact_dots(q, I)
-        pad = I < 0
-        order = np.lexsort((np.where(pad, np.iinfo(np.int64).max, I), -d, pad), axis=1)[:, :k]
-        I = np.take_along_axis(I, order, axis=1)
-        d = np.take_along_axis(d, order, axis=1)
+        d, I = search._best_first(self.exact_dots(q, I), I, k, descending=True)
         return np.where(I < 0, -np.inf, d).astype(np.float32), I
 
     def exact_dots(self, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -289,10 +285,5 @@ def _rescore(q: np.ndarray, cand: np.ndarray, db: Int8Index, k: int) -> tuple[np
     """Exact cosine of each query with its candidate rows, best k first (ties:
     lower index; -1 candidates stay padding)."""
     scores = search._cosine_of_dot(db.exact_dots(q, cand), _norms(q)[:, None], db.norms_of(cand))
-    pad = cand < 0
-    scores[pad] = -np.inf
-    order = np.lexsort((np.where(pad, np.iinfo(np.int64).max, cand), -scores.astype(np.float64), pad),
-                       axis=1)[:, :k]
-    S = np.take_along_axis(scores, order, axis=1)
-    I = np.take_along_axis(cand, order, axis=1)
-    return S, I
+    scores[cand < 0] = -np.inf
+    return search._best_first(scores, cand, k, descending=True)

@@ -90,8 +90,7 @@ def embed_corpus(client: Client, source: Source, out: str, model: str = "pplx-em
                     _write_runs(writer, start, e.partial.vectors, e.partial.filled, encodings, bitorder)
                 raise
             _write_rows(writer, start, got.vectors, encodings, bitorder)
-            for name in ("prompt_tokens", "total_tokens", "input_cost", "total_cost", "requests"):
-                setattr(usage, name, getattr(usage, name) + getattr(got.usage, name))
+            usage += got.usage
             bar(stop - start)
     except BaseException:
         writer.close()  # releases the job lock; the .partial stays for the next run

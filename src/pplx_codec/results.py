@@ -20,6 +20,16 @@ class Usage:
     currency: str = "USD"
     requests: int = 0
 
+    def __iadd__(self, other: Usage) -> Usage:
+        """Sum another job's usage into this one."""
+        self.prompt_tokens += other.prompt_tokens
+        self.total_tokens += other.total_tokens
+        self.input_cost += other.input_cost
+        self.total_cost += other.total_cost
+        self.requests += other.requests
+        self.currency = other.currency
+        return self
+
     def add(self, usage: dict | None) -> None:
         """Add one response's ``usage`` object."""
         self.requests += 1

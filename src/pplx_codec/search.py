@@ -125,6 +125,17 @@ def _db_norms(db_norms, n: int) -> np.ndarray:
     return np.ascontiguousarray(db_norms)
 
 
+def _best_first(values: np.ndarray, ids: np.ndarray, k: int, descending: bool):
+    """The first ``k`` columns of each row ordered as every search here orders
+    results: padding (``ids < 0``) last, then value best first, then the lower
+    index.  Values are compared exactly (integers as int64)."""
+    pad = ids < 0
+    key = values.astype(np.int64 if values.dtype.kind in "iu" else np.float64)
+    order = np.lexsort((np.where(pad, np.iinfo(np.int64).max, ids), -key if descending else key, pad),
+                       axis=1)[:, :k]
+    return np.take_along_axis(values, order, axis=1), np.take_along_axis(ids, order, axis=1)
+
+
 def _squeeze(one: bool, *arrays):
     return tuple(a[0] for a in arrays) if one else arrays
 
@@ -200,12 +211,7 @@ def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, offsets: 
         ids.append(I)
     D = np.concatenate(ds, axis=1)
     I = np.concatenate(ids, axis=1)
-    pad = I < 0
-    # Sort by (padding last, value best-first, global index): exact, stable.
-    value = -D.astype(np.float64) if descending else D.astype(np.float64)
-    order = np.lexsort((np.where(pad, np.iinfo(np.int64).max, I), value, pad), axis=1)[:, :k]
-    D = np.take_along_axis(D, order, axis=1)
-    I = np.take_along_axis(I, order, axis=1)
+    D, I = _best_first(D, I, k, descending)
     if D.shape[1] < k:  # fewer candidates than k in total: pad like a search does
         extra = k - D.shape[1]
         fill = -np.inf if descending else PAD_DISTANCE
