@@ -21,6 +21,11 @@ cdef inline cnp.ndarray checked(object x, str name, str want, int max_ndim, int 
     cdef int nd = cnp.PyArray_NDIM(a)
     if nd < 1 or nd > max_ndim:
         raise ValueError(f"{name} must have {'1 or 2' if max_ndim == 2 else '1'} dimensions, got {nd}")
+    if not cnp.PyArray_ISALIGNED(a):
+        # A float32/float64 view at an odd byte offset (np.frombuffer(buf,
+        # offset=1), packed records): C kernels may only dereference aligned
+        # element pointers, so they get an aligned copy (rare, and correct).
+        return cnp.PyArray_NewCopy(a, cnp.NPY_CORDER)
     return a
 
 
@@ -65,6 +70,8 @@ cdef inline cnp.ndarray out_array(object out, int typenum, int nd, Py_ssize_t d0
         raise ValueError("out must be C-contiguous")
     if not cnp.PyArray_ISWRITEABLE(o):
         raise ValueError("out is read-only")
+    if not cnp.PyArray_ISALIGNED(o):
+        raise ValueError(f"out is not aligned for {want} (a view at an odd byte offset); pass an aligned array")
     return o
 
 
@@ -73,3 +80,60 @@ cdef inline cnp.ndarray out_rows(object out, bint one_row, Py_ssize_t n, Py_ssiz
     if one_row:
         return out_array(out, typenum, 1, width)
     return out_array(out, typenum, 2, n, width)
+
+
+cdef inline bint byte_extent(cnp.ndarray a, const char **lo, const char **hi):
+    """The byte range [lo, hi) that a's elements occupy (False when a has none).
+    Bounds only, as np.may_share_memory: any stride sign, no per-element walk."""
+    cdef const char *p = <const char *>cnp.PyArray_DATA(a)
+    cdef Py_ssize_t low = 0, high = cnp.PyArray_ITEMSIZE(a), d, s
+    cdef int i
+    for i in range(cnp.PyArray_NDIM(a)):
+        d = cnp.PyArray_DIM(a, i)
+        if d == 0:
+            return False
+        s = cnp.PyArray_STRIDE(a, i) * (d - 1)
+        if s > 0:
+            high += s
+        else:
+            low += s
+    lo[0] = p + low
+    hi[0] = p + high
+    return True
+
+
+cdef inline int disjoint(object out, cnp.ndarray o, const char *lo, const char *hi, str name,
+                         bint same_ok=False, bint hint=False) except -1:
+    """Refuse a caller's `out` whose memory overlaps an input's bytes [lo, hi).
+
+    The kernels stream through their input while writing `out`: a partial
+    overlap overwrites input not yet read and gives a wrong answer silently.
+    same_ok: the caller has checked that out and the input are the same
+    elements in the same layout, and the kernel maps element i to element i
+    (reads it before writing it), so that exact overlap is a correct in-place
+    call."""
+    if out is None or lo == hi or same_ok:
+        return 0
+    cdef const char *olo = NULL
+    cdef const char *ohi = NULL
+    if not byte_extent(o, &olo, &ohi) or ohi <= lo or hi <= olo:
+        return 0
+    raise ValueError(f"out overlaps {name} in memory, which would give wrong results; pass a separate "
+                     f"out array{' (or exactly the same array, for in place)' if hint else ''}")
+
+
+cdef inline int disjoint_array(object out, cnp.ndarray o, cnp.ndarray a, str name,
+                               bint in_place_ok=False) except -1:
+    """disjoint() for an input array.  in_place_ok: the kernel is elementwise
+    with out's shape and dtype equal to a's, so out being exactly a (same
+    start, same extent; with equal shapes and C-contiguous out that means the
+    same layout) is allowed."""
+    cdef const char *lo = NULL
+    cdef const char *hi = NULL
+    cdef const char *olo = NULL
+    cdef const char *ohi = NULL
+    if out is None or not byte_extent(a, &lo, &hi):
+        return 0
+    cdef bint same = (in_place_ok and cnp.PyArray_DATA(o) == cnp.PyArray_DATA(a)
+                      and byte_extent(o, &olo, &ohi) and olo == lo and ohi == hi)
+    return disjoint(out, o, lo, hi, name, same, in_place_ok)

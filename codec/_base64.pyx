@@ -3,14 +3,14 @@
 # are collected with the GIL held (the objects are kept alive by a tuple we
 # own), then every kernel runs without it.
 cimport numpy as cnp
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyObject_CheckBuffer, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from libc.stdint cimport uint8_t
 from libc.stdlib cimport malloc, free
 
-from _arrays cimport checked, row_geometry, out_array
+from _arrays cimport checked, row_geometry, out_array, disjoint
 from _kernels cimport pplx_table, load_table, pplx_b64_decoded_len, pplx_b64_encoded_len, b64_error_message
 
 cdef extern from "Python.h":
@@ -19,6 +19,8 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
     object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
     Py_ssize_t PyBytes_GET_SIZE(object o)
+
+from collections.abc import Mapping, Set as AbstractSet
 
 cnp.import_array()
 cdef const pplx_table **T = load_table()
@@ -63,8 +65,8 @@ def b64decode(data, out=None):
     else:
         if cnp.PyArray_Check(data):
             checked(data, "data", "uint8", 1, cnp.NPY_UINT8)
-        elif not isinstance(data, (bytearray, memoryview)):
-            raise TypeError("data must be str, bytes, bytearray, memoryview or a uint8 array, "
+        elif not PyObject_CheckBuffer(data):  # bytes-like: bytearray, memoryview, mmap, array.array...
+            raise TypeError("data must be str, a bytes-like object or a uint8 array, "
                             f"got {type(data).__name__}")
         try:
             PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
@@ -78,6 +80,7 @@ def b64decode(data, out=None):
         if m < 0:
             raise ValueError(f"invalid base64: length {n} is not a multiple of 4")
         o = out_array(out, cnp.NPY_UINT8, 1, m)
+        disjoint(out, o, <const char *>p, <const char *>p + n, "data")
         with nogil:
             r = T[0].b64_decode(p, n, <uint8_t *>cnp.PyArray_DATA(o), &err)
         if r < 0:
@@ -108,9 +111,16 @@ def encode(data):
 cdef tuple _as_items(items):
     if isinstance(items, (str, bytes)):
         return (items,)
+    if type(items) is list or type(items) is tuple:  # the common case, without the ABC checks
+        return tuple(items)
     if cnp.PyArray_Check(items):
         raise TypeError("items must be a sequence of base64 str/bytes, not a numpy array; "
                         "use b64decode for one blob")
+    # Row i is item i: a container without a meaningful order (a dict would
+    # give its keys, a set any order) would fill rows silently wrong.
+    if isinstance(items, (Mapping, AbstractSet)):
+        raise TypeError(f"items must be an ordered sequence of base64 str/bytes (row i = item i), "
+                        f"got {type(items).__name__}")
     try:
         return tuple(items)
     except TypeError:
@@ -140,10 +150,11 @@ def decode_rows(items, width, int typenum, out=None):
         w = m
     else:
         w = width
-    cdef cnp.ndarray o = out_array(out, typenum, 2, nrows, w)
-    cdef uint8_t *dst = <uint8_t *>cnp.PyArray_DATA(o)
     if nrows == 0:
-        return o
+        return out_array(out, typenum, 2, nrows, w)
+    cdef cnp.ndarray o
+    cdef uint8_t *dst
+    cdef uint8_t *scratch = NULL
     ptrs = <const uint8_t **>malloc(nrows * sizeof(uint8_t *))
     lens = <size_t *>malloc(nrows * sizeof(size_t))
     if ptrs == NULL or lens == NULL:
@@ -152,17 +163,35 @@ def decode_rows(items, width, int typenum, out=None):
     try:
         for i in range(nrows):
             _text_ptr(seq[i], &ptrs[i], &lens[i], i)
+        # Every length before the output exists: a wrong (say, huge) dim is
+        # then an error naming the item, not a huge allocation.
         with nogil:
             for i in range(nrows):
-                m = pplx_b64_decoded_len(ptrs[i], lens[i])
-                if m != w:
-                    bad = i
-                    r = 0
-                    break
-                r = T[0].b64_decode(ptrs[i], lens[i], dst + i * w, &err)
-                if r < 0:
+                if pplx_b64_decoded_len(ptrs[i], lens[i]) != w:
                     bad = i
                     break
+        if bad > 0:
+            # Report the first bad item, as a row-by-row decode would: the
+            # rows before `bad` have the right length (so w is a real row
+            # size); check their characters in a one-row scratch buffer.
+            scratch = <uint8_t *>malloc(w if w else 1)
+            if scratch == NULL:
+                raise MemoryError()
+            with nogil:
+                for i in range(bad):
+                    r = T[0].b64_decode(ptrs[i], lens[i], scratch, &err)
+                    if r < 0:
+                        bad = i
+                        break
+        elif bad < 0:
+            o = out_array(out, typenum, 2, nrows, w)
+            dst = <uint8_t *>cnp.PyArray_DATA(o)
+            with nogil:
+                for i in range(nrows):
+                    r = T[0].b64_decode(ptrs[i], lens[i], dst + i * w, &err)
+                    if r < 0:
+                        bad = i
+                        break
         if bad >= 0:
             m = pplx_b64_decoded_len(ptrs[bad], lens[bad])
             if r < 0:
@@ -174,6 +203,7 @@ def decode_rows(items, width, int typenum, out=None):
             raise ValueError(f"item {bad}: {msg}")
         return o
     finally:
+        free(scratch)
         free(ptrs)
         free(lens)
 

@@ -5,7 +5,7 @@
 cimport numpy as cnp
 from libc.stdint cimport int8_t, uint8_t
 from _kernels cimport pplx_table, load_table
-from _arrays cimport checked, row_geometry, out_array, out_rows
+from _arrays cimport checked, row_geometry, out_array, out_rows, disjoint_array
 
 cnp.import_array()
 cdef const pplx_table **T = load_table()
@@ -18,6 +18,7 @@ def pack(x, bint msb, out=None):
     row_geometry(a, "x", &n, &dim, &rs)
     cdef Py_ssize_t width = (dim + 7) // 8
     cdef cnp.ndarray o = out_rows(out, cnp.PyArray_NDIM(a) == 1, n, width, cnp.NPY_UINT8)
+    disjoint_array(out, o, a, "x")
     cdef const char *src = <const char *>cnp.PyArray_DATA(a)
     cdef uint8_t *dst = <uint8_t *>cnp.PyArray_DATA(o)
     cdef int t = cnp.PyArray_TYPE(a)
@@ -31,8 +32,10 @@ def pack(x, bint msb, out=None):
                 T[0].pack_f32(<const float *>(src + i * rs), dim, dst + i * width, msb)
             elif t == cnp.NPY_FLOAT64:
                 T[0].pack_f64(<const double *>(src + i * rs), dim, dst + i * width, msb)
-            else:  # int8 and bool (0/1 bytes) share the byte kernel
+            elif t == cnp.NPY_INT8:
                 T[0].pack_i8(<const int8_t *>(src + i * rs), dim, dst + i * width, msb)
+            else:  # bool: any non-zero byte is True, as numpy reads it
+                T[0].pack_b8(<const uint8_t *>(src + i * rs), dim, dst + i * width, msb)
     return o
 
 
@@ -46,9 +49,10 @@ def unpack(packed, dim, bint msb, int typenum, out=None):
         d = 8 * width
     else:
         d = dim
-        if d < 1 or d > 8 * width:
-            raise ValueError(f"dim must be in 1..{8 * width} for codes of {width} bytes, got {d}")
+        if d < 0 or d > 8 * width:
+            raise ValueError(f"dim must be in 0..{8 * width} for codes of {width} bytes, got {d}")
     cdef cnp.ndarray o = out_rows(out, cnp.PyArray_NDIM(a) == 1, n, d, typenum)
+    disjoint_array(out, o, a, "packed")
     cdef const uint8_t *src = <const uint8_t *>cnp.PyArray_DATA(a)
     cdef char *dst = <char *>cnp.PyArray_DATA(o)
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(o), orow = d * item
@@ -72,6 +76,8 @@ def reverse(packed, out=None):
     cdef Py_ssize_t n, width, rs, i
     row_geometry(a, "packed", &n, &width, &rs)
     cdef cnp.ndarray o = out_rows(out, cnp.PyArray_NDIM(a) == 1, n, width, cnp.NPY_UINT8)
+    # byte i of the output depends on byte i of the input only: in place is fine
+    disjoint_array(out, o, a, "packed", True)
     cdef const uint8_t *src = <const uint8_t *>cnp.PyArray_DATA(a)
     cdef uint8_t *dst = <uint8_t *>cnp.PyArray_DATA(o)
     cdef Py_ssize_t ow = width

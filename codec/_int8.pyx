@@ -5,7 +5,7 @@ from libc.math cimport sqrt
 from libc.stdint cimport int8_t
 from libc.string cimport memset
 from _kernels cimport pplx_table, load_table
-from _arrays cimport checked, row_geometry, out_array, out_rows
+from _arrays cimport checked, row_geometry, out_array, out_rows, disjoint_array
 
 cnp.import_array()
 cdef const pplx_table **T = load_table()
@@ -19,6 +19,7 @@ def norms(matrix, out=None):
     # one 1-D vector -> a 0-d result, like np.linalg.norm
     cdef cnp.ndarray o = out_array(out, cnp.NPY_FLOAT32, 0, 0) if cnp.PyArray_NDIM(a) == 1 \
         else out_array(out, cnp.NPY_FLOAT32, 1, n)
+    disjoint_array(out, o, a, "matrix")
     cdef const char *src = <const char *>cnp.PyArray_DATA(a)
     cdef float *dst = <float *>cnp.PyArray_DATA(o)
     with nogil:
@@ -33,6 +34,7 @@ def to_float32(matrix, bint normalize, out=None):
     cdef Py_ssize_t n, dim, rs, i
     row_geometry(a, "matrix", &n, &dim, &rs)
     cdef cnp.ndarray o = out_rows(out, cnp.PyArray_NDIM(a) == 1, n, dim, cnp.NPY_FLOAT32)
+    disjoint_array(out, o, a, "matrix")
     cdef const char *src = <const char *>cnp.PyArray_DATA(a)
     cdef float *dst = <float *>cnp.PyArray_DATA(o)
     cdef float div

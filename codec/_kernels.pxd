@@ -17,6 +17,7 @@ cdef extern from "simd/kernels.h" nogil:
         ptrdiff_t (*b64_decode)(const uint8_t *s, size_t n, uint8_t *d, size_t *err) noexcept nogil
         size_t (*b64_encode)(const uint8_t *s, size_t n, uint8_t *d) noexcept nogil
         void (*pack_i8)(const int8_t *x, size_t n, uint8_t *d, int msb) noexcept nogil
+        void (*pack_b8)(const uint8_t *x, size_t n, uint8_t *d, int msb) noexcept nogil
         void (*pack_f32)(const float *x, size_t n, uint8_t *d, int msb) noexcept nogil
         void (*pack_f64)(const double *x, size_t n, uint8_t *d, int msb) noexcept nogil
         void (*unpack_u8)(const uint8_t *s, size_t n, uint8_t *y, int msb) noexcept nogil

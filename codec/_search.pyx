@@ -9,7 +9,7 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY
 from libc.stdint cimport int8_t, uint8_t, int16_t, int32_t, int64_t
 from _kernels cimport pplx_table, load_table
-from _arrays cimport checked, row_geometry, out_array
+from _arrays cimport checked, row_geometry, out_array, disjoint_array
 
 import numpy as np
 
@@ -93,11 +93,30 @@ cdef inline Py_ssize_t _bound(Py_ssize_t total, Py_ssize_t parts, Py_ssize_t p, 
     return min(total, (units * p // parts) * quantum)
 
 
-def topk_hamming(queries, codes, Py_ssize_t k, int threads, int64_t base=0):
-    """(D int32 (m, k), I int64 (m, k)) ascending, padded with (INT32_MAX, -1)."""
-    cdef _Pair p = _pair(queries, codes, "queries", "codes", cnp.NPY_UINT8, "uint8")
+cdef Py_ssize_t _heap_size(Py_ssize_t k, Py_ssize_t n) except -1:
+    """Heap entries per query: k, or just n when k asks for more than the rows
+    there are (the rest is padding, added by _padded, not carried through
+    every heap operation and thread merge)."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    return max(1, min(k, n))
+
+
+cdef tuple _padded(object V, object I, Py_ssize_t k, object fill):
+    """(V, I) widened to k columns with (fill, -1)."""
+    if V.shape[1] == k:
+        return V, I
+    Vp = np.full((V.shape[0], k), fill, V.dtype)
+    Ip = np.full((I.shape[0], k), -1, np.int64)
+    Vp[:, :V.shape[1]] = V
+    Ip[:, :I.shape[1]] = I
+    return Vp, Ip
+
+
+def topk_hamming(queries, codes, Py_ssize_t k_wanted, int threads, int64_t base=0):
+    """(D int32 (m, k), I int64 (m, k)) ascending, padded with (INT32_MAX, -1)."""
+    cdef _Pair p = _pair(queries, codes, "queries", "codes", cnp.NPY_UINT8, "uint8")
+    cdef Py_ssize_t k = _heap_size(k_wanted, p.n)
     D = np.empty((p.m, k), np.int32)
     I = np.empty((p.m, k), np.int64)
     cdef int32_t[:, ::1] hk = D
@@ -127,15 +146,14 @@ def topk_hamming(queries, codes, Py_ssize_t k, int threads, int64_t base=0):
     with nogil:
         _finish(&hk[0, 0] if mm else NULL, &hi[0, 0] if mm else NULL, mm, k,
                 &sk[0, 0, 0] if mm else NULL, &si[0, 0, 0] if mm else NULL, nparts if by_rows else 0)
-    return D, I
+    return _padded(D, I, k_wanted, np.iinfo(np.int32).max)
 
 
-def topk_int8(queries, db, Py_ssize_t k, bint cosine, qnorms, dbnorms, int threads, int64_t base=0):
+def topk_int8(queries, db, Py_ssize_t k_wanted, bint cosine, qnorms, dbnorms, int threads, int64_t base=0):
     """(S float32 (m, k), I int64 (m, k)) descending, padded with (-inf, -1).
     qnorms/dbnorms: float32 norms of each query/row (cosine only)."""
     cdef _Pair p = _pair(queries, db, "queries", "db", cnp.NPY_INT8, "int8")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    cdef Py_ssize_t k = _heap_size(k_wanted, p.n)
     if <size_t>p.width > PPLX_DOT_MAX_DIM:
         raise ValueError(f"rows of {p.width} dimensions could overflow int32 dot products (max {PPLX_DOT_MAX_DIM})")
     cdef const float *qn = NULL
@@ -198,7 +216,7 @@ def topk_int8(queries, db, Py_ssize_t k, bint cosine, qnorms, dbnorms, int threa
                     sv[i, j] = pplx_score_of_key(hk[i, j])
                 else:
                     sv[i, j] = <float>(-<int64_t>hk[i, j])
-    return S, I
+    return _padded(S, I, k_wanted, -np.inf)
 
 
 cdef void _finish(int32_t *hk, int64_t *hi, Py_ssize_t m, Py_ssize_t k, const int32_t *sk, const int64_t *si,
@@ -225,6 +243,8 @@ def hamming_matrix(queries, codes, int threads, out=None):
     cdef _Pair p = _pair(queries, codes, "queries", "codes", cnp.NPY_UINT8, "uint8")
     cdef cnp.ndarray o = out_array(out, cnp.NPY_INT32, 1, p.n) if p.one else \
         out_array(out, cnp.NPY_INT32, 2, p.m, p.n)
+    disjoint_array(out, o, p.q, "queries")
+    disjoint_array(out, o, p.x, "codes")
     cdef const uint8_t *Q = <const uint8_t *>cnp.PyArray_DATA(p.q)
     cdef const uint8_t *X = <const uint8_t *>cnp.PyArray_DATA(p.x)
     cdef int32_t *D = <int32_t *>cnp.PyArray_DATA(o)
@@ -245,6 +265,8 @@ def dot_matrix(queries, db, int threads, out=None):
         raise ValueError(f"rows of {p.width} dimensions could overflow int32 dot products (max {PPLX_DOT_MAX_DIM})")
     cdef cnp.ndarray o = out_array(out, cnp.NPY_INT32, 1, p.n) if p.one else \
         out_array(out, cnp.NPY_INT32, 2, p.m, p.n)
+    disjoint_array(out, o, p.q, "queries")
+    disjoint_array(out, o, p.x, "db")
     q16 = np.empty((p.m, p.width), np.int16)
     if p.m:
         np.copyto(q16, p.q.reshape(p.m, p.width))

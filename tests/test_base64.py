@@ -374,9 +374,9 @@ def test_non_ascii_bytes_name_the_offset(isa):
 
 
 @pytest.mark.parametrize(("data", "exc", "msg"), [
-    (12345, TypeError, "data must be str, bytes, bytearray, memoryview or a uint8 array, got int"),
-    (["Zm9v"], TypeError, "data must be str, bytes, bytearray, memoryview or a uint8 array, got list"),
-    (None, TypeError, "data must be str, bytes, bytearray, memoryview or a uint8 array, got NoneType"),
+    (12345, TypeError, "data must be str, a bytes-like object or a uint8 array, got int"),
+    (["Zm9v"], TypeError, "data must be str, a bytes-like object or a uint8 array, got list"),
+    (None, TypeError, "data must be str, a bytes-like object or a uint8 array, got NoneType"),
     (np.frombuffer(b"Zm9v", dtype=np.int8), TypeError, "data must have dtype uint8, got int8"),
     (np.array([90.0, 109, 57, 118]), TypeError, "data must have dtype uint8, got float64"),
     (np.frombuffer(b"Zm9vZm9v", dtype=np.uint8).reshape(2, 4), ValueError, "data must have 1 dimensions, got 2"),

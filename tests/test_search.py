@@ -22,13 +22,14 @@ from pplx_codec.index import BinaryIndex, Index, Int8Index
 # Widths (bytes per code) and dims where the kernels change path: tails of the
 # 8-byte popcount loop and of the 16-lane dot loop, and the 128- and 320-byte
 # codes the AVX2 Hamming kernel has unrolled bodies for.
-AWKWARD = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129]
-widths = st.one_of(st.sampled_from(AWKWARD + [128, 320, 319, 321]), st.integers(1, 400))
-dims = st.one_of(st.sampled_from(AWKWARD + [128, 256, 512, 1024, 2560]), st.integers(1, 2560))
-# m = 1..9: query groups of 4 (full, partial, several) and the query split
-# (m >= 4 * threads) for 2 threads.
-n_queries = st.integers(1, 9)
-n_rows = st.one_of(st.integers(1, 40), st.integers(1, 700))
+# 0: zero-width rows are empty vectors (Hamming 0, dot 0, cosine 0), in every kernel.
+AWKWARD = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129]
+widths = st.one_of(st.sampled_from(AWKWARD + [128, 320, 319, 321]), st.integers(0, 400))
+dims = st.one_of(st.sampled_from(AWKWARD + [128, 256, 512, 1024, 2560]), st.integers(0, 2560))
+# m = 0..9: no query, query groups of 4 (full, partial, several) and the query
+# split (m >= 4 * threads) for 2 threads.
+n_queries = st.integers(0, 9)
+n_rows = st.one_of(st.integers(0, 40), st.integers(0, 700))
 thread_counts = st.sampled_from([1, 2, 3])
 LAYOUTS = ["c", "strided-rows", "reversed-rows"]
 
@@ -104,7 +105,7 @@ def binary_case(draw, max_queries=n_queries, rows=n_rows, widths=widths):
         X, Q = from_pool(rng, pool, n), from_pool(rng, pool, m)
     else:
         X, Q = random_codes(rng, (n, w), kind), random_codes(rng, (m, w), kind)
-    if draw(st.booleans()):
+    if m and draw(st.booleans()):
         Q = Q[0]
     return relayout(Q, draw(st.sampled_from(LAYOUTS))), relayout(X, draw(st.sampled_from(LAYOUTS)))
 
@@ -123,14 +124,14 @@ def int8_case(draw, max_queries=n_queries, rows=n_rows, dims=dims):
     if draw(st.booleans()):
         X[rng.random(n) < 0.2] = 0
         Q[rng.random(m) < 0.2] = 0
-    if draw(st.booleans()):
+    if m and draw(st.booleans()):
         Q = Q[0]
     return relayout(Q, draw(st.sampled_from(LAYOUTS))), relayout(X, draw(st.sampled_from(LAYOUTS)))
 
 
 def ks(n):
     """k = 1, small, n exactly, and more than n (padding)."""
-    return st.one_of(st.just(1), st.integers(1, 12), st.just(n), st.integers(n + 1, n + 5))
+    return st.one_of(st.just(1), st.integers(1, 12), st.just(max(n, 1)), st.integers(n + 1, n + 5))
 
 
 # ---------------------------------------------------------------- distance matrices
@@ -182,14 +183,42 @@ def test_cosine_of_zero_vectors_is_zero(isa):
     assert_same([got], [ref.cosine(X, X)])
 
 
-def test_cosine_uses_the_given_db_norms(isa):
-    """db_norms are used, not recomputed: scaled norms scale the cosine."""
+def test_cosine_uses_the_given_db_norms(isa, monkeypatch):
+    """db_norms are used, not recomputed from db (the point of caching them)."""
     rng = np.random.default_rng(3)
     X, q = random_int8(rng, (50, 64), "uniform"), random_int8(rng, (2, 64), "uniform")
-    halved = search.cosine(q, X, db_norms=(pc.norms(X) * 2).astype(np.float32))
-    d = ref.dot_matrix(q, X).astype(np.float64)
-    want = (d / (ref.norms(q).astype(np.float64)[:, None] * (ref.norms(X) * 2).astype(np.float64))).astype(np.float32)
-    assert_same([halved], [want])
+    xn = pc.norms(X)
+    seen = []
+    real = search._norms
+    monkeypatch.setattr(search, "_norms", lambda a: seen.append(a.shape) or real(a))
+    got = search.cosine(q, X, db_norms=xn)
+    assert (50, 64) not in seen, seen  # only the queries' norms were computed
+    assert_same([got], [ref.cosine(q, X)])
+
+
+@pytest.mark.parametrize("how", ["zeros", "doubled", "halved", "shuffled", "nan", "negative"])
+def test_db_norms_that_do_not_belong_to_db_raise(isa, how):
+    """Stale or foreign cached norms would rank silently wrong (all-zero norms
+    gave all-zero scores): they raise, naming a row, in cosine() and in
+    search_int8() (which checks the rows it reports)."""
+    rng = np.random.default_rng(4)
+    X, q = random_int8(rng, (300, 64), "uniform"), random_int8(rng, (3, 64), "uniform")
+    xn = pc.norms(X)
+    bad = {"zeros": np.zeros_like(xn), "doubled": xn * 2, "halved": xn / 2, "shuffled": xn[rng.permutation(300)],
+           "nan": np.where(np.arange(300) == 7, np.nan, xn), "negative": -xn}[how].astype(np.float32)
+    with pytest.raises(ValueError, match=r"db_norms.*(row \d+|\[\d+\])"):
+        search.cosine(q, X, db_norms=bad)
+    with pytest.raises(ValueError, match=r"db_norms.*(row \d+|\[\d+\])"):
+        search.search_int8(q, X, 5, db_norms=bad)
+
+
+def test_zero_rows_with_zero_norms_are_fine(isa):
+    """All-zero rows really have norm 0: cosine 0, no error."""
+    X = np.zeros((4, 16), np.int8)
+    X[2] = 3
+    q = np.ones((1, 16), np.int8)
+    assert_same([search.cosine(q, X, db_norms=pc.norms(X))], [ref.cosine(q, X)])
+    assert_same(search.search_int8(q, X, 4, db_norms=pc.norms(X)), ref.search_int8(q, X, 4))
 
 
 # ---------------------------------------------------------------- top-k

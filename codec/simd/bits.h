@@ -5,10 +5,13 @@
  * IndexBinary input, usearch b1x8, sentence-transformers ubinary).  Every
  * kernel takes msb = 0 / 1.  Trailing bits of a last partial byte are zero.
  *
- *  - pack: bit = (value > 0); NaN and -0.0 give 0.  serial = a shift-or loop.
- *    avx2: int8/bool compare 32 lanes against zero and pmovmskb (which is
- *    already LSB-first); float32/float64 use cmpps/cmppd + movmskps/pd.  MSB
- *    order reverses each produced byte through a 256-entry table.
+ *  - pack: bit = (value > 0); NaN and -0.0 give 0.  bool bytes: bit = (byte
+ *    != 0), as numpy reads a bool (a bool array viewed from raw bytes may hold
+ *    2 or 255; as int8 those would be "> 0" or not by accident, so bools have
+ *    their own kernel).  serial = a shift-or loop.  avx2: int8/bool compare
+ *    32 lanes against zero and pmovmskb (which is already LSB-first);
+ *    float32/float64 use cmpps/cmppd + movmskps/pd.  MSB order reverses each
+ *    produced byte (pplx_rev8).
  *  - unpack: serial = shift-and per bit.  avx2: broadcast 4 code bytes,
  *    pshufb each byte into 8 lanes, AND with the 8 single-bit masks (in the
  *    requested order) and compare-equal, giving 0xFF/0x00 per dimension,
@@ -34,19 +37,20 @@ static inline uint8_t pplx_rev8(uint8_t b) {
 }
 
 /* Serial packers, written once for every input type. */
-#define PPLX_PACK_SERIAL(NAME, T)                                               \
+#define PPLX_PACK_SERIAL(NAME, T, SET)                                          \
     static void NAME(const T *x, size_t n, uint8_t *d, int msb) {              \
         for (size_t j = 0; j < n; j += 8) {                                    \
             size_t m = n - j < 8 ? n - j : 8;                                  \
             unsigned b = 0;                                                    \
             for (size_t k = 0; k < m; k++)                                     \
-                b |= (unsigned)(x[j + k] > 0) << (msb ? 7 - k : k);            \
+                b |= (unsigned)(x[j + k] SET) << (msb ? 7 - k : k);            \
             d[j / 8] = (uint8_t)b;                                             \
         }                                                                      \
     }
-PPLX_PACK_SERIAL(pplx_pack_i8_serial, int8_t)
-PPLX_PACK_SERIAL(pplx_pack_f32_serial, float)
-PPLX_PACK_SERIAL(pplx_pack_f64_serial, double)
+PPLX_PACK_SERIAL(pplx_pack_i8_serial, int8_t, > 0)
+PPLX_PACK_SERIAL(pplx_pack_b8_serial, uint8_t, != 0)
+PPLX_PACK_SERIAL(pplx_pack_f32_serial, float, > 0)
+PPLX_PACK_SERIAL(pplx_pack_f64_serial, double, > 0)
 
 /* Serial unpackers: ONE and ZERO are what a set and a clear bit become. */
 #define PPLX_UNPACK_SERIAL(NAME, T, ONE, ZERO)                                  \
@@ -102,6 +106,17 @@ PPLX_TARGET_AVX2 static void pplx_pack_i8_avx2(const int8_t *x, size_t n, uint8_
         pplx_store_mask32(d + j / 8, m, msb);
     }
     if (j < n) pplx_pack_i8_serial(x + j, n - j, d + j / 8, msb);
+}
+
+PPLX_TARGET_AVX2 static void pplx_pack_b8_avx2(const uint8_t *x, size_t n, uint8_t *d, int msb) {
+    const __m256i zero = _mm256_setzero_si256();
+    size_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(x + j));
+        uint32_t m = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, zero));
+        pplx_store_mask32(d + j / 8, m, msb);
+    }
+    if (j < n) pplx_pack_b8_serial(x + j, n - j, d + j / 8, msb);
 }
 
 PPLX_TARGET_AVX2 static void pplx_pack_f32_avx2(const float *x, size_t n, uint8_t *d, int msb) {

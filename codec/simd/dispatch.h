@@ -22,6 +22,7 @@ static void pplx_table_fill(pplx_table *t, int isa) {
     t->b64_decode = pplx_b64_decode_serial;
     t->b64_encode = pplx_b64_encode_serial;
     t->pack_i8 = pplx_pack_i8_serial;
+    t->pack_b8 = pplx_pack_b8_serial;
     t->pack_f32 = pplx_pack_f32_serial;
     t->pack_f64 = pplx_pack_f64_serial;
     t->unpack_u8 = pplx_unpack_u8_serial;
@@ -38,6 +39,7 @@ static void pplx_table_fill(pplx_table *t, int isa) {
         t->b64_decode = pplx_b64_decode_avx2;
         t->b64_encode = pplx_b64_encode_avx2;
         t->pack_i8 = pplx_pack_i8_avx2;
+        t->pack_b8 = pplx_pack_b8_avx2;
         t->pack_f32 = pplx_pack_f32_avx2;
         t->pack_f64 = pplx_pack_f64_avx2;
         pplx_stream_min_init();

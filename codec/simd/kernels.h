@@ -33,6 +33,7 @@ typedef struct pplx_table {
     size_t (*b64_encode)(const uint8_t *s, size_t n, uint8_t *d);
     /* bits: n values <-> ceil(n / 8) bytes, msb selects the bit order */
     void (*pack_i8)(const int8_t *x, size_t n, uint8_t *d, int msb);
+    void (*pack_b8)(const uint8_t *x, size_t n, uint8_t *d, int msb); /* bool bytes: bit = byte != 0 */
     void (*pack_f32)(const float *x, size_t n, uint8_t *d, int msb);
     void (*pack_f64)(const double *x, size_t n, uint8_t *d, int msb);
     void (*unpack_u8)(const uint8_t *s, size_t n, uint8_t *y, int msb);

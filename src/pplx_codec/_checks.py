@@ -4,6 +4,9 @@ compiled: see codec/_arrays.pxd)."""
 from __future__ import annotations
 
 import operator
+import sys
+
+import numpy as np
 
 from .constants import BITORDERS
 
@@ -15,11 +18,19 @@ def bitorder(order: str) -> bool:
     return order == "big"
 
 
-def positive_int(value, name: str) -> int:
+def positive_int(value, name: str, maximum: int = sys.maxsize, minimum: int = 1) -> int:
+    """An integer in minimum..maximum (ints and numpy integers; bools are
+    refused: ``dim=True`` is a bug at the call site, not 1).  The default
+    maximum is what a C size can hold, so a huge value is a ValueError here
+    rather than an OverflowError deep in a compiled call."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got bool")
     try:
         value = operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be positive, got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be {'positive' if minimum == 1 else f'>= {minimum}'}, got {value}")
+    if value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value}")
     return value

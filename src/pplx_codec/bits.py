@@ -45,7 +45,7 @@ def unpack_bits(packed: np.ndarray, dim: int | None = None, bitorder: str = "lit
     if typenum is None:
         raise TypeError(f"dtype must be uint8 (0/1), int8 (-1/+1) or float32 (-1/+1), got {np.dtype(dtype)}")
     if dim is not None:
-        dim = _checks.positive_int(dim, "dim")
+        dim = _checks.positive_int(dim, "dim", minimum=0)  # 0: zero-width rows, like pack_bits of 0 values
     return _bits.unpack(packed, dim, msb, typenum, out)
 
 

@@ -17,6 +17,7 @@ any row stride, as long as each row's bytes are adjacent.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -51,15 +52,20 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: More threads than this is a bug at the call site (the work splits into at
+#: most rows / 2048 or queries / 4 parts anyway).
+MAX_THREADS = 1 << 16
+
+
 def _threads(threads) -> int:
-    return default_threads() if threads is None else _checks.positive_int(threads, "threads")
+    return default_threads() if threads is None else _checks.positive_int(threads, "threads", MAX_THREADS)
 
 
 def _k(k) -> int:
-    try:
-        return _checks.positive_int(k, "k")
-    except ValueError:
-        raise ValueError(f"k must be >= 1, got {k}") from None
+    k = _checks.positive_int(k, "k", minimum=-sys.maxsize)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return k
 
 
 def hamming(q: np.ndarray, codes: np.ndarray, threads: int | None = None,
@@ -103,8 +109,20 @@ def cosine(queries: np.ndarray, db: np.ndarray, db_norms: np.ndarray | None = No
     """
     d = _search.dot_matrix(queries, db, _threads(threads))
     qn = _norms(queries)
-    xn = _norms(db) if db_norms is None else _db_norms(db_norms, db.shape[0])
-    return _cosine_of_dot(d, qn[..., None] if d.ndim == 2 else qn, xn)
+    if db_norms is None:
+        return _cosine_of_dot(d, qn[..., None] if d.ndim == 2 else qn, _norms(db))
+    xn = _db_norms(db_norms, db.shape[0], db.shape[1])
+    s = _cosine_of_dot(d, qn[..., None] if d.ndim == 2 else qn, xn)
+    # Norms that do not belong to db, checked where it costs little: a row
+    # with "norm 0" but a non-zero dot product; and, recomputed, the norm of
+    # each query's top row (a norm too small inflates its row's score, so the
+    # rows it ranks wrongly rise to where this looks).
+    zero = np.argwhere((xn == 0) & (d != 0))
+    if zero.size:
+        _norms_mismatch(db, xn, int(zero[0, -1]))
+    if s.size:
+        _check_reported_norms(db, xn, np.argmax(np.abs(s), axis=-1))
+    return s
 
 
 def _cosine_of_dot(d: np.ndarray, qn: np.ndarray, xn: np.ndarray) -> np.ndarray:
@@ -116,13 +134,43 @@ def _cosine_of_dot(d: np.ndarray, qn: np.ndarray, xn: np.ndarray) -> np.ndarray:
     return s.astype(np.float32)
 
 
-def _db_norms(db_norms, n: int) -> np.ndarray:
+def _db_norms(db_norms, n: int, dim: int | None = None) -> np.ndarray:
+    """Cached norms checked for what can be checked without reading db: type,
+    shape, and range (an int8 row of ``dim`` values has a norm in
+    ``0..128 * sqrt(dim)``; NaN is in no range)."""
     if not isinstance(db_norms, np.ndarray) or db_norms.dtype != np.float32:
         got = db_norms.dtype if isinstance(db_norms, np.ndarray) else type(db_norms).__name__
         raise TypeError(f"db_norms must be a float32 array (pplx_codec.norms(db)), got {got}")
     if db_norms.shape != (n,):
         raise ValueError(f"db_norms must have shape ({n},), one norm per row, got {db_norms.shape}")
+    if n:
+        top = np.inf if dim is None else np.float32(128 * np.sqrt(dim) * (1 + 1e-6))
+        lo, hi = db_norms.min(), db_norms.max()
+        if not (lo >= 0 and hi <= top):  # written so that NaN fails
+            r = int(np.argmax(~((db_norms >= 0) & (db_norms <= top))))
+            raise ValueError(f"db_norms[{r}] = {db_norms[r]} is not the norm of an int8 row"
+                             + (f" of {dim} values (0..{128 * np.sqrt(dim):.1f})" if dim is not None else ""))
     return np.ascontiguousarray(db_norms)
+
+
+def _norms_mismatch(db: np.ndarray, db_norms: np.ndarray, row: int):
+    raise ValueError(f"db_norms do not match db: row {row} has norm {float(_norms(db[row]))}, db_norms says "
+                     f"{float(db_norms[row])}; compute them with pplx_codec.norms(db)")
+
+
+def _check_reported_norms(db: np.ndarray, db_norms: np.ndarray, I: np.ndarray) -> None:
+    """Recompute the norms of the rows a search reports and compare them with
+    the cached ones given.  Wrong cached norms (stale, or of another matrix)
+    would rank silently wrong; norms too small push their rows into the top
+    k, exactly the rows checked here, at O(k) rows per query rather than a
+    pass over db.  (Norms too large sink their rows unseen: the check is a
+    safety net, not a proof.)"""
+    rows = np.asarray(I)
+    rows = rows[rows >= 0]
+    if rows.size:
+        bad = np.flatnonzero(_norms(db[rows]) != db_norms[rows])
+        if bad.size:
+            _norms_mismatch(db, db_norms, int(rows[bad[0]]))
 
 
 def _best_first(values: np.ndarray, ids: np.ndarray, k: int, descending: bool):
@@ -176,8 +224,10 @@ def search_int8(queries: np.ndarray, db: np.ndarray, k: int, metric: str = "cosi
         if not isinstance(db, np.ndarray) or db.ndim != 2:
             _search.topk_int8(queries, db, k, False, None, None, 1)  # raises the shape/type error
         qn = np.atleast_1d(_norms(queries))
-        xn = _norms(db) if db_norms is None else _db_norms(db_norms, db.shape[0])
+        xn = _norms(db) if db_norms is None else _db_norms(db_norms, db.shape[0], db.shape[1])
     S, I = _search.topk_int8(queries, db, k, cos, qn, xn, _threads(threads))
+    if db_norms is not None:
+        _check_reported_norms(db, xn, I)
     return _squeeze(isinstance(queries, np.ndarray) and queries.ndim == 1, S, I)
 
 
@@ -198,12 +248,24 @@ def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, offsets: 
         raise ValueError("parts is empty: nothing to merge")
     if offsets is not None and len(offsets) != len(parts):
         raise ValueError(f"got {len(offsets)} offsets for {len(parts)} parts")
-    one = parts[0][0].ndim == 1
+    one = np.ndim(parts[0][0]) == 1
     ds, ids = [], []
-    for p, (D, I) in enumerate(parts):
-        D, I = np.atleast_2d(np.asarray(D)), np.atleast_2d(np.asarray(I))
-        if D.shape != I.shape or D.shape[0] != np.atleast_2d(np.asarray(parts[0][0])).shape[0]:
-            raise ValueError(f"part {p}: D {D.shape} and I {I.shape} must match each other and the other parts' rows")
+    for p, part in enumerate(parts):
+        try:
+            D, I = part
+        except (TypeError, ValueError):
+            raise TypeError(f"part {p}: expected a (D, I) pair, got {type(part).__name__}") from None
+        D, I = np.asarray(D), np.asarray(I)
+        # one shape rule for all parts: a 1-D part among 2-D ones (or the
+        # reverse) is a mix-up of single- and multi-query results
+        if D.ndim not in (1, 2) or D.ndim != (1 if one else 2) or D.shape != I.shape:
+            raise ValueError(f"part {p}: D {D.shape} and I {I.shape} must have the same shape, "
+                             f"{'1-D' if one else '2-D'} like part 0")
+        if D.dtype.kind not in "iuf" or I.dtype.kind not in "iu":
+            raise TypeError(f"part {p}: D must be numbers and I integers, got {D.dtype} and {I.dtype}")
+        D, I = np.atleast_2d(D), np.atleast_2d(I)
+        if ds and D.shape[0] != ds[0].shape[0]:
+            raise ValueError(f"part {p}: {D.shape[0]} query rows, part 0 has {ds[0].shape[0]}")
         I = I.astype(np.int64, copy=True)
         if offsets is not None:
             I[I >= 0] += int(offsets[p])
