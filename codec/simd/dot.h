@@ -42,6 +42,7 @@ static inline int32_t pplx_dot_one_serial(const int16_t *q, const int8_t *x, siz
 
 static void pplx_dot_block_serial(const int16_t *Q, size_t nq, size_t qstride, const int8_t *X, size_t nrows,
                                   size_t dim, size_t xstride, int32_t *out, size_t ostride) {
+    if (nq > 4) return; /* the contract every tier keeps (kernels.h) */
     for (size_t r = 0; r < nrows; r++)
         for (size_t q = 0; q < nq; q++)
             out[q * ostride + r] = pplx_dot_one_serial(Q + q * qstride, X + r * xstride, dim);
@@ -51,6 +52,7 @@ static void pplx_dot_block_serial(const int16_t *Q, size_t nq, size_t qstride, c
  * tile of rows once, so the inner loop is only multiplies and adds). */
 static void pplx_dot16_block_serial(const int16_t *Q, size_t nq, size_t qstride, const int16_t *X, size_t nrows,
                                     size_t dim, size_t xstride, int32_t *out, size_t ostride) {
+    if (nq > 4) return; /* the contract every tier keeps (kernels.h) */
     for (size_t r = 0; r < nrows; r++)
         for (size_t q = 0; q < nq; q++) {
             const int16_t *a = Q + q * qstride, *b = X + r * xstride;
@@ -116,6 +118,7 @@ __attribute__((always_inline)) PPLX_TARGET_AVX2 static inline void pplx_dot_tile
 PPLX_TARGET_AVX2 static void pplx_dot_block_avx2(const int16_t *Q, size_t nq, size_t qstride, const int8_t *X,
                                                 size_t nrows, size_t dim, size_t xstride, int32_t *out,
                                                 size_t ostride) {
+    if (nq == 0 || nq > 4) return; /* outside the contract (kernels.h): touch nothing */
     const int16_t *q[4];
     for (size_t i = 0; i < 4; i++) q[i] = Q + (i < nq ? i : 0) * qstride;
     switch (nq) {
@@ -194,6 +197,7 @@ __attribute__((always_inline)) PPLX_TARGET_AVX2 static inline void pplx_dot16_ti
 PPLX_TARGET_AVX2 static void pplx_dot16_block_avx2(const int16_t *Q, size_t nq, size_t qstride, const int16_t *X,
                                                   size_t nrows, size_t dim, size_t xstride, int32_t *out,
                                                   size_t ostride) {
+    if (nq == 0 || nq > 4) return; /* outside the contract (kernels.h): touch nothing */
     switch (nq) {
         case 1: PPLX_DOT16_ROWS(1) break;
         case 2: PPLX_DOT16_ROWS(2) break;

@@ -51,6 +51,7 @@ static inline int32_t pplx_hamming_one_serial(const uint8_t *a, const uint8_t *b
 
 static void pplx_hamming_block_serial(const uint8_t *Q, size_t nq, size_t qstride, const uint8_t *X,
                                       size_t nrows, size_t w, size_t xstride, int32_t *out, size_t ostride) {
+    if (nq > 4) return; /* the contract every tier keeps (kernels.h) */
     for (size_t r = 0; r < nrows; r++)
         for (size_t q = 0; q < nq; q++)
             out[q * ostride + r] = pplx_hamming_one_serial(Q + q * qstride, X + r * xstride, w);
@@ -138,6 +139,7 @@ __attribute__((always_inline)) PPLX_TARGET_AVX2 static inline void pplx_hamming_
 PPLX_TARGET_AVX2 static void pplx_hamming_block_avx2(const uint8_t *Q, size_t nq, size_t qstride, const uint8_t *X,
                                                     size_t nrows, size_t w, size_t xstride, int32_t *out,
                                                     size_t ostride) {
+    if (nq == 0 || nq > 4) return; /* outside the contract (kernels.h): touch nothing */
     const uint8_t *q[4];
     for (size_t i = 0; i < 4; i++) q[i] = Q + (i < nq ? i : 0) * qstride;
     if (nq == 1) {

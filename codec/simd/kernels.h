@@ -43,7 +43,8 @@ typedef struct pplx_table {
     /* int8 rows */
     int64_t (*sumsq_i8)(const int8_t *x, size_t n);
     void (*i8_to_f32)(const int8_t *x, size_t n, float div, float *y);
-    /* similarity blocks: nq <= 4 queries x nrows rows -> out[q * ostride + r] */
+    /* similarity blocks: 1 <= nq <= 4 queries x nrows rows -> out[q * ostride + r]
+     * (any other nq writes nothing, in every tier) */
     void (*hamming_block)(const uint8_t *Q, size_t nq, size_t qstride, const uint8_t *X, size_t nrows, size_t w,
                           size_t xstride, int32_t *out, size_t ostride);
     void (*dot_block)(const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X, size_t nrows, size_t dim,

@@ -132,6 +132,7 @@ static void pplx_scan_hamming(const pplx_table *T, const uint8_t *Q, size_t nq, 
                               size_t r0, size_t r1, size_t w, size_t xstride, size_t k, int64_t base, int32_t *hk,
                               int64_t *hi) {
     int32_t buf[4 * PPLX_TILE_MAX];
+    if (k == 0) return; /* an empty heap keeps nothing (and has no root to compare with) */
     const size_t tile = pplx_tile_rows(xstride);
     for (size_t t = r0; t < r1; t += tile) {
         size_t nt = r1 - t < tile ? r1 - t : tile;
@@ -177,6 +178,7 @@ static void pplx_scan_int8(const pplx_table *T, const int16_t *Q16, size_t nq, s
                            size_t r0, size_t r1, size_t dim, size_t xstride, int metric, const float *qn,
                            const float *xn, size_t k, int64_t base, int32_t *hk, int64_t *hi) {
     int32_t buf[4 * PPLX_TILE_MAX];
+    if (k == 0) return; /* an empty heap keeps nothing (and has no root to compare with) */
     const size_t tile = nq > 4 ? pplx_tile16_rows(dim) : pplx_tile_rows(xstride);
     int16_t *W = pplx_widen_scratch(nq, tile, dim);
     for (size_t t = r0; t < r1; t += tile) {
