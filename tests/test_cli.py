@@ -144,3 +144,90 @@ def test_console_script_help_and_errors():
     r = subprocess.run([sys.executable, "-m", "pplx_codec", "search", "/nonexistent/store", "q"],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "pplx-codec search:" in r.stderr
+
+
+# --- bad input: one line on stderr, exit code 2, naming the user's path ---
+
+def _refused(capsys, argv) -> str:
+    """Run the CLI on bad input: exit code 2 and exactly one line on stderr (no traceback,
+    and no embedded server started first: that would say so on a line of its own)."""
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"pplx-codec {argv[0]}: "), err
+    return err.strip()
+
+
+def test_embed_refuses_a_directory_as_input(tmp_path, monkeypatch, capsys):
+    _no_key(monkeypatch)
+    (tmp_path / "adir").mkdir()
+    err = _refused(capsys, ["embed", str(tmp_path / "adir"), "--out", str(tmp_path / "s"), "--quiet"])
+    assert err == f"pplx-codec embed: cannot read {tmp_path / 'adir'}: Is a directory"
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("name,content,line", [
+    ("texts.txt", b"first text\nsecond text\n\nthe caf\xe9 text\n", 4),
+    ("docs.jsonl", b'{"text": "one"}\n{"text": "tw\xc3o"}\n', 2),
+    # past the decoder's first chunk: its offsets count from the chunk, not the file
+    ("long.txt", b"".join(b"text number %d\n" % i for i in range(20_000)) + b"\xff\n", 20_001),
+], ids=["text", "jsonl", "past-the-first-chunk"])
+def test_embed_names_the_file_and_line_of_invalid_utf8(tmp_path, monkeypatch, capsys, name, content, line):
+    _no_key(monkeypatch)
+    src = tmp_path / name
+    src.write_bytes(content)
+    err = _refused(capsys, ["embed", str(src), "--out", str(tmp_path / "s"), "--quiet"])
+    assert err.startswith(f"pplx-codec embed: {src}:{line}: not UTF-8 text ("), err
+
+
+def test_embed_names_the_out_path_and_the_cause(tmp_path, corpus, monkeypatch, capsys):
+    _no_key(monkeypatch)
+    # the store is staged in a hidden directory beside --out: an error there is about --out
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out = blocker / "store"
+    assert cli.main(["embed", str(corpus), "--out", str(out), "--quiet"]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last == f"pplx-codec embed: cannot write --out {out}: {blocker} is not a directory"
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc here: it is the directory nobody (not even root) can create entries in")
+    out = "/proc/pplx-codec-test-store"
+    assert cli.main(["embed", str(corpus), "--out", out, "--quiet"]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"pplx-codec embed: cannot write --out {out}: ") and ".partial" not in last, last
+
+
+def test_search_checks_the_store_before_starting_a_server(tmp_path, monkeypatch, capsys):
+    _no_key(monkeypatch)
+    assert _refused(capsys, ["search", str(tmp_path / "missing"), "q"]) == \
+        f"pplx-codec search: no store at {tmp_path / 'missing'}"
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "meta.json").mkdir()
+    assert _refused(capsys, ["search", str(tmp_path / "odd"), "q"]) == \
+        f"pplx-codec search: cannot read store {tmp_path / 'odd'}: Is a directory ({tmp_path / 'odd' / 'meta.json'})"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["search", "DIR", "q", "-k", "0"], "argument -k: must be >= 1, got 0"),
+    (["search", "DIR", "q", "--rescore", "-1"], "argument --rescore: must be >= 1, got -1"),
+    (["search", "DIR", "q", "-k", "True"], "argument -k: invalid int value: 'True'"),
+    (["embed", "IN", "--out", "DIR", "--chunk", "0"], "argument --chunk: must be >= 1, got 0"),
+    (["embed", "IN", "--out", "DIR", "--dimensions", "0"], "argument --dimensions: must be >= 1, got 0"),
+    (["embed", "IN", "--out", "DIR", "--max-concurrency", "0"], "argument --max-concurrency: must be >= 1, got 0"),
+    (["embed", "IN", "--out", "DIR", "--max-retries", "-1"], "argument --max-retries: must be >= 0, got -1"),
+])
+def test_bad_numbers_are_refused_before_anything_starts(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main(argv)
+    assert exit.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_search_k_beyond_the_store_lists_every_row(tmp_path, corpus, monkeypatch, capsys):
+    _no_key(monkeypatch)
+    out = tmp_path / "store"
+    assert cli.main(["embed", str(corpus), "--out", str(out), "--quiet", "--encoding", "int8"]) == 0
+    capsys.readouterr()
+    # k asks for rows the store does not have: no k-sized allocation, every row once
+    assert cli.main(["search", str(out), TEXTS[7], "-k", str(10**12)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + len(TEXTS)
+    assert sorted(int(ln.split()[2][1:]) for ln in lines[1:]) == list(range(len(TEXTS)))

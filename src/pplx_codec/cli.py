@@ -68,46 +68,53 @@ def cmd_serve(args) -> int:
     try:
         from .server.config import DEFAULT_MAX_BODY_BYTES, ServerConfig
         from .server.faults import FaultConfig
-        from .server.runner import LOOPBACK, base_url, bind, serve_socket
+        from .server.runner import LOOPBACK, StopRequested, base_url, bind, serve_socket, stop_signals
     except ImportError as e:
         print(f"pplx-codec serve needs the server extra ({e.name} is missing): "
               "pip install 'pplx-codec[server]'", file=sys.stderr)
         return 2
+    # From here on (so from before the banner line), SIGINT and SIGTERM are one
+    # request to stop cleanly, and a clean stop exits 0, whenever the signal lands:
+    # what supervisors (systemd, docker, Kubernetes) expect of a stop they asked for.
     try:
-        faults = FaultConfig.parse(args.fault or [], seed=args.fault_seed, retry_after=args.retry_after,
-                                   slow_seconds=args.slow_seconds)
-        config = ServerConfig(backend=args.backend, model_path=args.model_path,
-                              trust_remote_code=args.trust_remote_code, output_scale=args.output_scale,
-                              tokenizer=args.tokenizer, api_keys=args.api_key or (), auth=not args.no_auth,
-                              max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
-                              cache_bytes=int(args.cache_mb * (1 << 20)), faults=faults)
-        keys = config.accepted_keys()
-        if args.workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {args.workers}")
-        if args.fd is not None:
-            import socket
-            sock, where = socket.socket(fileno=args.fd), f"inherited socket fd {args.fd}"
-        else:
-            sock = bind(args.host, args.port)
-            where = base_url(sock)
-    except (ValueError, TypeError, OSError) as e:
-        print(f"pplx-codec serve: {e}", file=sys.stderr)
-        return 2
-    if not config.auth and args.fd is None and args.host not in LOOPBACK:
-        print(f"warning: --no-auth on {args.host}: anyone who can reach it can use it", file=sys.stderr)
-    print(f"pplx-codec {__version__}: Perplexity Embeddings API on {where} (backend {config.backend}, "
-          f"{args.workers} worker(s), auth {f'{len(keys)} key(s)' if config.auth else 'off'}"
-          f"{', faults ' + ', '.join(f'{m}={r:g}' for m, r in faults.rates.items()) if faults.enabled else ''})",
-          flush=True)
-    try:
-        serve_socket(config, sock, workers=args.workers, log_level=args.log_level, access_log=not args.no_access_log)
-    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl-C
-        return 130
-    except (ValueError, RuntimeError) as e:
-        print(f"pplx-codec serve: {e}", file=sys.stderr)
-        return 1
-    finally:
-        sock.close()
+        with stop_signals():
+            try:
+                faults = FaultConfig.parse(args.fault or [], seed=args.fault_seed, retry_after=args.retry_after,
+                                           slow_seconds=args.slow_seconds)
+                config = ServerConfig(backend=args.backend, model_path=args.model_path,
+                                      trust_remote_code=args.trust_remote_code, output_scale=args.output_scale,
+                                      tokenizer=args.tokenizer, api_keys=args.api_key or (), auth=not args.no_auth,
+                                      max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+                                      cache_bytes=int(args.cache_mb * (1 << 20)), faults=faults)
+                keys = config.accepted_keys()
+                if args.workers < 1:
+                    raise ValueError(f"--workers must be >= 1, got {args.workers}")
+                if args.fd is not None:
+                    import socket
+                    sock, where = socket.socket(fileno=args.fd), f"inherited socket fd {args.fd}"
+                else:
+                    sock = bind(args.host, args.port)
+                    where = base_url(sock)
+            except (ValueError, TypeError, OSError) as e:
+                print(f"pplx-codec serve: {e}", file=sys.stderr)
+                return 2
+            try:
+                if not config.auth and args.fd is None and args.host not in LOOPBACK:
+                    print(f"warning: --no-auth on {args.host}: anyone who can reach it can use it", file=sys.stderr)
+                faulty = ", faults " + ", ".join(f"{m}={r:g}" for m, r in faults.rates.items()) \
+                    if faults.enabled else ""
+                print(f"pplx-codec {__version__}: Perplexity Embeddings API on {where} (backend {config.backend}, "
+                      f"{args.workers} worker(s), auth {f'{len(keys)} key(s)' if config.auth else 'off'}{faulty})",
+                      flush=True)
+                serve_socket(config, sock, workers=args.workers, log_level=args.log_level,
+                             access_log=not args.no_access_log)
+            except (ValueError, RuntimeError) as e:
+                print(f"pplx-codec serve: {e}", file=sys.stderr)
+                return 1
+            finally:
+                sock.close()
+    except StopRequested:  # before serve_socket took over: nothing was serving yet
+        pass
     return 0
 
 
@@ -151,6 +158,57 @@ def _add_serve(sub) -> None:
 EMBEDDED = "embedded reference server (hash backend)"
 
 
+class _Refused(Exception):
+    """Bad input, said in one line: ``main`` prints it after the command's name and exits 2."""
+
+
+@contextmanager
+def _refusing(path: str | None = None, action: str = "read"):
+    """The one place where a command's bad input becomes ``_Refused``: a
+    ``ValueError`` or ``TypeError`` with its own message; an ``OSError`` or
+    ``UnicodeDecodeError`` as what went wrong with the user's ``path`` when the
+    command tried to ``action`` it ("read", "write --out"), with the cause (and
+    the line), not the name of some file the package made or opened inside it."""
+    try:
+        yield
+    except UnicodeDecodeError as e:  # a ValueError too, but one that names no file
+        raise _Refused(_not_utf8(path, e) if path else str(e)) from None
+    except OSError as e:
+        raise _Refused(_os_error(e, path, action)) from None
+    except (ValueError, TypeError) as e:
+        raise _Refused(str(e)) from None
+
+
+def _os_error(e: OSError, path: str | None, action: str) -> str:
+    if e.errno is None or path is None:  # this package's own messages name the path already
+        return str(e)
+    cause = e.strerror or str(e)
+    if e.filename is not None and not isinstance(e.filename, int):
+        mine, theirs = os.path.abspath(path), os.path.abspath(os.fsdecode(e.filename))
+        if mine.startswith(theirs + os.sep):  # a parent directory is in the way
+            cause = f"{e.filename} is not a directory" if os.path.exists(theirs) and not os.path.isdir(theirs) \
+                else f"{cause} ({e.filename})"
+        elif theirs.startswith(mine + os.sep):  # a file inside (a store's)
+            cause = f"{cause} ({e.filename})"
+        # else the path itself, or a staging directory beside it: an internal name
+    return f"cannot {action} {path}: {cause}"
+
+
+def _not_utf8(path: str, e: UnicodeDecodeError) -> str:
+    # the decoder's offset counts from the chunk it was handed, not from the start
+    # of the file: find the line again (no UTF-8 sequence contains a newline byte)
+    try:
+        with open(path, "rb") as f:
+            for lineno, line in enumerate(f, 1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    return f"{path}:{lineno}: not UTF-8 text ({bad.reason} at byte {bad.start + 1} of the line)"
+    except OSError:
+        pass
+    return f"{path}: not UTF-8 text ({e.reason})"
+
+
 @contextmanager
 def _client(args):
     """(client, endpoint): the real API when a key or base URL is given, else
@@ -182,8 +240,8 @@ def _add_client_options(p) -> None:
     p.add_argument("--api-key", help="Perplexity API key (default: PERPLEXITY_API_KEY, then PPLX_API_KEY)")
     p.add_argument("--base-url", help="API base URL (default: PERPLEXITY_BASE_URL, then https://api.perplexity.ai "
                                       "when a key is set, else the embedded reference server)")
-    p.add_argument("--max-concurrency", type=int, default=4, help="requests in flight (default 4)")
-    p.add_argument("--max-retries", type=int, default=2, help="retries per request (default 2)")
+    p.add_argument("--max-concurrency", type=_at_least(1), default=4, help="requests in flight (default 4)")
+    p.add_argument("--max-retries", type=_at_least(0), default=2, help="retries per request (default 2)")
 
 
 def cmd_embed(args) -> int:
@@ -191,13 +249,13 @@ def cmd_embed(args) -> int:
     from .corpus import read_texts
     from .jobs import embed_corpus, parse_encodings
 
-    try:
+    with _refusing(args.input, "read"):
         encodings = parse_encodings(args.encoding)
-        source = read_texts(args.input, field=args.field, column=args.column)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"pplx-codec embed: {e}", file=sys.stderr)
-        return 2
-    with _client(args) as (client, endpoint):
+        try:
+            source = read_texts(args.input, field=args.field, column=args.column)
+        except RuntimeError as e:  # Parquet without pyarrow
+            raise _Refused(str(e)) from None
+    with _refusing(), _client(args) as (client, endpoint), _refusing(args.out, "write --out"):
         try:
             report = embed_corpus(client, source, args.out, model=args.model, dimensions=args.dimensions,
                                   encodings=encodings, bitorder=args.bitorder, chunk=args.chunk,
@@ -206,9 +264,6 @@ def cmd_embed(args) -> int:
             done = "" if e.partial is None else f" ({int(e.partial.filled.sum())} rows of the failing chunk kept)"
             print(f"pplx-codec embed: {e}{done}; run the same command again to resume", file=sys.stderr)
             return 1
-        except (ValueError, TypeError, OSError) as e:
-            print(f"pplx-codec embed: {e}", file=sys.stderr)
-            return 2
     u = report.usage
     resumed = f" ({report.count - report.embedded} already done)" if report.embedded < report.count else ""
     print(f"embedded {report.embedded} texts{resumed} in {report.seconds:.2f} s "
@@ -218,18 +273,19 @@ def cmd_embed(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from . import errors
+    from . import errors, store
     from .jobs import search_store
 
-    with _client(args) as (client, _):
+    with _refusing(args.store, "read store"):  # before a server starts to embed the query
+        count = store.load(args.store).count
+    with _refusing(), _client(args) as (client, _), _refusing(args.store, "read store"):
         try:
-            hits, info = search_store(client, args.store, args.query, k=args.k, rescore=args.rescore)
+            # the store has count rows: a larger k would only ask the search for padding
+            hits, info = search_store(client, args.store, args.query, k=max(1, min(args.k, count)),
+                                      rescore=args.rescore)
         except errors.APIError as e:
             print(f"pplx-codec search: {e}", file=sys.stderr)
             return 1
-        except (ValueError, TypeError, OSError) as e:
-            print(f"pplx-codec search: {e}", file=sys.stderr)
-            return 2
     print(f"{info['rows']:,} rows ({info['model']}, {info['dimensions']} dims), {info['method']}: "
           f"query embedded in {info['embed_ms']:.1f} ms, searched in {info['search_ms']:.2f} ms")
     width = max(20, min(os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else 100, 160) - 22)
@@ -239,6 +295,18 @@ def cmd_search(args) -> int:
             text = text[: width - 3] + "..."
         print(f"{h.rank:3d}  {h.score:7.4f}  #{h.row:<7d} {text}")
     return 0
+
+
+def _at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum``, refused before anything starts."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in "invalid int value: 'x'"
+    return parse
 
 
 def _add_jobs(sub) -> None:
@@ -254,12 +322,12 @@ def _add_jobs(sub) -> None:
     embed.add_argument("--field", default="text", help="JSONL field holding the text (default: text)")
     embed.add_argument("--column", default="text", help="Parquet column holding the text (default: text)")
     embed.add_argument("--model", default=EMBEDDING_MODELS[0], choices=EMBEDDING_MODELS)
-    embed.add_argument("--dimensions", type=int, help="Matryoshka dimensions (default: the model's full size)")
+    embed.add_argument("--dimensions", type=_at_least(1), help="Matryoshka dimensions (default: the model's full size)")
     embed.add_argument("--encoding", default="int8,binary",
                        help="int8, binary or int8,binary (default; binary codes are derived from the int8 signs)")
     embed.add_argument("--bitorder", default="little", choices=("little", "big"),
                        help="bit order of the stored codes (default little, as the API sends them)")
-    embed.add_argument("--chunk", type=int, default=4096, help="texts per resumable step (default 4096)")
+    embed.add_argument("--chunk", type=_at_least(1), default=4096, help="texts per resumable step (default 4096)")
     embed.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_client_options(embed)
     embed.set_defaults(func=cmd_embed)
@@ -269,8 +337,8 @@ def _add_jobs(sub) -> None:
                                         "top-k*rescore re-ranked by int8 cosine when both encodings are stored.")
     search.add_argument("store", metavar="DIR")
     search.add_argument("query", metavar="QUERY")
-    search.add_argument("-k", type=int, default=10, help="results (default 10)")
-    search.add_argument("--rescore", type=int, default=4, help="binary candidates per result (default 4)")
+    search.add_argument("-k", type=_at_least(1), default=10, help="results (default 10)")
+    search.add_argument("--rescore", type=_at_least(1), default=4, help="binary candidates per result (default 4)")
     _add_client_options(search)
     search.set_defaults(func=cmd_search)
 
@@ -292,7 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except _Refused as e:
+        print(f"pplx-codec {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from .backends import make_backend
 from .cache import LRU
 from .config import CONFIG_ENV, ServerConfig
 from .faults import FAULT_HEADER, FAULT_SCOPE_KEY, DropFilter, Fault, FaultPlan
-from .guards import BearerAuth, InjectFaults, error_body
+from .guards import BearerAuth, BodyLimit, InjectFaults, error_body
 from .schemas import (ContextualizedEmbeddingsRequest, ContextualizedEmbeddingsResponse, EmbeddingsRequest,
                       EmbeddingsResponse, ValidationError)
 from .stream import contextualized_body, embeddings_body
@@ -28,7 +28,8 @@ from .tokens import load_counter
 log = logging.getLogger("pplx_codec.server")
 
 _NO_FAULT = Fault(None, -1, 0)
-_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large",
+                500: "internal_server_error"}
 
 
 def usage(model: str, tokens: int) -> dict:
@@ -60,10 +61,7 @@ def create_app(config: ServerConfig | None = None, **options) -> FastAPI:
 
     app = FastAPI(title="Perplexity AI API", version="1.0.0",
                   description="Perplexity AI API (the pplx-codec reference server)",
-                  docs_url=None, redoc_url=None,  # the docs pages load their scripts from a CDN
-                  max_body_size=config.max_body_bytes)
-    if "max_body_size" in getattr(app, "extra", {}):  # FastAPIs before max_body_size kept it there, unused
-        raise RuntimeError("this FastAPI does not enforce max_body_size: pip install 'fastapi>=0.165'")
+                  docs_url=None, redoc_url=None)  # the docs pages load their scripts from a CDN
     app.state.config, app.state.backend, app.state.counter = config, backend, counter
     security = {"security": [{"HTTPBearer": []}]} if config.auth else None
 
@@ -143,6 +141,12 @@ def create_app(config: ServerConfig | None = None, **options) -> FastAPI:
         return Response(error_body(exc.status_code, kind, str(exc.detail)), status_code=exc.status_code,
                         headers=exc.headers, media_type="application/json")
 
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        # Starlette's own 500 is text/plain; the error is logged (and re-raised) by it all the same
+        return Response(error_body(500, "internal_server_error", "Internal Server Error"), status_code=500,
+                        media_type="application/json")
+
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
@@ -157,8 +161,9 @@ def create_app(config: ServerConfig | None = None, **options) -> FastAPI:
 
     app.openapi = openapi
 
-    # added innermost first: a request meets auth, then faults
+    # added innermost first: a request meets auth (which reads no body), then the size limit, then faults
     app.add_middleware(InjectFaults, plan=FaultPlan(config.faults))
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
     if config.auth:
         app.add_middleware(BearerAuth, keys=keys)
 
