@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -177,6 +178,16 @@ def test_embed_names_the_file_and_line_of_invalid_utf8(tmp_path, monkeypatch, ca
     src.write_bytes(content)
     err = _refused(capsys, ["embed", str(src), "--out", str(tmp_path / "s"), "--quiet"])
     assert err.startswith(f"pplx-codec embed: {src}:{line}: not UTF-8 text ("), err
+
+
+def test_read_texts_names_the_file_and_line_of_invalid_utf8(tmp_path):
+    """The library call says it too, not only the CLI: a ValueError naming the file and line."""
+    from pplx_codec.corpus import read_texts
+    for name, content in [("t.txt", b"ok\nbad \xe9\n"), ("t.jsonl", b'{"text": "ok"}\n{"text": "\xc3"}\n')]:
+        src = tmp_path / name
+        src.write_bytes(content)
+        with pytest.raises(ValueError, match=f"^{re.escape(str(src))}:2: not UTF-8 text"):
+            read_texts(str(src))
 
 
 def test_embed_names_the_out_path_and_the_cause(tmp_path, corpus, monkeypatch, capsys):

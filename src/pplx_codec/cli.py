@@ -165,14 +165,13 @@ class _Refused(Exception):
 @contextmanager
 def _refusing(path: str | None = None, action: str = "read"):
     """The one place where a command's bad input becomes ``_Refused``: a
-    ``ValueError`` or ``TypeError`` with its own message; an ``OSError`` or
-    ``UnicodeDecodeError`` as what went wrong with the user's ``path`` when the
-    command tried to ``action`` it ("read", "write --out"), with the cause (and
-    the line), not the name of some file the package made or opened inside it."""
+    ``ValueError`` or ``TypeError`` with its own message (a file that is not
+    UTF-8 is one, naming the file and line: see corpus.read_texts); an
+    ``OSError`` as what went wrong with the user's ``path`` when the command
+    tried to ``action`` it ("read", "write --out"), with the cause, not the
+    name of some file the package made or opened inside it."""
     try:
         yield
-    except UnicodeDecodeError as e:  # a ValueError too, but one that names no file
-        raise _Refused(_not_utf8(path, e) if path else str(e)) from None
     except OSError as e:
         raise _Refused(_os_error(e, path, action)) from None
     except (ValueError, TypeError) as e:
@@ -192,21 +191,6 @@ def _os_error(e: OSError, path: str | None, action: str) -> str:
             cause = f"{cause} ({e.filename})"
         # else the path itself, or a staging directory beside it: an internal name
     return f"cannot {action} {path}: {cause}"
-
-
-def _not_utf8(path: str, e: UnicodeDecodeError) -> str:
-    # the decoder's offset counts from the chunk it was handed, not from the start
-    # of the file: find the line again (no UTF-8 sequence contains a newline byte)
-    try:
-        with open(path, "rb") as f:
-            for lineno, line in enumerate(f, 1):
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError as bad:
-                    return f"{path}:{lineno}: not UTF-8 text ({bad.reason} at byte {bad.start + 1} of the line)"
-    except OSError:
-        pass
-    return f"{path}: not UTF-8 text ({e.reason})"
 
 
 @contextmanager

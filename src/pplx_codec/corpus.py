@@ -65,17 +65,35 @@ def read_texts(source: str, field: str = "text", column: str = "text") -> Source
     if not os.path.exists(source):
         raise FileNotFoundError(f"{source}: no such file (or use the built-in corpus: {', '.join(BUILTIN_CORPORA)})")
     lower = source.lower()
-    if lower.endswith((".jsonl", ".ndjson")):
-        texts = _jsonl(source, field)
-    elif lower.endswith(".parquet"):
-        texts = _parquet(source, column)
-    else:
-        with open(source, encoding="utf-8") as f:
-            texts = [line.rstrip("\r\n") for line in f]
-        texts = [t for t in texts if t.strip()]
+    try:
+        if lower.endswith((".jsonl", ".ndjson")):
+            texts = _jsonl(source, field)
+        elif lower.endswith(".parquet"):
+            texts = _parquet(source, column)
+        else:
+            with open(source, encoding="utf-8") as f:
+                texts = [line.rstrip("\r\n") for line in f]
+            texts = [t for t in texts if t.strip()]
+    except UnicodeDecodeError as e:  # names no file or line by itself
+        raise ValueError(_not_utf8(source, e)) from None
     if not texts:
         raise ValueError(f"{source}: no texts found")
     return Source(texts, os.path.abspath(source), _digest(texts))
+
+
+def _not_utf8(path: str, e: UnicodeDecodeError) -> str:
+    # the decoder's offset counts from the chunk it was handed, not from the start
+    # of the file: find the line again (no UTF-8 sequence contains a newline byte)
+    try:
+        with open(path, "rb") as f:
+            for lineno, line in enumerate(f, 1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    return f"{path}:{lineno}: not UTF-8 text ({bad.reason} at byte {bad.start + 1} of the line)"
+    except OSError:
+        pass
+    return f"{path}: not UTF-8 text ({e.reason})"
 
 
 def _jsonl(path: str, field: str) -> list[str]:
