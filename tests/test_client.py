@@ -1219,8 +1219,7 @@ def test_malformed_200_is_a_validation_error(kind, damage, delays):
     texts = make_texts(5, "bad")
     err = raises(c, pc.APIResponseValidationError, "embed", texts, dimensions=128)
     assert len(calls) == 1 and delays == []  # not retried: the server answered, wrongly
-    if damage != "wrong_model":  # (that one is raised after the body, without the response)
-        assert err.status_code == 200 and err.response.status_code == 200
+    assert err.status_code == 200 and err.response.status_code == 200
     assert not err.partial.filled.any() and list(err.partial.missing) == [0, 1, 2, 3, 4]
     assert_key_free(err)
     if damage == "wrong_model":
@@ -1509,7 +1508,7 @@ def test_contextualized_many_documents(server, kind):
     rec = Recorder()
     r = Runner(kind, server, transport=rec).embed_contextualized(docs, dimensions=128)
     assert np.array_equal(r.vectors, expected_ctx(C06, docs, 128))
-    assert [len(c.inputs) for c in rec.calls] == [512, 512, 76]
+    assert sorted(len(c.inputs) for c in rec.calls) == [76, 512, 512]  # sent concurrently: in any order
     assert sorted(tuple(d) for c in rec.calls for d in c.inputs) == sorted(tuple(d) for d in docs)
     assert r.usage.requests == 3 and len(r) == 1100 and list(r.counts) == sizes
     assert r.usage.total_tokens == sum(c.json()["usage"]["total_tokens"] for c in rec.calls)

@@ -7,12 +7,18 @@ it arrives, to a :class:`StreamDecoder` writing into that batch's rows of
 the output.  Retries follow :mod:`pplx_codec._retry`; a 422 about tokens
 splits the batch in two.  If a batch finally fails, the exception carries
 ``partial`` (rows done so far), and nothing is silently dropped.
+
+Every decision about an attempt (its timeouts and deadline, what an
+exception means, whether to retry, masking the key in what is raised) is
+made by :class:`_Exchange`, shared by both clients; their loops only do the
+IO.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import threading
 import time
@@ -36,6 +42,10 @@ from .tokens import estimate_tokens
 __all__ = ["Client", "AsyncClient"]
 
 _ERROR_BODY_LIMIT = 1 << 20
+#: What can end an attempt; ``_Exchange.failed`` says what each means.  A bare
+#: TimeoutError is the deadline's (httpx raises its own timeout classes).
+_FAILURES = (StreamDecodeError, httpx.TransportError, httpx.DecodingError, errors.APIError, TimeoutError,
+             asyncio.TimeoutError)
 Progress = Callable[[int, int, Usage], None]
 
 
@@ -236,15 +246,26 @@ class _Job:
     def decoder(self, b: _Batch) -> StreamDecoder:
         return StreamDecoder(self.out[b.row0:b.row1], b.doc_rows)
 
-    def done(self, b: _Batch, meta: dict) -> None:
+    def check(self, meta: dict) -> Usage:
+        """The usage of one decoded response, after checking its other fields;
+        ``ValueError`` when they are not what was asked or not the API's shape."""
         model = meta.get("model")
         if model is not None and model != self.model:
-            raise errors.APIResponseValidationError(f"response is for model {model!r}, requested {self.model!r}")
+            raise ValueError(f"response is for model {model!r}, requested {self.model!r}")
+        usage = Usage()
+        try:
+            usage.add(meta.get("usage"))
+        except ValueError as e:
+            raise ValueError(f"malformed response: {e}") from None
+        return usage
+
+    def done(self, b: _Batch, usage: Usage) -> None:
+        """A batch's rows arrived and passed every check."""
         self.filled[b.row0:b.row1] = True
-        self.usage.add(meta.get("usage"))
+        self.usage += usage
 
     def partial(self) -> errors.PartialResult:
-        return errors.PartialResult(self._converted(), self.filled.copy())
+        return errors.PartialResult(self._converted(), self.filled.copy(), self.usage)
 
     def _converted(self) -> np.ndarray:
         # The API packs LSB-first; hand codes over in the order asked for.
@@ -275,11 +296,143 @@ def _error_body(raw: bytes):
         return raw.decode("utf-8", "replace")
 
 
+class _Exchange:
+    """The POST of one batch, attempt after attempt: every decision the sync
+    and async loops share, so that they only do the IO.
+
+    Each attempt has a deadline (``_Config.deadline`` seconds from its start,
+    covering connecting, sending, the status line and the whole body), checked
+    whenever a chunk of the body arrives; no httpx timeout of the attempt is
+    longer than it, so that a wait for a chunk is bounded too.  A response
+    whose status is not 200 is an error whatever its body: when its body
+    does not arrive whole (deadline, dropped connection, undecodable
+    Content-Encoding), the error is raised with the part that did.
+    """
+
+    def __init__(self, config: _Config, url: str, job: _Job, b: _Batch):
+        self.url, self.job, self.batch = url, job, b
+        self.body = job.body(b)
+        self.headers = config.headers()
+        self.timeout, self.deadline, self.max_retries = config.timeout, config.deadline, config.max_retries
+        self._secret = config._api_key
+        self.retries = 0
+        self._ends = math.inf
+        self._resp: httpx.Response | None = None
+        self._error = bytearray()
+
+    def start(self) -> httpx.Timeout:
+        """Begin an attempt; returns its httpx timeouts (none past the deadline)."""
+        self._resp, self._error = None, bytearray()
+        d = self.deadline
+        if d is None:
+            self._ends = math.inf
+            return self.timeout
+        self._ends = time.monotonic() + d
+        t = self.timeout
+        cap = lambda s: d if s is None else min(s, d)  # noqa: E731
+        return httpx.Timeout(connect=cap(t.connect), read=cap(t.read), write=cap(t.write), pool=cap(t.pool))
+
+    def remaining(self) -> float | None:
+        """Seconds left to the attempt's deadline (None: no deadline)."""
+        return None if self._ends == math.inf else max(0.0, self._ends - time.monotonic())
+
+    def check(self) -> None:
+        """Raise TimeoutError once the attempt's deadline has passed."""
+        if time.monotonic() >= self._ends:
+            raise TimeoutError("deadline")
+
+    def arrived(self, resp: httpx.Response) -> StreamDecoder | None:
+        """The status line and headers are in: the decoder of a 200's body, or
+        None for an error response (its body goes to ``keep_error``)."""
+        self._resp = resp
+        self.check()
+        return self.job.decoder(self.batch) if resp.status_code == 200 else None
+
+    def keep_error(self, chunk: bytes) -> bool:
+        """Keep a chunk of an error body; True once enough is kept (stop reading)."""
+        self._error += chunk
+        if len(self._error) > _ERROR_BODY_LIMIT:
+            return True
+        self.check()
+        return False
+
+    def status_error(self, note: str | None = None) -> errors.APIStatusError:
+        body = errors.redact(_error_body(bytes(self._error[:_ERROR_BODY_LIMIT])), self._secret)
+        return errors.status_error(self._resp, body, note)
+
+    def finish(self, dec: StreamDecoder) -> tuple[dict, Usage]:
+        """The body ended: the response's top-level fields and its usage."""
+        meta = dec.finish()
+        try:
+            return meta, self.job.check(meta)
+        except ValueError as e:
+            raise errors.APIResponseValidationError(str(e), response=self._resp) from None
+
+    def failed(self, e: BaseException) -> errors.APIError:
+        """The API error for what ended an attempt (what is not the API's,
+        such as a bug, is raised again as it is)."""
+        resp = self._resp
+        error_response = resp is not None and resp.status_code != 200
+        if isinstance(e, errors.APIError):
+            return e
+        deadline_passed = self.deadline is not None and (
+            isinstance(e, (TimeoutError, asyncio.TimeoutError)) or  # ours (check, or wait_for's cancellation)
+            isinstance(e, httpx.TimeoutException) and time.monotonic() >= self._ends)  # a read capped at it
+        if deadline_passed:
+            if error_response:
+                return self.status_error(f"body cut off: the {self.deadline:g} s deadline passed")
+            return errors.APITimeoutError(f"Request timed out: the response was not complete within the "
+                                          f"{self.deadline:g} s deadline", request=getattr(resp, "request", None))
+        if isinstance(e, httpx.DecodingError):
+            encoding = resp.headers.get("content-encoding") if resp is not None else None
+            what = f"the body does not decode as its Content-Encoding {encoding!r} says ({e})"
+            if error_response:
+                return self.status_error(what)
+            return errors.APIResponseValidationError(f"malformed response: {what}", response=resp)
+        if isinstance(e, httpx.TransportError):
+            if error_response:
+                return self.status_error(f"body cut off: {type(e).__name__}: {e}")
+            return _transport_error(e)
+        if isinstance(e, StreamDecodeError):
+            return errors.APIResponseValidationError(f"malformed response: {e}", response=resp)
+        raise e
+
+    def retry(self, err: errors.APIError) -> float:
+        """Seconds to wait before the next attempt; raises ``err``, with the
+        key masked, when there is none.  Retried: what the SDK retries
+        (connection errors, timeouts and deadlines, 408/409/429/5xx or
+        ``x-should-retry``), at most ``max_retries`` times."""
+        if self.retries < self.max_retries:
+            wait = None
+            if isinstance(err, errors.APIStatusError):
+                if _retry.should_retry(err.status_code, err.response.headers):
+                    wait = _retry.delay(self.retries, err.response.headers)
+            elif isinstance(err, errors.APIConnectionError):
+                wait = _retry.delay(self.retries)
+            if wait is not None:
+                self.retries += 1
+                return wait
+        raise err._redact(self._secret)
+
+
 # ---------------------------------------------------------------- configuration
 
 
+def _deadline(deadline, timeout: httpx.Timeout) -> float | None:
+    """Seconds one attempt may take in all (None: no limit).  By default the
+    read timeout: the SDK's ``timeout`` is meant for the whole request, and
+    httpx applies it to each read only."""
+    if deadline is None:
+        return timeout.read
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
+        raise TypeError(f"deadline must be a number of seconds or None, got {type(deadline).__name__}")
+    if not deadline > 0:
+        raise ValueError(f"deadline must be positive, got {deadline!r}")
+    return None if deadline == math.inf else float(deadline)
+
+
 class _Config:
-    def __init__(self, api_key, base_url, timeout, max_retries, max_concurrency, default_headers):
+    def __init__(self, api_key, base_url, timeout, max_retries, max_concurrency, default_headers, deadline=None):
         key = api_key or os.environ.get("PERPLEXITY_API_KEY") or os.environ.get("PPLX_API_KEY")
         if not key:
             raise errors.APIError("no API key: pass api_key=... or set PERPLEXITY_API_KEY (or PPLX_API_KEY)")
@@ -288,6 +441,8 @@ class _Config:
         if timeout is None:
             timeout = httpx.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._deadline_arg = deadline  # with_options(timeout=...) derives a default deadline afresh
+        self.deadline = _deadline(deadline, self.timeout)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
         self.max_retries = max_retries
@@ -300,8 +455,8 @@ class _Config:
 
     def options(self) -> dict:
         return dict(api_key=self._api_key, base_url=self.base_url, timeout=self.timeout,
-                    max_retries=self.max_retries, max_concurrency=self.max_concurrency,
-                    default_headers=self.default_headers)
+                    deadline=self._deadline_arg, max_retries=self.max_retries,
+                    max_concurrency=self.max_concurrency, default_headers=self.default_headers)
 
 
 class _Base:
@@ -322,6 +477,14 @@ class _Base:
     @property
     def timeout(self) -> httpx.Timeout:
         return self._config.timeout
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds one attempt of a request may take in all (None: no limit)."""
+        return self._config.deadline
+
+    def _exchange(self, job: _Job, b: _Batch) -> _Exchange:
+        return _Exchange(self._config, self._url(job.contextual), job, b)
 
     def __repr__(self) -> str:  # never the key
         return f"{type(self).__name__}(base_url={self.base_url!r}, max_retries={self.max_retries}, " \
@@ -376,12 +539,26 @@ class _SyncEmbeddings:
 
 class Client(_Base):
     """Synchronous client.  ``max_concurrency`` requests run on worker threads
-    (the decoding releases the GIL)."""
+    (the decoding releases the GIL).
+
+    ``timeout`` (seconds or an ``httpx.Timeout``, default 900 s, 5 s to
+    connect) bounds each network operation; ``deadline`` (seconds, default:
+    the read timeout; ``math.inf``: none) bounds each attempt of a request as
+    a whole, so that a server trickling its response cannot hold it.  An
+    attempt past its deadline is an ``APITimeoutError``, retried like one.
+    This client checks the deadline when the headers and each chunk of the
+    body arrive, and no wait for a chunk lasts longer than ``min(read
+    timeout, deadline)``: an attempt whose headers came ends at most about
+    ``deadline + min(read timeout, deadline)`` after it started (a server
+    trickling the headers themselves is bounded per read only).
+    ``AsyncClient`` cancels the attempt at the deadline itself, wherever it
+    is waiting."""
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None,
                  timeout: float | httpx.Timeout | None = None, max_retries: int = 2, max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-                 http_client: httpx.Client | None = None, default_headers: dict | None = None):
-        self._config = _Config(api_key, base_url, timeout, max_retries, max_concurrency, default_headers)
+                 http_client: httpx.Client | None = None, default_headers: dict | None = None,
+                 deadline: float | None = None):
+        self._config = _Config(api_key, base_url, timeout, max_retries, max_concurrency, default_headers, deadline)
         self._own_http = http_client is None
         self._http = http_client or httpx.Client(
             timeout=self._config.timeout,
@@ -464,7 +641,7 @@ class Client(_Base):
     def _request(self, job: _Job, b: _Batch, split: bool, lock: threading.Lock | None = None) -> dict:
         """POST one batch (retried); on a 422 about tokens, split it in two."""
         try:
-            meta = self._post(job, b)
+            meta, usage = self._post(job, b)
         except errors.UnprocessableEntityError as e:
             if split and b.stop - b.start > 1 and _is_token_limit(e):
                 for half in job.split(b):
@@ -472,40 +649,33 @@ class Client(_Base):
                 return {}
             raise
         if lock is None:
-            job.done(b, meta)
+            job.done(b, usage)
         else:
             with lock:
-                job.done(b, meta)
+                job.done(b, usage)
         return meta
 
-    def _post(self, job: _Job, b: _Batch) -> dict:
-        body = job.body(b)
-        url = self._url(job.contextual)
-        headers = self._config.headers()
-        retries = 0
+    def _post(self, job: _Job, b: _Batch) -> tuple[dict, Usage]:
+        x = self._exchange(job, b)
         while True:
             try:
-                with self._http.stream("POST", url, content=body, headers=headers, timeout=self.timeout) as resp:
-                    if resp.status_code != 200:
-                        raw = _read_limited(resp.iter_bytes())
-                        err = errors.status_error(resp, _error_body(raw))
-                        if retries < self.max_retries and _retry.should_retry(resp.status_code, resp.headers):
-                            time.sleep(_retry.delay(retries, resp.headers))
-                            retries += 1
-                            continue
-                        raise err
-                    dec = job.decoder(b)
-                    for chunk in resp.iter_bytes():
-                        dec.feed(chunk)
-                    return dec.finish()
-            except StreamDecodeError as e:
-                raise errors.APIResponseValidationError(f"malformed response: {e}", response=resp) from None
-            except httpx.TransportError as e:  # refused, reset, timed out, dropped mid-body...
-                err = _transport_error(e)
-            if retries >= self.max_retries:
-                raise err
-            time.sleep(_retry.delay(retries))
-            retries += 1
+                return self._attempt(x, x.start())
+            except _FAILURES as e:
+                err = x.failed(e)
+            time.sleep(x.retry(err))
+
+    def _attempt(self, x: _Exchange, timeout: httpx.Timeout) -> tuple[dict, Usage]:
+        with self._http.stream("POST", x.url, content=x.body, headers=x.headers, timeout=timeout) as resp:
+            dec = x.arrived(resp)
+            if dec is None:
+                for chunk in resp.iter_bytes():
+                    if x.keep_error(chunk):
+                        break
+                raise x.status_error()
+            for chunk in resp.iter_bytes():
+                x.check()
+                dec.feed(chunk)
+            return x.finish(dec)
 
 
 def _transport_error(e: httpx.TransportError) -> errors.APIConnectionError:
@@ -514,24 +684,6 @@ def _transport_error(e: httpx.TransportError) -> errors.APIConnectionError:
         return errors.APITimeoutError(request=e.request)
     return errors.APIConnectionError(f"Connection error: {type(e).__name__}: {e}",
                                      request=getattr(e, "_request", None))
-
-
-def _read_limited(chunks) -> bytes:
-    buf = bytearray()
-    for c in chunks:
-        buf += c
-        if len(buf) > _ERROR_BODY_LIMIT:
-            break
-    return bytes(buf[:_ERROR_BODY_LIMIT])
-
-
-async def _aread_limited(chunks) -> bytes:
-    buf = bytearray()
-    async for c in chunks:
-        buf += c
-        if len(buf) > _ERROR_BODY_LIMIT:
-            break
-    return bytes(buf[:_ERROR_BODY_LIMIT])
 
 
 # ---------------------------------------------------------------- async
@@ -556,8 +708,9 @@ class AsyncClient(_Base):
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None,
                  timeout: float | httpx.Timeout | None = None, max_retries: int = 2, max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-                 http_client: httpx.AsyncClient | None = None, default_headers: dict | None = None):
-        self._config = _Config(api_key, base_url, timeout, max_retries, max_concurrency, default_headers)
+                 http_client: httpx.AsyncClient | None = None, default_headers: dict | None = None,
+                 deadline: float | None = None):
+        self._config = _Config(api_key, base_url, timeout, max_retries, max_concurrency, default_headers, deadline)
         self._own_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
             timeout=self._config.timeout,
@@ -624,42 +777,35 @@ class AsyncClient(_Base):
 
     async def _request(self, job: _Job, b: _Batch, split: bool) -> dict:
         try:
-            meta = await self._post(job, b)
+            meta, usage = await self._post(job, b)
         except errors.UnprocessableEntityError as e:
             if split and b.stop - b.start > 1 and _is_token_limit(e):
                 for half in job.split(b):
                     await self._request(job, half, split)
                 return {}
             raise
-        job.done(b, meta)
+        job.done(b, usage)
         return meta
 
-    async def _post(self, job: _Job, b: _Batch) -> dict:
-        body = job.body(b)
-        url = self._url(job.contextual)
-        headers = self._config.headers()
-        retries = 0
+    async def _post(self, job: _Job, b: _Batch) -> tuple[dict, Usage]:
+        x = self._exchange(job, b)
         while True:
-            try:
-                async with self._http.stream("POST", url, content=body, headers=headers,
-                                             timeout=self.timeout) as resp:
-                    if resp.status_code != 200:
-                        raw = await _aread_limited(resp.aiter_bytes())
-                        err = errors.status_error(resp, _error_body(raw))
-                        if retries < self.max_retries and _retry.should_retry(resp.status_code, resp.headers):
-                            await asyncio.sleep(_retry.delay(retries, resp.headers))
-                            retries += 1
-                            continue
-                        raise err
-                    dec = job.decoder(b)
-                    async for chunk in resp.aiter_bytes():
-                        dec.feed(chunk)
-                    return dec.finish()
-            except StreamDecodeError as e:
-                raise errors.APIResponseValidationError(f"malformed response: {e}", response=resp) from None
-            except httpx.TransportError as e:
-                err = _transport_error(e)
-            if retries >= self.max_retries:
-                raise err
-            await asyncio.sleep(_retry.delay(retries))
-            retries += 1
+            timeout = x.start()
+            try:  # cancelled at the deadline, wherever it is waiting
+                return await asyncio.wait_for(self._attempt(x, timeout), x.remaining())
+            except _FAILURES as e:
+                err = x.failed(e)
+            await asyncio.sleep(x.retry(err))
+
+    async def _attempt(self, x: _Exchange, timeout: httpx.Timeout) -> tuple[dict, Usage]:
+        async with self._http.stream("POST", x.url, content=x.body, headers=x.headers, timeout=timeout) as resp:
+            dec = x.arrived(resp)
+            if dec is None:
+                async for chunk in resp.aiter_bytes():
+                    if x.keep_error(chunk):
+                        break
+                raise x.status_error()
+            async for chunk in resp.aiter_bytes():
+                x.check()
+                dec.feed(chunk)
+            return x.finish(dec)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,17 +32,63 @@ class Usage:
         return self
 
     def add(self, usage: dict | None) -> None:
-        """Add one response's ``usage`` object."""
+        """Add one response's ``usage`` object (absent or null: the request
+        only).  A malformed one raises ``ValueError`` naming the field, and
+        adds nothing: everything is checked before anything is summed."""
+        usage = _object(usage, "usage")
+        cost = _object(usage.get("cost"), "usage.cost")
+        prompt, total = _count(usage, "prompt_tokens"), _count(usage, "total_tokens")
+        input_cost, total_cost = _amount(cost, "input_cost"), _amount(cost, "total_cost")
+        currency = cost.get("currency")
+        if currency is not None and not isinstance(currency, str):
+            raise ValueError(f"usage.cost.currency must be a string, got {_shown(currency)}")
         self.requests += 1
-        if not isinstance(usage, dict):
-            return
-        self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        self.total_tokens += int(usage.get("total_tokens") or 0)
-        cost = usage.get("cost")
-        if isinstance(cost, dict):
-            self.input_cost += float(cost.get("input_cost") or 0.0)
-            self.total_cost += float(cost.get("total_cost") or 0.0)
-            self.currency = cost.get("currency") or self.currency
+        self.prompt_tokens += prompt
+        self.total_tokens += total
+        self.input_cost += input_cost
+        self.total_cost += total_cost
+        self.currency = currency or self.currency
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def _object(value, name: str) -> dict:
+    """A JSON object of the usage (null or absent: an empty one)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be an object, got {_shown(value)}")
+    return value
+
+
+def _count(usage: dict, name: str) -> int:
+    """A token count: a non-negative integer (an integral JSON float such as
+    ``12.0`` too); null or absent counts 0."""
+    v = usage.get(name)
+    if v is None:
+        return 0
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError(f"usage.{name} must be a non-negative integer, got {_shown(v)}")
+    return v
+
+
+def _amount(cost: dict, name: str) -> float:
+    """A cost: a finite non-negative number; null or absent counts 0."""
+    v = cost.get(name)
+    if v is None:
+        return 0.0
+    try:
+        f = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+    except OverflowError:  # an integer beyond any float
+        f = math.inf
+    if not (math.isfinite(f) and f >= 0):
+        raise ValueError(f"usage.cost.{name} must be a finite non-negative number, got {_shown(v)}")
+    return f
 
 
 @dataclass
