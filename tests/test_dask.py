@@ -15,6 +15,7 @@ requests in flight.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import threading
 import time
@@ -444,6 +445,122 @@ def test_from_shards_checks(tmp_path):
         x.compute(scheduler="sync")
 
 
+def _later_tick(path) -> None:
+    """Wait until the file system's clock has moved past ``path``'s mtime, so
+    that a rewrite now lands in a later tick (as any rewrite more than a few
+    ms later does): the case the stamps guarantee to catch."""
+    probe = path.with_name(".tick-probe")
+    for _ in range(10_000):
+        probe.write_bytes(b"")
+        if probe.stat().st_mtime_ns > path.stat().st_mtime_ns:
+            break
+        time.sleep(0.001)
+    probe.unlink()
+
+
+@pytest.mark.parametrize("encoding", ["int8", "binary"])
+def test_rewritten_store_shard_is_an_error(tmp_path, encoding):
+    """A store shard's data file rewritten after the array was built (meta.json
+    untouched) is an error, not a search over the new rows: every file a
+    block reads is stamped, with its inode and ctime besides size and mtime."""
+    V = np.random.default_rng(11).integers(-128, 128, (300, 256), dtype=np.int8)
+    q = V[:2] if encoding == "int8" else pc.pack_bits(V[:2])
+    d = tmp_path / "s"
+    arrays = dict(int8=V, binary=pc.pack_bits(V))
+    rewrites = {
+        # the issue's reproducer: np.save in place (same inode, same size)
+        "in-place": lambda f, a: np.save(f, a),
+        # a new file of the same size put in place, with the old mtime given back
+        "replaced": lambda f, a: (np.save(f.with_name("new.npy"), a),
+                                  os.utime(f.with_name("new.npy"), ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns)),
+                                  os.replace(f.with_name("new.npy"), f)),
+    }
+    for how, rewrite in rewrites.items():
+        for target in ("vectors.npy", "codes.npy"):   # the searched file, or the other one load() opens
+            store.save(d, **arrays)
+            arr = pdask.from_shards([d], encoding=encoding)
+            with dask.config.set(scheduler="sync"):
+                want = pc.search_int8(q, V, 3) if encoding == "int8" else pc.search_binary(q, pc.pack_bits(V), 3)
+                assert_same(pdask.search(arr, q, 3), want)
+                f = d / target
+                _later_tick(f)
+                rewrite(f, -np.load(f) if target == "vectors.npy" else ~np.load(f))
+                with pytest.raises(ValueError, match="changed since the array was built"):
+                    pdask.search(arr, q, 3)
+                with pytest.raises(ValueError, match="changed since"):
+                    arr.compute()
+    # a whole block pickled before the rewrite is not re-read by reference either
+    store.save(d, **arrays)
+    (block,) = dask.compute(pdask.from_shards(d, encoding=encoding).to_delayed()[0, 0], scheduler="sync")
+    blob = pickle.dumps(block)
+    _later_tick(d / "vectors.npy")
+    np.save(d / "vectors.npy", -V)
+    with pytest.raises(ValueError, match="changed since"):
+        pickle.loads(blob)
+
+
+def test_npy_shard_with_trailing_bytes_is_refused(tmp_path):
+    vec = np.random.default_rng(12).integers(-128, 128, (10, 16), dtype=np.int8)
+    np.save(tmp_path / "v.npy", vec)
+    with open(tmp_path / "v.npy", "ab") as f:
+        f.write(bytes(16))   # one more row's bytes that the header does not announce
+    with pytest.raises(ValueError, match=r"v.npy: not a readable .npy file .*the file has \d+ bytes"):
+        pdask.from_shards(tmp_path / "v.npy")
+
+
+def test_from_shards_rejects_mistyped_manifest(tmp_path):
+    """A manifest is read like meta.json: each field used checked by type, a
+    ValueError naming the file (not an AttributeError or TypeError)."""
+    np.save(tmp_path / "s.npy", np.zeros((3, 8), np.int8))
+    good = {"shards": [{"path": "s.npy", "count": 3}, {"path": None, "count": 0}]}
+    (tmp_path / "manifest.json").write_text(json.dumps(good))
+    assert pdask.from_shards(tmp_path).shape == (3, 8)
+    for bad in ([], {"shards": "s.npy"}, {"shards": ["s.npy"]}, {"shards": [{"path": "s.npy", "count": "3"}]},
+                {"shards": [{"path": "s.npy", "count": True}]}, {"shards": [{"path": 5, "count": 3}]},
+                {"shards": [{"count": 3}]}):
+        (tmp_path / "manifest.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match="manifest.json: "):
+            pdask.from_shards(tmp_path)
+
+
+def _topk_nbytes(x) -> int:
+    """Bytes of a (keys, ids) task result (a block's, a merge's, an answer's); 0 for others."""
+    if isinstance(x, tuple) and len(x) == 2 and all(isinstance(a, np.ndarray) for a in x):
+        return x[0].nbytes + x[1].nbytes
+    return 0
+
+
+def test_k_far_above_rows_costs_rows_not_k():
+    """With k far above the row count, no task result is m x k (every block
+    and merge holds min(k, rows) columns): only the answer is padded, and it
+    is the local search's answer.  Before, each block task and merge held
+    m x k (k = 3e8 ran the workers out of memory)."""
+    from dask.callbacks import Callback
+
+    rng = np.random.default_rng(13)
+    vec = rng.integers(-128, 128, (1000, 64), dtype=np.int8)
+    codes = pc.pack_bits(vec)
+    q = vec[:3]
+    k = 200_000
+    x, c = dask_rows(vec, (250,) * 4), dask_rows(codes, (300, 300, 0, 400))
+    index = pc.Index(64)
+    index.add(vec)
+    largest = []
+    with Callback(posttask=lambda key, result, dsk, state, wid: largest.append(_topk_nbytes(result))), \
+            dask.config.set(scheduler="sync"):
+        assert_same(pdask.search(c, pc.pack_bits(q), k, split_every=2), pc.search_binary(pc.pack_bits(q), codes, k))
+        for metric in ("cosine", "dot"):
+            assert_same(pdask.search(x, q, k, metric), pc.search_int8(q, vec, k, metric))
+        assert_same(pdask.search(x, q[0], k, compute=False).compute(), pc.search_int8(q[0], vec, k))
+        assert_same(pdask.search_rescore(c, x, q, k, rescore=3), index.search(q, k, rescore=3))
+        assert_same(pdask.search_rescore(c, x, q, 5, rescore=k), index.search(q, 5, rescore=k))
+    # the largest (keys, ids) task result is a merge of all 1000 rows' keys (<= 8 bytes)
+    # and ids (8 bytes) for 3 queries; only the compute=False answer task is padded to k
+    assert sum(n > 0 for n in largest) > 10
+    assert sorted(largest)[-2] <= 3 * 1000 * 16 < 3 * k
+    assert sorted(largest)[-1] == k * (4 + 8)
+
+
 # ---------------------------------------------------------------- embed
 
 
@@ -558,6 +675,17 @@ def test_embed_failure_carries_partial_rows(cluster, server, tmp_path):
     assert "512/600 rows arrived" in str(f)
     np.testing.assert_array_equal(f.missing_rows, np.arange(512, 600))
     np.testing.assert_array_equal(f.partial.vectors[:512], local_embed(server[0], texts[:512]))
+    # the failed attempt's successful request was paid for: the manifest's usage (all
+    # runs) counts it with the 2 requests of the rerun that completes the partition
+    assert (tmp_path / "out" / f"shard-00000{embed_mod.SPENT}").is_file()
+    r = pdask.embed(texts, tmp_path / "out", api_key=KEY, base_url=server[0], dimensions=DIMS,
+                    partition_size=1000, max_concurrency=1)
+    assert r.usage.requests == 2 and r.manifest["usage"]["requests"] == 3
+    assert r.manifest["usage"]["total_tokens"] > r.usage.total_tokens > 0
+    assert not (tmp_path / "out" / f"shard-00000{embed_mod.SPENT}").exists()
+    r = pdask.embed(texts, tmp_path / "out", api_key=KEY, base_url=server[0], dimensions=DIMS,
+                    partition_size=1000)
+    assert r.skipped == [0] and r.usage.requests == 0 and r.manifest["usage"]["requests"] == 3
     # a partial result too large to send back keeps only which rows arrived
     big = pc.PartialResult(np.zeros((embed_mod.PARTIAL_ROWS_LIMIT + 1, 1), np.int8), np.ones(3, bool))
     err = pc.APIError("boom")
@@ -621,6 +749,68 @@ def test_embed_input_errors(cluster, tmp_path):
         pdask.embed(["a"], tmp_path, dimensions=130, encodings=("binary",), api_key=KEY)
     with pytest.raises(ValueError, match="max_concurrency"):
         pdask.embed(["a"], tmp_path, max_concurrency=0, api_key=KEY)
+
+
+def test_lost_worker_gives_its_budget_lease_back(cluster):
+    """A worker SIGKILLed while one of its requests holds a lease of the job's
+    budget: the scheduler releases that lease when it removes the worker.
+    The semaphore is registered with an infinite lease timeout, so only that
+    release can free it (with distributed's default, 30 s, a killed worker
+    held up to 40 s of the budget: a 24,000-text job took 58.5 s, not 24.8 s)."""
+    import signal
+    import uuid
+
+    from distributed import Semaphore
+
+    name = embed_mod.BUDGET_PREFIX + "lost-worker-" + uuid.uuid4().hex
+    cluster.register_plugin(embed_mod._ReleaseLostLeases())   # what embed() does
+    with dask.config.set({"distributed.scheduler.locks.lease-timeout": "inf"}):
+        sem = Semaphore(max_leases=1, name=name, scheduler_rpc=cluster.scheduler, loop=cluster.loop)
+        sem.register()
+    job = embed_mod._Job(out="unused", model="pplx-embed-v1-0.6b", dimensions=DIMS, encodings=("int8",),
+                         bitorder="little", save_texts=False, budget=name, max_concurrency=1,
+                         base_url="http://127.0.0.1:9", timeout=None, max_retries=0, api_key=KEY)
+
+    def take_the_lease(job):   # as a request does: the worker's client's budget
+        embed_mod._worker_client(job)
+        return embed_mod._CLIENTS[job.client_key()][2].acquire()
+
+    def leases():
+        return cluster.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.extensions["semaphores"]
+                                                                   .leases[name]))
+
+    a, b = sorted(cluster.scheduler_info()["workers"])
+    try:
+        assert cluster.submit(take_the_lease, job, workers=[a], pure=False).result() is True
+        assert leases() == 1
+        pid = cluster.run(os.getpid, workers=[a])[a]
+        os.kill(pid, signal.SIGKILL)
+
+        def wait_for_lease(name):
+            s = Semaphore(max_leases=1, name=name)
+            got = s.acquire(timeout=60)   # bounds only a failure: the release comes with the worker's removal
+            if got:
+                s.release()
+            return got
+
+        assert cluster.submit(wait_for_lease, name, workers=[b], pure=False).result() is True
+        assert leases() == 0
+    finally:
+        # (Semaphore.close() needs a refresh callback, which an infinite timeout does not make)
+        cluster.sync(cluster.scheduler.semaphore_close, name=name)
+        cluster.wait_for_workers(2, timeout=120)   # the nanny restarts the killed worker
+
+
+def test_lease_release_plugin_refused_is_a_warning():
+    """A scheduler that cannot load the plugin (pplx-codec not installed
+    there): the job runs, with a warning naming the lease timeout."""
+
+    class Refusing:
+        def register_plugin(self, plugin):
+            raise ModuleNotFoundError("No module named 'pplx_codec'")
+
+    with pytest.warns(RuntimeWarning, match="lease-timeout"):
+        embed_mod._register_lease_release(Refusing())
 
 
 def test_module_name_does_not_shadow_dask():

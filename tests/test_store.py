@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -649,6 +650,168 @@ def test_load_errors(tmp_path):
     np.save(p / "vectors.npy", np.asfortranarray(v))
     with pytest.raises(ValueError, match="Fortran"):
         store.load(p)
+
+
+MISTYPED_META = {   # every field load() reads, with a JSON value of the wrong type or shape
+    "encodings-string": ("encodings", "int8"),      # iterated, this was its letters: KeyError: 'i'
+    "encodings-null": ("encodings", None),
+    "encodings-object": ("encodings", {"int8": 1}),
+    "encodings-number": ("encodings", [8]),
+    "encodings-twice": ("encodings", ["int8", "int8"]),
+    "count-string": ("count", "20"),
+    "count-float": ("count", 20.0),
+    "count-bool": ("count", True),
+    "dimensions-string": ("dimensions", "128"),
+    "dimensions-float": ("dimensions", 128.0),
+    "dimensions-bool": ("dimensions", True),
+    "dimensions-list": ("dimensions", [128]),
+    "bitorder-number": ("bitorder", 1),
+    "bitorder-list": ("bitorder", ["little"]),
+    "model-number": ("model", 5),
+    "model-object": ("model", {"name": "m"}),
+    "version-bool": ("version", True),
+    "version-float": ("version", 1.0),
+}
+
+
+@pytest.mark.parametrize("field,value", MISTYPED_META.values(), ids=MISTYPED_META.keys())
+def test_load_rejects_mistyped_meta_fields(tmp_path, field, value):
+    """A mistyped meta.json field is a ValueError naming the file, like every
+    other corruption (never a KeyError or TypeError from deeper down)."""
+    v, c = rows(20)
+    p = store.save(tmp_path / "s", int8=v, binary=c, meta={"model": "m"}).path
+    m = _meta(p)
+    m[field] = value
+    (p / "meta.json").write_text(json.dumps(m))
+    for mmap in (True, False):
+        with pytest.raises(ValueError, match=re.escape(str(p)) + ": (corrupt meta.json|unsupported store version)"):
+            store.load(p, mmap=mmap)
+
+
+def test_load_rejects_bytes_after_npy_data(tmp_path):
+    """numpy ignores bytes after a .npy file's data; a store does not: the
+    file's size must be its header plus the data it announces."""
+    v, c = rows(20)
+    for name, extra in (("vectors.npy", b"\x00"), ("codes.npy", bytes(16 * 5))):
+        p = store.save(tmp_path / name, int8=v, binary=c).path
+        with open(p / name, "ab") as f:
+            f.write(extra)
+        for mmap in (True, False):
+            with pytest.raises(ValueError, match=rf"{name}: not a readable .npy file .*the file has \d+ bytes.*"
+                                                 "corrupt store"):
+                store.load(p, mmap=mmap)
+    # a job's files too (a Writer maps them read-write)
+    w = Writer.create(tmp_path / "job", 20, D)
+    w.close()
+    with open(w.partial / "done.npy", "ab") as f:
+        f.write(b"\x01")
+    with pytest.raises(ValueError, match="done.npy: not a readable .npy file"):
+        Writer.open(tmp_path / "job")
+
+
+def test_writer_rejects_mistyped_job(tmp_path):
+    """job.json is checked by type like meta.json: encodings given as a bare
+    string is a corrupt job (resume_or_create then starts afresh)."""
+    v, _ = rows(20)
+    w = Writer.create(tmp_path / "o", 20, D, ("int8",), job_key="k")
+    w.write(0, int8=v[:5])
+    w.close()
+    job_path = w.partial / "job.json"
+    good = json.loads(job_path.read_text())
+    for field, value in (("encodings", "int8"), ("count", 20.0), ("count", True), ("dimensions", "128"),
+                         ("version", True)):
+        job_path.write_text(json.dumps({**good, field: value}))
+        with pytest.raises(ValueError, match="job.json: corrupt job"):
+            Writer.open(tmp_path / "o")
+    w = Writer.resume_or_create(tmp_path / "o", 20, D, ("int8",), job_key="k")
+    assert not w.resumed and w.encodings == ("int8",) and w.missing().size == 20
+    w.close()
+
+
+def test_arrow_metadata_fields_are_checked(tmp_path):
+    """from_arrow builds meta through the same checks: a schema's model or
+    bit order of the wrong type is refused, not handed on."""
+    v, _ = rows(10)
+    good = store.to_arrow(int8=v)
+    meta = json.loads(good.schema.metadata[b"pplx-codec"])
+    for field, value, exc in (("model", 5, TypeError), ("bitorder", 7, ValueError)):
+        bad = good.replace_schema_metadata({b"pplx-codec": json.dumps({**meta, field: value}).encode()})
+        with pytest.raises(exc, match=field):
+            store.from_arrow(bad)
+
+
+def test_writer_records_survive_runs_and_torn_appends(tmp_path):
+    w = Writer.create(tmp_path / "o", 10, D, job_key="k")
+    assert w.records() == []
+    w.record({"usage": {"total_tokens": 3}})
+    w.record(["any", "json", 1.5])
+    w.close()
+    with open(w.partial / "log.jsonl", "ab") as f:   # a crash in the middle of an append
+        f.write(b'{"usage": {"tot')
+    w = Writer.resume_or_create(tmp_path / "o", 10, D, job_key="k")
+    assert w.resumed and w.records() == [{"usage": {"total_tokens": 3}}, ["any", "json", 1.5]]
+    w.record("after the crash")
+    assert w.records()[-1] == "after the crash" and len(w.records()) == 3
+    with pytest.raises(TypeError, match="JSON-serializable"):
+        w.record({"x": object()})
+    with pytest.raises(TypeError, match="JSON-serializable"):
+        w.record(float("nan"))
+    w.close()
+    (w.partial / "log.jsonl").write_bytes(b'{"ok": 1}\nnot json\n')
+    w = Writer.open(tmp_path / "o")
+    with pytest.raises(ValueError, match="log.jsonl: line 2 is not a JSON record"):
+        w.records()
+    w.close()
+    w = Writer.resume_or_create(tmp_path / "o", 10, D, job_key="other")   # another job: a fresh log
+    assert w.records() == []
+    w.close()
+
+
+class FakeClient:
+    """Client.embed's contract, scripted per call: each chunk's rows are
+    ``row % 100`` and cost 1 token per text; ``fail``: {call: rows that
+    arrive before an APIError (None: a KeyboardInterrupt, as a kill)}."""
+
+    def __init__(self, fail=None):
+        self.fail, self.calls = fail or {}, 0
+
+    def embed(self, texts, model, dimensions, encoding_format, bitorder):
+        call, self.calls = self.calls, self.calls + 1
+        rows = np.array([int(t) % 100 for t in texts], np.int8)[:, None].repeat(dimensions, 1)
+        if call in self.fail:
+            if self.fail[call] is None:
+                raise KeyboardInterrupt
+            arrived = self.fail[call]
+            usage = Usage(prompt_tokens=arrived, total_tokens=arrived, requests=1)
+            e = pc.APIError("boom")
+            filled = np.arange(len(texts)) < arrived
+            e.partial = pc.PartialResult(np.where(filled[:, None], rows, 0), filled, usage)
+            raise e
+        usage = Usage(prompt_tokens=len(texts), total_tokens=len(texts), requests=1)
+        return Embeddings(rows, model, dimensions, encoding_format, bitorder, usage)
+
+
+def test_resumed_embed_usage_sums_every_run(tmp_path):
+    """meta.json's usage is the sum over all runs: the chunks of a failed run
+    (and the rows that run kept from its failing chunk), of a killed run, and
+    of the run that commits."""
+    from pplx_codec import jobs
+    from pplx_codec.corpus import Source
+
+    texts = [str(i) for i in range(300)]
+    src = Source(texts, "t.txt", "sha-of-texts")
+    out = tmp_path / "out"
+    opts = dict(model="pplx-embed-v1-0.6b", dimensions=128, encodings=("int8",), chunk=100, progress=False)
+    with pytest.raises(pc.APIError):   # chunk 0: 100 tokens; chunk 1 fails after 40 rows: 40 tokens
+        jobs.embed_corpus(FakeClient({1: 40}), src, str(out), **opts)
+    with pytest.raises(KeyboardInterrupt):   # chunk 1 again: 100 tokens; then killed
+        jobs.embed_corpus(FakeClient({1: None}), src, str(out), **opts)
+    report = jobs.embed_corpus(FakeClient(), src, str(out), **opts)   # chunk 2: 100 tokens
+    assert (report.usage.total_tokens, report.usage.requests) == (100, 1)   # this run's
+    s = store.load(out)
+    assert s.meta["usage"]["total_tokens"] == s.meta["usage"]["prompt_tokens"] == 340
+    assert s.meta["usage"]["requests"] == 4 and s.meta["resumed"] is True
+    np.testing.assert_array_equal(s.int8[:, 0], np.arange(300) % 100)
 
 
 # --- Arrow / Parquet ---------------------------------------------------------------

@@ -4,10 +4,12 @@ and search a store for a query.
 Embedding runs in chunks of texts; each chunk's rows go to the store's
 ``Writer`` (memory-mapped, flushed, then marked done), so a killed run
 resumes where it stopped: finished chunks are never re-embedded.  A chunk
-that fails keeps the rows that did arrive.  Binary codes are derived from the
-int8 rows when both encodings are asked for (one request per text instead
-of two; bit = int8 value > 0, which differs from the service's own binary
-only for values that round to 0).
+that fails keeps the rows that did arrive.  Each chunk's usage is logged in
+the job (``Writer.record``) before its rows are written, so meta.json's
+``usage`` is the sum over every run, failed and killed ones included.
+Binary codes are derived from the int8 rows when both encodings are asked
+for (one request per text instead of two; bit = int8 value > 0, which
+differs from the service's own binary only for values that round to 0).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -87,10 +89,12 @@ def embed_corpus(client: Client, source: Source, out: str, model: str = "pplx-em
                                    bitorder=bitorder)
             except errors.APIError as e:
                 if e.partial is not None:  # keep what arrived: a rerun embeds only the rest
+                    if e.partial.usage is not None:
+                        _spent(writer, usage, e.partial.usage)
                     _write_runs(writer, start, e.partial.vectors, e.partial.filled, encodings, bitorder)
                 raise
+            _spent(writer, usage, got.usage)
             _write_rows(writer, start, got.vectors, encodings, bitorder)
-            usage += got.usage
             bar(stop - start)
     except BaseException:
         writer.close()  # releases the job lock; the .partial stays for the next run
@@ -98,11 +102,31 @@ def embed_corpus(client: Client, source: Source, out: str, model: str = "pplx-em
     finally:
         bar(None)
     seconds = time.perf_counter() - started
-    # usage of this run; a resumed job's earlier runs reported theirs when they stopped
-    writer.commit(meta={**meta, "usage": usage.__dict__, "resumed": bool(writer.resumed),
+    writer.commit(meta={**meta, "usage": asdict(_job_usage(writer)), "resumed": bool(writer.resumed),
                         "seconds": round(seconds, 3)},
                   texts=source.texts)
     return EmbedReport(n, int(todo.size), seconds, usage)
+
+
+def _spent(writer, run: Usage, usage: Usage) -> None:
+    """Count a chunk's usage for this run and, durably, for the job: logged
+    before its rows are written, so that a kill at any point keeps every
+    request that was paid for (rows lost with a kill are embedded, and
+    counted, again)."""
+    writer.record({"usage": asdict(usage)})
+    run += usage
+
+
+def _job_usage(writer) -> Usage:
+    """The sum over every run of the job (meta.json's ``usage``)."""
+    total = Usage()
+    for entry in writer.records():
+        try:
+            total += Usage(**entry["usage"])
+        except (TypeError, KeyError) as e:
+            raise ValueError(f"{writer.partial}: a record of this job is not a usage ({entry!r}: {e}); "
+                             "remove its log.jsonl to commit without the earlier runs' usage") from None
+    return total
 
 
 def _arrays(vectors: np.ndarray, encodings, bitorder: str) -> dict:

@@ -13,7 +13,12 @@ partition is complete.
 The concurrency budget is one ``distributed.Semaphore`` for the job: every
 HTTP request, on any worker, holds one lease from sending until its body is
 read (retry back-off holds none), so at most ``max_concurrency`` requests
-are in flight across the cluster.
+are in flight across the cluster.  A worker that dies (SIGKILL, OOM kill)
+cannot give its leases back, and distributed would free them only after its
+lease timeout (``distributed.scheduler.locks.lease-timeout``, 30 s, checked
+every ``lease-validation-interval``, 10 s), the budget shrunk meanwhile: the
+leases' ids therefore start with the worker's address, and a scheduler
+plugin releases a worker's leases as soon as the scheduler removes it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +41,13 @@ import dask.bag as db
 import httpx
 import numpy as np
 from dask.delayed import delayed
+
+try:
+    from distributed import Semaphore
+    from distributed.diagnostics.plugin import SchedulerPlugin
+    from distributed.utils_comm import retry_operation
+except ImportError:  # pragma: no cover - the dask extra installs distributed; embed() says it is needed
+    Semaphore = SchedulerPlugin = object
 
 from .. import errors, store
 from ..bits import pack_bits
@@ -185,6 +198,52 @@ def _check_settings(model, dimensions, encodings, bitorder) -> tuple[int, tuple[
     return dims, encs
 
 
+# ---------------------------------------------------------------- the budget
+
+#: Every job's semaphore name starts with this.
+BUDGET_PREFIX = "pplx-codec-embed-"
+_OWNER = "#"   # a lease id is "<worker address>#<uuid>"
+
+
+class _WorkerSemaphore(Semaphore):
+    """The job's semaphore as a worker holds it: the same leases, with ids
+    that name the worker, so that the scheduler can release a lost worker's
+    leases (:class:`_ReleaseLostLeases`)."""
+
+    def __init__(self, *args, owner: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+
+    async def _acquire(self, timeout=None):
+        # distributed's Semaphore._acquire, with the owner in the lease id
+        await self
+        lease_id = f"{self.owner}{_OWNER}{uuid.uuid4().hex}"
+        result = await retry_operation(self.scheduler.semaphore_acquire, name=self.name, timeout=timeout,
+                                       lease_id=lease_id,
+                                       operation=f"semaphore acquire: id={self.id}, lease_id={lease_id}, "
+                                                 f"name={self.name}")
+        if result:
+            self._leases.append(lease_id)
+        return result
+
+
+class _ReleaseLostLeases(SchedulerPlugin):
+    """On the scheduler: when a worker is removed (its process died, or it
+    was lost), release at once the budget leases its requests held."""
+
+    name = "pplx-codec-release-lost-leases"
+    idempotent = True   # one per scheduler, for every job
+
+    def remove_worker(self, scheduler, worker: str, **kwargs) -> None:
+        ext = scheduler.extensions.get("semaphores")
+        if ext is None:
+            return
+        prefix = worker + _OWNER
+        for name in [n for n in ext.leases if isinstance(n, str) and n.startswith(BUDGET_PREFIX)]:
+            for lease_id in [i for i in ext.leases[name] if isinstance(i, str) and i.startswith(prefix)]:
+                ext.release(name=name, lease_id=lease_id)
+
+
 # ---------------------------------------------------------------- on the workers
 
 _CLIENTS: OrderedDict = OrderedDict()   # client_key -> (Client, httpx.Client, Semaphore)
@@ -240,11 +299,11 @@ def _worker_client(job: _Job) -> Client:
         if hit is not None:
             _CLIENTS.move_to_end(key)
             return hit[0]
-        from distributed import Semaphore, get_worker
+        from distributed import get_worker
 
         worker = get_worker()   # the task thread: bind the semaphore to this worker's scheduler and loop
-        sem = Semaphore(max_leases=job.max_concurrency, name=job.budget, scheduler_rpc=worker.scheduler,
-                        loop=worker.loop)
+        sem = _WorkerSemaphore(max_leases=job.max_concurrency, name=job.budget, scheduler_rpc=worker.scheduler,
+                               loop=worker.loop, owner=worker.address)
         if job.timeout is None:
             timeout = httpx.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
         else:
@@ -319,20 +378,62 @@ def _complete(side: dict | None, expect: dict, root: Path) -> bool:
     return s.count == expect["count"] and list(s.encodings) == expect["encodings"]
 
 
+#: ``shard-00042.spent.jsonl``: the usage of the partition's failed attempts (the
+#: requests that did succeed were paid for), one JSON line per attempt, added to
+#: the sidecar's usage when the partition completes.
+SPENT = ".spent.jsonl"
+
+
+def _record_spent(path: Path, usage) -> None:
+    if not isinstance(usage, Usage) or not usage.requests:
+        return
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(asdict(usage)) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        pass   # the failure being reported matters more than its cost
+
+
+def _usage(d) -> Usage:
+    """A Usage from its JSON (a sidecar's, a spent line's); missing fields are 0."""
+    names = Usage.__dataclass_fields__
+    return Usage(**{k: v for k, v in d.items() if k in names}) if isinstance(d, dict) else Usage()
+
+
+def _spent(path: Path) -> Usage:
+    total = Usage()
+    try:
+        lines = path.read_text().splitlines(keepends=True)
+    except FileNotFoundError:
+        return total
+    for line in lines:
+        try:
+            total += _usage(json.loads(line))
+        except (ValueError, TypeError):
+            pass   # a line torn by a kill mid-append
+    return total
+
+
 def _embed_partition(part, partition: int, offset: int, job: _Job) -> dict:
-    """Embed and write one partition (a task); returns its sidecar plus ``skipped``."""
+    """Embed and write one partition (a task); returns its sidecar plus
+    ``skipped`` and ``attempt_usage`` (this attempt's requests)."""
     count = 0
+    root = Path(job.out)
+    name = _shard_name(partition)
+    spent_path = root / f"{name}{SPENT}"
+    paid = None
     try:
         texts = _as_list(part)
         count = len(texts)
-        root = Path(job.out)
-        name = _shard_name(partition)
         expect = {"format": FORMAT + "-shard", "partition": partition, "offset": offset, "count": count,
                   "sha256": _digest(texts), **job.settings}
         side_path = root / f"{name}.json"
         side = _read_json(side_path)
         if _complete(side, expect, root):
-            return {**side, "skipped": True}
+            spent_path.unlink(missing_ok=True)   # left by a kill after the sidecar: counted in it
+            return {**side, "skipped": True, "attempt_usage": asdict(Usage())}
         # from here until the new sidecar, the shard is not complete: an old sidecar must
         # not vouch for a shard that is being replaced
         side_path.unlink(missing_ok=True)
@@ -341,6 +442,7 @@ def _embed_partition(part, partition: int, offset: int, job: _Job) -> dict:
             t0 = time.perf_counter()
             got = _worker_client(job).embed(texts, model=job.model, dimensions=job.dimensions,
                                             encoding_format=job.encoding_format, bitorder=job.bitorder)
+            paid = got.usage   # spent even if writing the shard fails
             arrays = {"int8": got.vectors} if "int8" in job.encodings else {"binary": got.vectors}
             if job.encodings == ("int8", "binary"):
                 arrays["binary"] = pack_bits(got.vectors, job.bitorder)
@@ -350,12 +452,18 @@ def _embed_partition(part, partition: int, offset: int, job: _Job) -> dict:
                        texts=texts if job.save_texts else None)
             seconds = time.perf_counter() - t0
             usage = got.usage
-        side = {**expect, "path": name if count else None, "seconds": round(seconds, 6), "usage": asdict(usage)}
+        total = _spent(spent_path)   # earlier failed attempts, then this one
+        total += usage
+        side = {**expect, "path": name if count else None, "seconds": round(seconds, 6), "usage": asdict(total)}
         _write_json(side_path, side)
-        return {**side, "skipped": False}
+        paid = None   # counted in the sidecar now
+        spent_path.unlink(missing_ok=True)
+        return {**side, "skipped": False, "attempt_usage": asdict(usage)}
     except PartitionError:
         raise
     except Exception as e:
+        partial = getattr(e, "partial", None)
+        _record_spent(spent_path, paid if paid is not None else getattr(partial, "usage", None))
         raise PartitionError.wrap(partition, offset, count, e) from None
 
 
@@ -486,9 +594,10 @@ def embed(texts, out_dir, *, model: str = "pplx-embed-v1-0.6b", dimensions: int 
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int).tolist()
     _remove_stale(root, len(parts))
 
-    from distributed import Semaphore, wait
+    from distributed import wait
 
-    budget = f"pplx-codec-embed-{uuid.uuid4().hex}"
+    _register_lease_release(dclient)
+    budget = f"{BUDGET_PREFIX}{uuid.uuid4().hex}"
     sem = Semaphore(max_leases=max_concurrency, name=budget, scheduler_rpc=dclient.scheduler, loop=dclient.loop)
     sem.register()
     job = _Job(out=str(root.resolve()), model=model, dimensions=dims, encodings=encs, bitorder=bitorder,
@@ -516,13 +625,10 @@ def embed(texts, out_dir, *, model: str = "pplx-embed-v1-0.6b", dimensions: int 
     if failures:
         raise EmbedError(failures, len(parts))
 
-    total, run = Usage(), Usage()
+    total, run = Usage(), Usage()   # every attempt's (the sidecars'), this run's
     for r in results:
-        u = r.get("usage") or {}
-        for target in (total, run) if not r["skipped"] else (total,):
-            for k in ("prompt_tokens", "total_tokens", "input_cost", "total_cost", "requests"):
-                setattr(target, k, getattr(target, k) + u.get(k, 0))
-            target.currency = u.get("currency", target.currency)
+        total += _usage(r.get("usage"))
+        run += _usage(r["attempt_usage"])
     manifest = {"format": FORMAT, "version": VERSION, **settings, "count": int(offsets[-1]),
                 "partitions": len(parts),
                 "shards": [{"path": r["path"], "partition": r["partition"], "offset": r["offset"],
@@ -531,6 +637,19 @@ def embed(texts, out_dir, *, model: str = "pplx-embed-v1-0.6b", dimensions: int 
     _write_json(root / MANIFEST, manifest)
     return EmbedResult(root, manifest, sum(r["count"] for r in results if not r["skipped"]),
                        [r["partition"] for r in results if r["skipped"]], seconds, run)
+
+
+def _register_lease_release(dclient) -> None:
+    """Install :class:`_ReleaseLostLeases` on the scheduler (once).  A
+    scheduler that cannot load it (pplx-codec not installed there, pickled
+    plugins disabled) still enforces the budget: a lost worker's leases then
+    come back after distributed's lease timeout, as the warning says."""
+    try:
+        dclient.register_plugin(_ReleaseLostLeases())
+    except Exception as e:  # noqa: BLE001 - whatever the scheduler raised, the job can run
+        warnings.warn(f"pplx_codec.dask.embed: the scheduler did not take the plugin that releases a lost "
+                      f"worker's concurrency leases ({type(e).__name__}: {e}); they come back only after "
+                      "distributed.scheduler.locks.lease-timeout", RuntimeWarning, stacklevel=3)
 
 
 def _positive(v, name: str) -> int:

@@ -3,7 +3,10 @@
 One task per row block runs the single-machine kernel on the block as it is
 (a memory-mapped shard is scanned in place, not copied), adds the block's
 global row offset to its indices, and hands ``(keys, indices)`` to a tree of
-:func:`pplx_codec.merge_topk` calls, ``split_every`` parts per merge.  An
+:func:`pplx_codec.merge_topk` calls, ``split_every`` parts per merge.  Blocks
+and merges keep ``min(k, rows)`` columns; only the answer is padded to ``k``
+(on the client), so a ``k`` far above the row count costs the rows, not ``k``,
+in every task.  An
 array straight from :func:`~pplx_codec.dask.from_shards` gets tasks that map
 their own shards (``shards_per_task`` of them, merged in the task): no block
 is ever a task result, and no per-block alias task is left by graph fusion.
@@ -100,9 +103,18 @@ def _exact_dots(q: np.ndarray, block: np.ndarray, ids: np.ndarray) -> np.ndarray
     return out
 
 
+_KEY_DTYPES = {"hamming": np.int32, "cosine": np.float32, "dot": np.int64}
+
+
 def _topk(block, norms, queries, k, metric, threads, start):
     """The top-k of one row block, with global row indices.  Returns
-    ``(keys, I)``: int32 distances, float32 cosines or exact int64 dots."""
+    ``(keys, I)``: int32 distances, float32 cosines or exact int64 dots,
+    ``min(k, rows)`` columns: a block never holds padding (with a ``k`` far
+    above the row count, padding would be ``m x k`` per task)."""
+    k = min(k, block.shape[0])
+    if k == 0:
+        m = queries.shape[0]
+        return np.empty((m, 0), _KEY_DTYPES[metric]), np.empty((m, 0), np.int64)
     if metric == "hamming":
         D, I = _local.search_binary(queries, block, k, threads)
     elif metric == "cosine":
@@ -154,13 +166,34 @@ def _block_nodes(codes: da.Array, norms_col, q, k, metric, threads, shards_per_t
 
 
 def _merge(parts, k, descending):
+    """Merged top-k of parts that hold no padding, without padding either:
+    ``min(k, candidates)`` columns."""
+    k = min(k, sum(p[1].shape[1] for p in parts))
+    if k == 0:
+        return parts[0]
     return _local.merge_topk(parts, k, descending=descending)
 
 
-def _finish(result, metric, one):
+def _pad(D, I, k, fill):
+    """``(D, I)`` padded to ``k`` columns with ``(fill, -1)``, as the local
+    searches pad when ``k`` exceeds the row count.  (Not merge_topk's
+    padding: it sorts again, by the float32 scores, which would undo the
+    exact integer order of a dot search.)"""
+    extra = k - D.shape[1]
+    if extra <= 0:
+        return D, I
+    m = D.shape[0]
+    return (np.concatenate([D, np.full((m, extra), fill, D.dtype)], axis=1),
+            np.concatenate([I, np.full((m, extra), -1, np.int64)], axis=1))
+
+
+def _finish(result, metric, one, k):
+    """The search's answer from the tree's: float32 scores for dot, and the
+    padding up to ``k``, here only."""
     D, I = result
     if metric == "dot":
         D = np.where(I >= 0, D.astype(np.float32), np.float32(-np.inf)).astype(np.float32)
+    D, I = _pad(D, I, k, _local.PAD_DISTANCE if metric == "hamming" else np.float32(-np.inf))
     return (D[0], I[0]) if one else (D, I)
 
 
@@ -178,6 +211,13 @@ def norms(vectors: da.Array) -> da.Array:
     col = vectors.map_blocks(_norms_block, chunks=(vectors.chunks[0], (1,)), dtype=np.float32,
                              meta=np.empty((0, 0), np.float32))
     return col[:, 0]
+
+
+def _check_tree_options(split_every, shards_per_task) -> None:
+    if isinstance(split_every, bool) or not isinstance(split_every, int) or split_every < 2:
+        raise ValueError(f"split_every must be an integer >= 2, got {split_every!r}")
+    if isinstance(shards_per_task, bool) or not isinstance(shards_per_task, int) or shards_per_task < 1:
+        raise ValueError(f"shards_per_task must be a positive integer, got {shards_per_task!r}")
 
 
 def search(codes: da.Array, queries: np.ndarray, k: int, metric: str | None = None, db_norms=None,
@@ -204,21 +244,29 @@ def search(codes: da.Array, queries: np.ndarray, k: int, metric: str | None = No
     metric = _metric(codes, metric)
     k = _local._k(k)
     threads = _local._threads(threads)
-    if isinstance(split_every, bool) or not isinstance(split_every, int) or split_every < 2:
-        raise ValueError(f"split_every must be an integer >= 2, got {split_every!r}")
-    if isinstance(shards_per_task, bool) or not isinstance(shards_per_task, int) or shards_per_task < 1:
-        raise ValueError(f"shards_per_task must be a positive integer, got {shards_per_task!r}")
+    _check_tree_options(split_every, shards_per_task)
     if metric != "cosine" and db_norms is not None:
         raise ValueError("db_norms is only used with metric='cosine'")
+    tree = _tree(codes, queries, k, metric, db_norms, threads, split_every, shards_per_task)
+    one = queries.ndim == 1   # queries are checked by now
+    if compute:   # padded here, on the client: only the answer is ever m x k
+        return _finish(dask.compute(tree)[0], metric, one, k)
+    return delayed(_finish, pure=False)(tree, metric, one, k)
+
+
+def _tree(codes: da.Array, queries, k: int, metric: str, db_norms, threads: int, split_every: int,
+          shards_per_task: int) -> Delayed:
+    """The reduction tree of a search (arguments checked): a ``Delayed``
+    ``(keys, I)`` of ``min(k, rows)`` columns, best first, no padding."""
     # The local search on zero rows checks the queries exactly as a local
-    # search of `codes` would (type, dtype, shape, width), here, before any task.
+    # search of `codes` would (type, dtype, shape, width), here, before any
+    # task; with k=1, as it allocates its (m, k) result even for no rows.
     empty = np.empty((0, codes.shape[1]), codes.dtype)
     if metric == "hamming":
-        _local.search_binary(queries, empty, k)
+        _local.search_binary(queries, empty, 1)
     else:
-        _local.search_int8(queries, empty, k, metric)
-    one = queries.ndim == 1
-    q = np.ascontiguousarray(queries[None] if one else queries)
+        _local.search_int8(queries, empty, 1, metric)
+    q = np.ascontiguousarray(queries[None] if queries.ndim == 1 else queries)
 
     norms_col = None if db_norms is None else _norms_column(db_norms, codes)
     nodes = _block_nodes(codes, norms_col, q, k, metric, threads, shards_per_task)
@@ -226,8 +274,7 @@ def search(codes: da.Array, queries: np.ndarray, k: int, metric: str | None = No
     while len(nodes) > 1:
         nodes = [delayed(_merge, pure=False)(nodes[i:i + split_every], k, descending)
                  for i in range(0, len(nodes), split_every)]
-    result: Delayed = delayed(_finish, pure=False)(nodes[0], metric, one)
-    return dask.compute(result)[0] if compute else result
+    return nodes[0]
 
 
 class _Candidates:
@@ -283,11 +330,16 @@ def search_rescore(codes: da.Array, vectors: da.Array, queries: np.ndarray, k: i
     if queries.ndim not in (1, 2) or queries.shape[-1] != vectors.shape[1]:
         raise ValueError(f"queries must be (m, {vectors.shape[1]}) or ({vectors.shape[1]},) int8, "
                          f"got shape {queries.shape}")
+    threads = _local._threads(threads)
+    _check_tree_options(split_every, shards_per_task)
     one = queries.ndim == 1
     q = np.ascontiguousarray(queries[None] if one else queries)
-    _, cand = search(codes, pack_bits(q, bitorder), k * rescore, threads=threads, split_every=split_every,
-                     shards_per_task=shards_per_task)
+    # the candidates unpadded (min(k * rescore, rows) columns), so that a k far above
+    # the row count costs the rows, not k, until the answer is padded
+    _, cand = dask.compute(_tree(codes, pack_bits(q, bitorder), k * rescore, "hamming", None, threads,
+                                 split_every, shards_per_task))[0]
     ids = np.unique(cand[cand >= 0])
     rows = vectors[ids].compute() if ids.size else np.empty((0, vectors.shape[1]), np.int8)
     S, I = _rescore(q, cand, _Candidates(ids, np.ascontiguousarray(rows)), k)
+    S, I = _pad(S, I, k, np.float32(-np.inf))
     return (S[0], I[0]) if one else (S, I)

@@ -32,6 +32,8 @@ from dask.delayed import delayed
 from dask.sizeof import sizeof
 
 from .. import store
+from ..store._core import npy_header
+from ..store._layout import FILES, META
 
 __all__ = ["from_shards", "ShardArray", "MANIFEST"]
 
@@ -41,10 +43,39 @@ MANIFEST = "manifest.json"
 _ENCODINGS = {"int8": np.dtype(np.int8), "binary": np.dtype(np.uint8)}
 
 
-def _stamp(path: Path) -> tuple:
-    """What makes a shard's task key change when the file is rewritten."""
-    st = path.stat()
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
+def _files(kind: str, path: Path, encodings) -> list[str]:
+    """The files a block of this shard reads, relative to ``path`` ("" for
+    ``path`` itself): a .npy shard's file; a store's meta.json and the .npy
+    file of every encoding it holds (``store.load`` opens them all)."""
+    if kind == "npy":
+        return [""]
+    return [META] + [FILES[e][0] for e in encodings]
+
+
+def _stamp(path: Path, files) -> tuple:
+    """``(file, size, mtime_ns, inode, ctime_ns)`` of each file a block reads:
+    part of the block's task key, and checked again by the task.  A rewrite
+    is seen when it changes a file's size, replaces the file (a new inode:
+    ``os.replace``, a store saved again) or lands in a later tick of the file
+    system's clock than the stamp (mtime and ctime: ctime cannot be set back
+    by the writer).  A same-size rewrite in place within the same tick
+    (a few ms on Linux) is not: only reading the data could tell."""
+    out = []
+    for name in files:
+        st = (path / name if name else path).stat()
+        out.append((name, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
+    return tuple(out)
+
+
+def _as_stamp(stamp) -> tuple:
+    # a stamp that travelled through msgpack (distributed) comes back as lists
+    return tuple(tuple(f) for f in stamp)
+
+
+def _check_stamp(path: str, stamp) -> None:
+    stamp = _as_stamp(stamp)
+    if _stamp(Path(path), [f[0] for f in stamp]) != stamp:
+        raise ValueError(f"shard {path} changed since the array was built (rebuild it with from_shards)")
 
 
 class ShardArray(np.memmap):
@@ -91,10 +122,11 @@ def _open_shard(kind: str, path: str, encoding: str | None, shape, stamp) -> np.
     would grow to every shard the worker ever scanned.  (Mapping again costs
     page faults, not reads: the data stays in the page cache.)
     """
-    shape, stamp = tuple(shape), tuple(stamp)
-    if _stamp(Path(path) / "meta.json" if kind == "store" else Path(path)) != stamp:
-        raise ValueError(f"shard {path} changed since the array was built (rebuild it with from_shards)")
-    return _map(kind, path, encoding, shape, stamp)
+    shape, stamp = tuple(shape), _as_stamp(stamp)
+    _check_stamp(path, stamp)
+    out = _map(kind, path, encoding, shape, stamp)
+    _check_stamp(path, stamp)   # and still the same once mapped: not replaced in between
+    return out
 
 
 def _map(kind: str, path: str, encoding: str | None, shape: tuple, stamp: tuple) -> np.ndarray:
@@ -148,12 +180,26 @@ _register_distributed()
 
 
 def _manifest_shards(root: Path) -> list[Path]:
+    """The non-empty shards a manifest lists; every field used checked by
+    type (a ValueError naming the file, not an AttributeError from deeper)."""
+    where = root / MANIFEST
     try:
-        manifest = json.loads((root / MANIFEST).read_text())
-        shards = manifest["shards"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{root / MANIFEST}: not a pplx-codec shard manifest ({e})") from None
-    return [root / s["path"] for s in shards if s.get("count")]
+        manifest = json.loads(where.read_text())
+    except ValueError as e:
+        raise ValueError(f"{where}: not a pplx-codec shard manifest ({e})") from None
+    shards = manifest.get("shards") if isinstance(manifest, dict) else None
+    if not isinstance(shards, list):
+        raise ValueError(f"{where}: not a pplx-codec shard manifest (no list of shards)")
+    out = []
+    for i, s in enumerate(shards):
+        count = s.get("count") if isinstance(s, dict) else None
+        if type(count) is not int or count < 0:
+            raise ValueError(f"{where}: shard {i} has no valid count ({s!r})")
+        if count:
+            if not isinstance(s.get("path"), str) or not s["path"]:
+                raise ValueError(f"{where}: shard {i} has {count} rows but no path ({s!r})")
+            out.append(root / s["path"])
+    return out
 
 
 def _expand(paths) -> list[Path]:
@@ -173,7 +219,7 @@ def _expand(paths) -> list[Path]:
 
 
 def _describe(path: Path, encoding: str | None):
-    """(kind, encoding, shape, dtype, bitorder, dimensions) from headers only."""
+    """(kind, encoding, shape, dtype, bitorder, files a block reads) from headers only."""
     if path.is_dir():
         s = store.load(path, mmap=True)
         have = s.encodings
@@ -184,10 +230,12 @@ def _describe(path: Path, encoding: str | None):
         elif encoding not in have:
             raise ValueError(f"store {path} has no {encoding} encoding (it holds {', '.join(have)})")
         a = getattr(s, encoding)
-        return "store", encoding, a.shape, a.dtype, s.bitorder if encoding == "binary" else None, s.dimensions
+        return ("store", encoding, a.shape, a.dtype, s.bitorder if encoding == "binary" else None,
+                _files("store", path, s.encodings))
     if not path.is_file():
         raise FileNotFoundError(f"no shard at {path} (a .npy file, a store directory or an embed output "
                                 "directory)")
+    npy_header(path)   # exactly header + data (no trailing bytes), or a ValueError naming the file
     try:
         a = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, EOFError, OSError) as e:
@@ -199,7 +247,7 @@ def _describe(path: Path, encoding: str | None):
     enc = "int8" if a.dtype == np.int8 else "binary"
     if encoding is not None and encoding != enc:
         raise ValueError(f"{path} holds {a.dtype} ({enc}), not {encoding}")
-    return "npy", None, a.shape, a.dtype, None, None
+    return "npy", None, a.shape, a.dtype, None, _files("npy", path, ())
 
 
 def from_shards(paths, encoding: str | None = None) -> da.Array:
@@ -218,7 +266,7 @@ def from_shards(paths, encoding: str | None = None) -> da.Array:
         raise ValueError(f"encoding must be 'int8' or 'binary', got {encoding!r}")
     blocks, specs, first, orders = [], [], None, {}
     for path in _expand(paths):
-        kind, enc, shape, dtype, bitorder, _ = _describe(path, encoding)
+        kind, enc, shape, dtype, bitorder, files = _describe(path, encoding)
         if first is None:
             first = (path, dtype, shape[1])
         elif (dtype, shape[1]) != first[1:]:
@@ -230,7 +278,7 @@ def from_shards(paths, encoding: str | None = None) -> da.Array:
                 a, b = list(orders.items())
                 raise ValueError(f"shards mix bit orders: {b[1]} is {b[0]!r} but {a[1]} is {a[0]!r} "
                                  "(convert with pplx_codec.reverse_bitorder)")
-        stamp = _stamp(path / "meta.json" if kind == "store" else path)   # a store is replaced whole
+        stamp = _stamp(path, files)
         spec = (kind, str(path), enc, tuple(shape), stamp)
         specs.append(spec)
         task = delayed(_open_shard, pure=True)(*spec)

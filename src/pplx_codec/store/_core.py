@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -162,10 +164,41 @@ def load(path, mmap: bool = True) -> Stored:
     return Stored(meta, arrays.get("int8"), arrays.get("binary"), texts, root)
 
 
+def npy_header(path: Path) -> tuple[np.dtype, tuple, bool]:
+    """``(dtype, shape, fortran_order)`` from a .npy file's header, once the
+    file's size is checked to be exactly the header plus the data it
+    announces.  numpy itself ignores bytes after the data, which hides a file
+    that was appended to or overwritten by a smaller array.  Raises
+    ``ValueError`` naming the file."""
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        try:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = fmt.read_array_header_2_0(f)
+            else:   # 3.0 only adds UTF-8 field names: never an int8/uint8/bool array
+                raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+        except (ValueError, EOFError) as e:
+            raise ValueError(f"{path}: not a readable .npy file ({e})") from None
+        header = f.tell()
+        size = os.fstat(f.fileno()).st_size
+    expected = header + math.prod(shape) * dtype.itemsize
+    if size != expected:
+        raise ValueError(f"{path}: not a readable .npy file (its header announces {dtype} {shape}: "
+                         f"{expected} bytes with the {header}-byte header, but the file has {size} bytes)")
+    return dtype, shape, fortran
+
+
 def open_npy(path: Path, dtype: np.dtype, shape: tuple[int, int], mmap_mode: str | None) -> np.ndarray:
     """A store's .npy file, checked against what meta.json (or job.json) says."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: incomplete store")
+    try:
+        npy_header(path)
+    except ValueError as e:
+        raise ValueError(f"{e}: corrupt store") from None
     try:
         # numpy's "r+" silently extends a short file with zeros: check through "r" first
         a = np.load(path, mmap_mode="r" if mmap_mode == "r+" else mmap_mode, allow_pickle=False)

@@ -98,7 +98,8 @@ def check_meta(meta) -> dict:
 
 
 def build_meta(count: int, dimensions: int, encodings, bitorder: str, extras: Mapping) -> dict:
-    """meta.json: the structural keys, ``model``, then the caller's keys."""
+    """meta.json: the structural keys, ``model``, then the caller's keys
+    (checked by :func:`check_fields`, as load() will check them)."""
     encodings = list(check_encodings(encodings))
     computed = dict(format=FORMAT, version=VERSION, count=count, dimensions=dimensions, encodings=encodings,
                     bitorder=bitorder)
@@ -106,26 +107,61 @@ def build_meta(count: int, dimensions: int, encodings, bitorder: str, extras: Ma
         if k in extras and extras[k] != computed[k]:
             raise ValueError(f"meta[{k!r}] = {extras[k]!r} contradicts the data ({computed[k]!r}); "
                              f"the store sets {', '.join(STRUCTURAL)} itself")
-    return {**computed, "model": extras.get("model"), **{k: v for k, v in extras.items() if k not in STRUCTURAL}}
+    model = extras.get("model")
+    if model is not None and not isinstance(model, str):
+        raise TypeError(f"meta['model'] must be a str or None, got {type(model).__name__}")
+    return check_fields({**computed, "model": model, **{k: v for k, v in extras.items() if k not in STRUCTURAL}})
 
 
-def parse_meta(raw: dict, where) -> dict:
-    """Check a meta.json read from disk (or an Arrow schema)."""
+def json_int(value, name: str, minimum: int) -> int:
+    """An integer read from JSON: not a bool (``true`` == 1 in Python), not a
+    float (``1.0`` == 1), at least ``minimum``."""
+    if type(value) is not int or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def json_encodings(value) -> list[str]:
+    """Encodings read from JSON: a list of known names, once each, in the
+    canonical order.  A bare string is corrupt here (iterating it would give
+    its letters)."""
+    if not isinstance(value, list) or not all(isinstance(e, str) for e in value):
+        raise ValueError(f"encodings must be a list of 'int8'/'binary', got {value!r}")
+    return list(check_encodings(value))
+
+
+def check_fields(meta: dict) -> dict:
+    """The one check of every meta.json field this package reads, by type and
+    value: count, dimensions, encodings, bitorder, model (format and version
+    are checked first, by :func:`parse_meta`).  Returns the meta with its
+    encodings in canonical order.  Raises ``ValueError``."""
+    try:
+        encodings = json_encodings(meta.get("encodings"))
+        json_int(meta.get("count"), "count", 0)
+        check_dimensions(json_int(meta.get("dimensions"), "dimensions", 1), encodings)
+        _checks.bitorder(meta.get("bitorder"))
+    except TypeError as e:   # e.g. an unhashable bitorder
+        raise ValueError(str(e)) from None
+    model = meta.get("model")
+    if model is not None and not isinstance(model, str):
+        raise ValueError(f"model must be a string or null, got {model!r}")
+    return {**meta, "encodings": encodings}
+
+
+def parse_meta(raw, where) -> dict:
+    """Check a meta.json read from disk: a ``ValueError`` naming ``where`` for
+    anything but a valid store's metadata, never a ``KeyError``/``TypeError``
+    later."""
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ValueError(f"{where}: not a pplx-codec store (format is not {FORMAT!r})")
-    if raw.get("version") != VERSION:
-        raise ValueError(f"{where}: unsupported store version {raw.get('version')!r} "
+    version = raw.get("version")
+    if type(version) is not int or version != VERSION:
+        raise ValueError(f"{where}: unsupported store version {version!r} "
                          f"(this pplx-codec reads version {VERSION}; upgrade pplx-codec)")
     try:
-        encodings = check_encodings(raw.get("encodings"))
-        count = raw.get("count")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise ValueError(f"count must be a non-negative integer, got {count!r}")
-        check_dimensions(raw.get("dimensions"), encodings)
-        _checks.bitorder(raw.get("bitorder"))
-    except (TypeError, ValueError) as e:
+        return check_fields(raw)
+    except ValueError as e:
         raise ValueError(f"{where}: corrupt meta.json: {e}") from None
-    return raw
 
 
 def partial_path(final: Path) -> Path:

@@ -2,8 +2,9 @@
 
 A job writes into ``<path>.partial/``: the final ``vectors.npy`` /
 ``codes.npy`` preallocated at their full shapes and written in place through
-memory maps, a ``done.npy`` row mask, and ``job.json`` (the parameters, meta
-and a caller's job key).  Rows count as done only after their data is synced
+memory maps, a ``done.npy`` row mask, ``job.json`` (the parameters, meta
+and a caller's job key) and, once :meth:`Writer.record` is used, ``log.jsonl``
+(the caller's records, e.g. each chunk's usage, kept across runs).  Rows count as done only after their data is synced
 to disk, and the mask is synced after that, so after a crash at any instant
 every row marked done holds its data.  ``commit()`` installs the finished
 store with the same atomic replacement as :func:`save`.  At every instant the
@@ -36,6 +37,8 @@ from ._layout import (
     check_rows,
     check_texts,
     is_store,
+    json_encodings,
+    json_int,
     partial_path,
     row_width,
 )
@@ -44,6 +47,7 @@ __all__ = ["Writer"]
 
 JOB = "job.json"
 DONE = "done.npy"
+LOG = "log.jsonl"    # Writer.record(): one JSON entry per line, appended and synced
 JOB_FORMAT = "pplx-codec-partial"
 JOB_VERSION = 1
 _PARTIAL = "a pplx-codec job (.partial)"
@@ -112,9 +116,13 @@ class Writer:
             job = json.loads((self.partial / JOB).read_bytes())
             if not isinstance(job, dict) or job.get("format") != JOB_FORMAT:
                 raise ValueError(f"not a {JOB_FORMAT} job")
-            if job.get("version") != JOB_VERSION:
+            if type(job.get("version")) is not int or job["version"] != JOB_VERSION:
                 raise ValueError(f"unsupported job version {job.get('version')!r}")
-            _job(job["count"], job["dimensions"], job["encodings"], job["bitorder"], job["meta"], job["job_key"])
+            # the JSON types first (a bare string of encodings would pass as its letters), then the values
+            json_int(job["count"], "count", 1)
+            json_int(job["dimensions"], "dimensions", 1)
+            job = _job(job["count"], job["dimensions"], json_encodings(job["encodings"]), job["bitorder"],
+                       job["meta"], job["job_key"])
         except (ValueError, KeyError, TypeError) as e:
             self._close_lock()
             raise ValueError(f"{self.partial / JOB}: corrupt job: {e}") from None
@@ -127,6 +135,7 @@ class Writer:
             self._close_lock()
             raise
         self._pending: list[tuple[int, int]] = []
+        self._log_checked = False
         self._closed = False
 
     # --- construction ---------------------------------------------------
@@ -282,6 +291,50 @@ class Writer:
         self._done.flush()
         self._pending.clear()
 
+    def record(self, entry) -> None:
+        """Append ``entry`` (any JSON value) to the job's log, synced before
+        returning.  For what a caller must not lose across crashes and
+        resumes, e.g. the usage each chunk of an embedding job cost: write
+        it right after it is known (before the rows), and :meth:`records`
+        gives back every entry of every run of this job until
+        :meth:`commit`.  A crash in the middle of an append loses only that
+        entry."""
+        self._open_or_raise()
+        try:
+            line = json.dumps(entry, allow_nan=False) + "\n"   # ASCII: a line is an entry, whatever it holds
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"a job record must be JSON-serializable: {e}") from None
+        path = self.partial / LOG
+        new = not path.exists()
+        if not new and not self._log_checked:
+            _drop_torn_line(path)
+        self._log_checked = True
+        with open(path, "ab") as f:
+            f.write(line.encode("ascii"))
+            _fs.fsync_file(f)
+        if new:
+            _fs.fsync_dir(self.partial)
+
+    def records(self) -> list:
+        """Every entry :meth:`record` stored for this job, oldest first, over
+        all runs.  An entry torn by a crash mid-append is skipped; any other
+        unreadable line is a ``ValueError`` naming the file."""
+        self._open_or_raise()
+        path = self.partial / LOG
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return []
+        lines = data.split(b"\n")
+        out = []
+        for i, line in enumerate(lines[:-1], 1):   # the last piece has no newline: empty, or torn
+            try:
+                out.append(json.loads(line))
+            except ValueError as e:
+                raise ValueError(f"{path}: line {i} is not a JSON record ({e}): corrupt job log (remove the "
+                                 "file to go on without the records of earlier runs)") from None
+        return out
+
     def commit(self, meta: dict | None = None, texts=None) -> Stored:
         """Install the finished store at ``path`` and return it loaded.
         ``meta`` adds to (overrides) the job's meta; ``texts``: one str per
@@ -326,6 +379,16 @@ class Writer:
             self._arrays = {}
             self._done = None
             self._close_lock()
+
+
+def _drop_torn_line(path: Path) -> None:
+    """Cut the log after its last newline: a crash in the middle of an append
+    leaves a partial line that the next entry must not be glued to."""
+    with open(path, "r+b") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+            _fs.fsync_file(f)
 
 
 def _link_or_move(src: Path, dst: Path) -> list[tuple[Path, Path]]:
