@@ -16,7 +16,16 @@
 # expected number of bytes; anything else raises StreamDecodeError, so the
 # output matrix is never silently wrong.
 #
-# The whole scan of one chunk runs without the GIL.
+# The whole scan of one chunk runs without the GIL, so a decoder is guarded
+# against concurrent (or reentrant) use: a second call while feed() is
+# running raises RuntimeError instead of sharing the state and the scratch
+# buffers.
+#
+# Memory is bounded whatever the body: besides the output matrix, a decoder
+# keeps one byte per row and per document, at most max(doc_rows) scratch rows
+# (chunks waiting for their document's index), a fixed container stack of
+# MAX_DEPTH levels, and the text of the top-level fields other than `data`,
+# CAPTURE_MAX bytes in total.
 cimport cython
 cimport numpy as cnp
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
@@ -84,11 +93,22 @@ cdef enum:
 cdef enum:
     MAX_DEPTH = 64
     KEY_MAX = 32
+    # All the top-level fields other than `data` together: the text of each
+    # key and value plus 2 bytes (their separators in the buffer).
     CAPTURE_MAX = 1 << 20
+    # While a top-level key is read it may be "data" (then it is not kept),
+    # written with up to 4 six-byte \u escapes: room for it past CAPTURE_MAX.
+    DATA_KEY_SLACK = 32
+
+# Separates keys and values in the capture buffer: a byte that valid UTF-8
+# (hence any text the scanner lets through) never contains.
+cdef enum:
+    SEP = 0xFF
 
 cdef enum:  # error codes (details in the decoder's err_* fields)
     E_NONE, E_SYNTAX, E_DEPTH, E_SHAPE, E_INDEX_TYPE, E_INDEX_RANGE, E_DUPLICATE_ROW, E_DUPLICATE_KEY,
-    E_B64, E_LENGTH, E_MISSING_FIELD, E_TRAILING, E_NO_MEMORY, E_CAPTURE_SIZE, E_UTF8
+    E_B64, E_LENGTH, E_MISSING_FIELD, E_TRAILING, E_NO_MEMORY, E_CAPTURE_SIZE, E_UTF8, E_DUPLICATE_DOC,
+    E_TOO_MANY_CHUNKS
 
 
 @cython.final
@@ -106,6 +126,13 @@ cdef class StreamDecoder:
     ``finish()``, which checks that the document is complete and every row
     arrived exactly once, and returns the other top-level fields parsed
     (``{"model": ..., "usage": {...}, "object": "list", ...}``).
+
+    One decoder decodes one response, from one thread at a time: a call to
+    ``feed()``, ``finish()`` or ``filled()`` while another thread is inside
+    ``feed()`` raises ``RuntimeError`` (``rows_done`` may be read any time).
+    The top-level fields other than ``data`` may take ``CAPTURE_MAX`` (1 MiB)
+    in total (each key and value as sent, plus 2 bytes); past that, and past
+    ``MAX_DEPTH`` (64) nested containers, it raises ``StreamDecodeError``.
     """
     cdef cnp.ndarray out
     cdef uint8_t *rows
@@ -113,6 +140,9 @@ cdef class StreamDecoder:
     cdef bint contextual
     cdef int64_t *doc_start      # row of each document's first chunk; ndocs + 1 entries
     cdef Py_ssize_t ndocs
+    cdef uint8_t *doc_seen       # documents whose index has arrived
+    cdef Py_ssize_t max_doc_rows # chunks of the largest document: the most scratch rows a valid body needs
+    cdef bint busy               # a call is inside feed() (maybe without the GIL): see _check_idle
     cdef uint8_t *seen
     cdef Py_ssize_t nseen
 
@@ -157,13 +187,12 @@ cdef class StreamDecoder:
     cdef int64_t *pending_chunk             # chunk index of each scratch row
     cdef int64_t *pending_doc
 
-    # raw top-level values other than data, parsed at finish()
+    # raw top-level keys and values other than data, parsed at finish():
+    # key SEP value SEP key SEP value SEP ...
     cdef bint capturing, key_capturing
-    cdef bytearray capture_buf
-    cdef list captured
     cdef uint8_t *cap
     cdef Py_ssize_t cap_len, cap_cap
-    cdef Py_ssize_t cap_key_start
+    cdef Py_ssize_t cap_rec                 # where the field being read starts in the buffer
 
     # error details
     cdef int err
@@ -178,6 +207,7 @@ cdef class StreamDecoder:
 
     def __cinit__(self):
         self.doc_start = NULL
+        self.doc_seen = NULL
         self.seen = NULL
         self.scratch = NULL
         self.pending_chunk = NULL
@@ -186,7 +216,13 @@ cdef class StreamDecoder:
 
     def __init__(self, out, doc_rows=None):
         cdef Py_ssize_t n, w, rs, d
-        cdef cnp.ndarray a = checked(out, "out", "int8 or uint8", 2, cnp.NPY_INT8, cnp.NPY_UINT8)
+        cdef cnp.ndarray a
+        self._check_idle("__init__()")
+        if self.doc_start != NULL:
+            # the buffers are sized for the first `out`; reusing them for another
+            # would write past them (and under a running feed(), free them)
+            raise RuntimeError("StreamDecoder.__init__ cannot be called again: create a new decoder")
+        a = checked(out, "out", "int8 or uint8", 2, cnp.NPY_INT8, cnp.NPY_UINT8)
         if cnp.PyArray_NDIM(a) != 2:
             raise ValueError("out must be a 2-D (rows, width) matrix")
         row_geometry(a, "out", &n, &w, &rs)
@@ -204,10 +240,13 @@ cdef class StreamDecoder:
         if self.contextual and (any(c < 1 for c in counts) or sum(counts) != n):
             raise ValueError(f"doc_rows must be positive chunk counts summing to the {n} rows of out")
         self.ndocs = len(counts)
-        self.doc_start = <int64_t *>malloc((self.ndocs + 1) * sizeof(int64_t))
+        self.max_doc_rows = max(counts, default=0)
         self.seen = <uint8_t *>malloc(n + 1)
-        if self.doc_start == NULL or self.seen == NULL:
+        self.doc_seen = <uint8_t *>malloc(self.ndocs + 1)
+        self.doc_start = <int64_t *>malloc((self.ndocs + 1) * sizeof(int64_t))
+        if self.doc_start == NULL or self.seen == NULL or self.doc_seen == NULL:
             raise MemoryError()
+        memset(self.doc_seen, 0, self.ndocs + 1)
         self.doc_start[0] = 0
         for d in range(self.ndocs):
             self.doc_start[d + 1] = self.doc_start[d] + counts[d]
@@ -217,7 +256,6 @@ cdef class StreamDecoder:
         self.depth = 0
         self.role[0] = R_SKIP
         self.consumed = 0
-        self.captured = []
         self.capturing = False
         self.cap_len = 0
         self.cap_cap = 0
@@ -228,6 +266,7 @@ cdef class StreamDecoder:
 
     def __dealloc__(self):
         free(self.doc_start)
+        free(self.doc_seen)
         free(self.seen)
         free(self.scratch)
         free(self.pending_chunk)
@@ -236,33 +275,50 @@ cdef class StreamDecoder:
 
     @property
     def rows_done(self):
-        """How many rows have been written so far."""
+        """How many rows have been written so far (one machine word: safe to
+        read from another thread while feed() runs, as a progress count)."""
         return self.nseen
+
+    cdef _check_idle(self, str what):
+        # Called with the GIL held and no Python code between the test and the
+        # caller setting `busy`: two threads cannot both pass it.
+        if self.busy:
+            raise RuntimeError(f"StreamDecoder.{what}: the decoder is in use by feed() in another thread "
+                               "(or reentrantly); one decoder decodes one response, from one thread at a time")
 
     def filled(self):
         """Boolean mask of the rows written so far (for partial results)."""
+        self._check_idle("filled()")
         return np.frombuffer((<char *>self.seen)[:self.nrows], np.uint8).astype(bool)
 
     def feed(self, data):
         """Scan the next piece of the body (any bytes-like object)."""
         cdef Py_buffer view
+        self._check_idle("feed()")
         if self.err != E_NONE:
             raise StreamDecodeError("feed() after an error")
         if self.state == S_ERROR:
             raise StreamDecodeError("decoder is in an error state")
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        # The scan runs without the GIL and may realloc the scratch and capture
+        # buffers: no other call may touch the decoder until it is over.
+        self.busy = True
         try:
-            with nogil:
-                self._scan(<const uint8_t *>view.buf, view.len)
-            if self.err != E_NONE:
-                self._raise()
-            self.consumed += view.len
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            try:
+                with nogil:
+                    self._scan(<const uint8_t *>view.buf, view.len)
+                if self.err != E_NONE:
+                    self._raise()
+                self.consumed += view.len
+            finally:
+                PyBuffer_Release(&view)
         finally:
-            PyBuffer_Release(&view)
+            self.busy = False
 
     def finish(self):
         """Check the body was complete and every row arrived; return the other
         top-level fields (``model``, ``usage``, ``object``, ...) parsed."""
+        self._check_idle("finish()")
         if self.err != E_NONE:
             raise StreamDecodeError("finish() after an error")
         if self.state != S_DONE:
@@ -273,7 +329,8 @@ cdef class StreamDecoder:
             raise StreamDecodeError(f"response is missing {len(missing)} of {self.nrows} rows "
                                     f"(first missing rows: {missing[:10]})")
         meta = {}
-        for raw_key, raw in self.captured:
+        parts = (<char *>self.cap)[:self.cap_len].split(bytes([SEP])) if self.cap_len else [b""]
+        for raw_key, raw in zip(parts[0:len(parts) - 1:2], parts[1::2]):
             # strict UTF-8 (json.loads(bytes) would let encoded surrogates through)
             try:
                 # plain ASCII keys and strings (what the service sends) need no JSON parser;
@@ -344,10 +401,15 @@ cdef class StreamDecoder:
             msg = "data after the end of the JSON document"
         elif code == E_UTF8:
             msg = "invalid JSON: a string is not valid UTF-8"
+        elif code == E_DUPLICATE_DOC:
+            msg = f"document {self.err_value} appears twice"
+        elif code == E_TOO_MANY_CHUNKS:
+            msg = f"a document has more chunks than the largest document of the request ({self.max_doc_rows})"
         elif code == E_NO_MEMORY:
             raise MemoryError()
         else:
-            msg = f"a top-level field is larger than {CAPTURE_MAX} bytes"
+            msg = (f"the top-level fields other than 'data' take more than {CAPTURE_MAX} bytes in total "
+                   "(keys and values as sent, plus 2 bytes per field)")
         raise StreamDecodeError(f"{where}: {msg}")
 
     # ------------------------------------------------------------------ scanning
@@ -369,13 +431,16 @@ cdef class StreamDecoder:
                 if self.purpose == P_EMBEDDING:
                     i = self._embedding_run(s, n, i)
                     continue
-                # a run of plain characters: only '"', '\\' and controls need the state machine
+                # a run of plain characters: only '"', '\\', controls and non-ASCII need
+                # the state machine, and every byte does while a UTF-8 sequence is
+                # incomplete (an ASCII byte there is an error)
                 j = i
-                while j < n:
-                    c = s[j]
-                    if c == c'"' or c == c'\\' or c < 0x20 or c >= 0x80:
-                        break
-                    j += 1
+                if self.u8_need == 0:
+                    while j < n:
+                        c = s[j]
+                        if c == c'"' or c == c'\\' or c < 0x20 or c >= 0x80:
+                            break
+                        j += 1
                 if self.purpose == P_KEY:
                     self._key_run(s + i, j - i)
                 i = j
@@ -396,7 +461,7 @@ cdef class StreamDecoder:
             i += 1
         # a captured top-level key or value continues in the next chunk
         if (self.capturing or self.key_capturing) and self.state != S_ERROR and \
-                not self._capture(s + self.cap_from, n - self.cap_from):
+                not self._capture(s + self.cap_from, n - self.cap_from, self.key_capturing):
             self._fail(E_CAPTURE_SIZE, n - 1)
 
     cdef Py_ssize_t _item_fast(self, const uint8_t *s, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
@@ -450,32 +515,34 @@ cdef class StreamDecoder:
         memcpy(self.key + self.key_len, p, n)
         self.key_len += <int>n
 
-    cdef bint _capture(self, const uint8_t *p, Py_ssize_t n) noexcept nogil:
-        cdef Py_ssize_t need = self.cap_len + n
+    cdef bint _capture(self, const uint8_t *p, Py_ssize_t n, bint key=False) noexcept nogil:
+        """Append n bytes of a top-level key or value to the capture buffer;
+        False past the limit (a key may be "data", not kept: it gets some slack)."""
+        cdef Py_ssize_t need = self.cap_len + n, size
+        cdef Py_ssize_t limit = CAPTURE_MAX + DATA_KEY_SLACK if key else CAPTURE_MAX
         cdef uint8_t *b
-        if need > CAPTURE_MAX:
+        if need > limit:
             return False
         if need > self.cap_cap:
-            b = <uint8_t *>realloc(self.cap, max(need, 2 * self.cap_cap, 256))
+            size = min(max(need, 2 * self.cap_cap, 256), CAPTURE_MAX + DATA_KEY_SLACK)
+            b = <uint8_t *>realloc(self.cap, size)
             if b == NULL:
                 return False
             self.cap = b
-            self.cap_cap = max(need, 2 * self.cap_cap, 256)
+            self.cap_cap = size
         memcpy(self.cap + self.cap_len, p, n)
         self.cap_len += n
         return True
 
+    cdef bint _capture_sep(self, bint key=False) noexcept nogil:
+        cdef uint8_t sep = SEP
+        return self._capture(&sep, 1, key)
+
     cdef void _end_capture(self, Py_ssize_t end) noexcept nogil:
-        """The captured value ends before byte `end` of the current chunk.
-        The buffer holds [key text][value text]."""
+        """The captured value ends before byte `end` of the current chunk."""
         self.capturing = False
-        if not self._capture(self.chunk + self.cap_from, end - self.cap_from):
+        if not self._capture(self.chunk + self.cap_from, end - self.cap_from) or not self._capture_sep():
             self._fail(E_CAPTURE_SIZE, end)
-            return
-        with gil:
-            raw = (<char *>self.cap)[:self.cap_len] if self.cap_len else b""
-            self.captured.append((raw[:self.cap_key_start], raw[self.cap_key_start:]))
-        self.cap_len = 0
 
     cdef Py_ssize_t _embedding_run(self, const uint8_t *s, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
         """Inside an embedding string: hand the run up to the next quote or
@@ -638,8 +705,16 @@ cdef class StreamDecoder:
         cdef uint8_t *b
         cdef int64_t *pc
         cdef int64_t *pd
+        if self.contextual and self.scratch_rows >= self.max_doc_rows:
+            # chunks waiting for their document's index: more than any document
+            # of the request has can only be an error, and would grow without bound
+            # (flat, a scratch row is freed when its item closes: there is one at most)
+            self._fail(E_TOO_MANY_CHUNKS, at)
+            return self.rows  # never written: the error stops the scan
         if self.scratch_rows == self.scratch_cap:
             cap = max(4, 2 * self.scratch_cap)
+            if self.contextual:
+                cap = min(cap, self.max_doc_rows)
             b = <uint8_t *>realloc(self.scratch, cap * self.width)
             if b != NULL:
                 self.scratch = b
@@ -779,6 +854,11 @@ cdef class StreamDecoder:
                 k = K_EMBEDDING
         if r == R_ROOT:
             k = K_DATA if k == K_DATA else K_CAPTURE
+            if k == K_DATA:
+                self.cap_len = self.cap_rec  # not kept: its value is the rows
+            elif self.cap_len > CAPTURE_MAX:  # the key had slack in case it was "data"
+                self._fail(E_CAPTURE_SIZE, at)
+                return
         elif r == R_ITEM:
             k = k if (k == K_INDEX or k == K_EMBEDDING) else K_OTHER
         elif r == R_DOC:
@@ -805,7 +885,7 @@ cdef class StreamDecoder:
         if self.depth > 0 and self.ctype[self.depth] == c'{':
             self.value_role = k
         if self.depth == 1 and k == K_CAPTURE and not self.capturing:
-            # the buffer already holds the raw key (cap_key_start bytes)
+            # the buffer already holds the raw key and its separator
             self.capturing = True
             self.cap_from = at
         if c == c'{' or c == c'[':
@@ -876,6 +956,11 @@ cdef class StreamDecoder:
                     self.err_limit = self.ndocs
                     self._fail(E_INDEX_RANGE, at)
                     return
+                if self.doc_seen[self.num_value]:
+                    self.err_value = self.num_value
+                    self._fail(E_DUPLICATE_DOC, at)
+                    return
+                self.doc_seen[self.num_value] = 1
                 self.doc_index = self.num_value
                 self._flush_scratch(at)
             else:
@@ -915,7 +1000,7 @@ cdef class StreamDecoder:
                 self.key_len = 0
                 self.key_long = False
                 if self.depth == 1:  # a top-level key: keep its raw text to name a captured field
-                    self.cap_len = 0
+                    self.cap_rec = self.cap_len
                     self.key_capturing = True
                     self.cap_from = at + 1
             elif c == c'}' and st == S_KEY_OR_CLOSE:
@@ -938,10 +1023,10 @@ cdef class StreamDecoder:
                 if self.purpose == P_KEY:
                     if self.key_capturing:
                         self.key_capturing = False
-                        if not self._capture(self.chunk + self.cap_from, at - self.cap_from):
+                        if not self._capture(self.chunk + self.cap_from, at - self.cap_from, True) or \
+                                not self._capture_sep(True):
                             self._fail(E_CAPTURE_SIZE, at)
                             return
-                        self.cap_key_start = self.cap_len
                     self._key_done(at)
                 else:
                     self._value_done(at)

@@ -224,8 +224,9 @@ def index_search(queries, vectors, codes, k, rescore, bitorder="little"):
 # checked on the parsed tree.  Stricter than json.loads where the format is:
 # NaN/Infinity, a repeated `data`/`index`/`embedding` key, an `index` that is
 # not a non-negative JSON integer (3.0, 1e0, -0, true, "3") and JSON nested
-# deeper than MAX_STREAM_DEPTH containers are rejected.  (The 1 MiB limit on
-# a captured top-level field is not modelled: it depends on the raw text.)
+# deeper than MAX_STREAM_DEPTH containers are rejected.  (The 1 MiB budget
+# shared by the captured top-level fields is not modelled: it depends on the
+# raw text.)
 
 import json  # (only this oracle needs it)
 

@@ -11,6 +11,7 @@ import itertools
 import json
 import random
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -674,9 +675,13 @@ MALFORMED = [
      ctx(f'{{"data": [{it(1)}, {it(1)}], "index": 0}}', doc(1)), [2, 1], X("row 1 appears twice")),
     ("ctx-doc-index-out-of-range", ctx(doc(0), doc(2)), [2, 1], X("'index' 2 is out of range (expected 0..1)")),
     ("ctx-doc-index-negative", ctx(doc(0), doc(1, index="-1")), [2, 1], "non-negative integer"),
-    ("ctx-duplicate-doc", ctx(doc(0), doc(0)), [2, 1], "row [01] appears twice"),
+    ("ctx-duplicate-doc", ctx(doc(0), doc(0)), [2, 1], X("document 0 appears twice")),
     ("ctx-duplicate-doc-index-late", ctx(doc(0), f'{{"data": [{it(0)}, {it(1)}], "index": 0}}'), [2, 1],
-     "row [01] appears twice"),
+     X("document 0 appears twice")),
+    # every row arrived exactly once, but document 0 is there twice (the oracle rejects it: so must the decoder)
+    ("ctx-duplicate-doc-without-chunks", ctx(doc(0), doc(1), '{"index": 0, "data": []}'), [2, 1],
+     X("document 0 appears twice")),
+    ("ctx-duplicate-doc-without-data", ctx(doc(0), doc(1), '{"index": 1}'), [2, 1], X("document 1 appears twice")),
     ("ctx-doc-without-index", ctx(doc(0), doc(1, index="")), [2, 1], X("a document has no 'index'")),
     ("ctx-doc-index-string", ctx(doc(0), doc(1, index='"1"')), [2, 1], X("'index' must be a non-negative integer")),
     ("ctx-doc-index-float", ctx(doc(0), doc(1, index="1.0")), [2, 1], X("'index' must be a non-negative integer")),
@@ -948,40 +953,88 @@ def test_nesting_limit(where):
     assert f"JSON nested deeper than {MAX_DEPTH}" in stream_error(deeper, 0, 4)
 
 
-CAPTURE_MAX = 1 << 20  # bytes of one top-level field: its key plus its raw value
+CAPTURE_MAX = 1 << 20  # all the top-level fields other than data together: key + value text, + 2 bytes per field
 
 
+def top_level_body(fields, data_key='"data"', data_first=False) -> bytes:
+    """A response of ROWS with the other top-level fields `fields`: (key, value) as raw JSON text (key without
+    its quotes).  Against CAPTURE_MAX they cost sum(len(key) + len(value) + 2)."""
+    data = f'{data_key}: [{it(0)}, {it(1)}, {it(2)}]'
+    parts = [f'"{k}": {v}' for k, v in fields]
+    return ("{" + ", ".join([data, *parts] if data_first else [*parts, data]) + "}").encode()
+
+
+def chunked(body, size):
+    return None if size is None else [body[i:i + size] for i in range(0, len(body), size)]
+
+
+CAP_ERROR = X(f"the top-level fields other than 'data' take more than {CAPTURE_MAX} bytes in total")
+
+
+@pytest.mark.parametrize("data_first", [True, False], ids=["data-first", "data-last"])
 @pytest.mark.parametrize("value", ["string", "array", "object"])
-def test_top_level_field_size_limit(value):
-    """A top-level field (other than data) is kept whole until finish(), up to
-    1 MiB of key + value; one byte more raises."""
-    def field(size):  # '"big": <value>' with len("big") + len(value text) == size
-        inner = size - len("big")
+def test_top_level_field_size_limit(value, data_first):
+    """The top-level fields other than data are kept until finish(), up to
+    CAPTURE_MAX in total (each key and value as sent, plus 2 bytes); one byte
+    more raises, whether data comes before them or after (its key is read
+    when the buffer is already full)."""
+    def fields(total):
+        inner = total - (len("model") + len('"m"') + 2) - (len("big") + 2)
         want = {"string": "x" * (inner - 2), "array": ["x" * (inner - 4)], "object": {"k": "x" * (inner - 9)}}[value]
         text = json.dumps(want)
         assert len(text) == inner
-        return f'"big": {text}', want
+        return [("model", '"m"'), ("big", text)], want
 
-    text, want = field(CAPTURE_MAX)
-    body = flat(after=f', "model": "m", {text}')
-    for size in [None, 65536, 1_000_003]:
-        chunks = None if size is None else [body[i:i + size] for i in range(0, len(body), size)]
-        assert decode(body, 3, 4, np.int8, None, chunks)[1]["big"] == want
-    text, _ = field(CAPTURE_MAX + 1)
-    body = flat(after=f', "model": "m", {text}')
+    pairs, want = fields(CAPTURE_MAX)
+    for data_key in ['"data"', '"\\u0064\\u0061\\u0074\\u0061"']:  # "data" spelled with escapes: 24 bytes
+        body = top_level_body(pairs, data_key, data_first)
+        assert ref.decode_response(body, 3, 4)[1] == {"model": "m", "big": want}
+        for size in [None, 65536, 1_000_003]:
+            out, meta = decode(body, 3, 4, np.int8, None, chunked(body, size))
+            assert meta == {"model": "m", "big": want}
+            np.testing.assert_array_equal(out, ROWS)
+    pairs, _ = fields(CAPTURE_MAX + 1)
+    body = top_level_body(pairs, data_first=data_first)
     for size in [None, 65536, 4096]:
-        chunks = None if size is None else [body[i:i + size] for i in range(0, len(body), size)]
-        assert f"a top-level field is larger than {CAPTURE_MAX} bytes" in stream_error(body, 3, 4, np.int8, None, chunks)
+        assert re.search(CAP_ERROR, stream_error(body, 3, 4, np.int8, None, chunked(body, size)))
 
 
-def test_oversized_top_level_field_fails_without_buffering_it():
-    """Memory stays bounded: a never-ending top-level string fails in the feed
-    that takes it past 1 MiB, not at the end (64 MiB are offered)."""
+def test_top_level_fields_are_capped_in_total():
+    """Issue 10 #6: each field was capped at 1 MiB, but not their sum (200 of
+    them took the process to 429 MB).  Now the sum is: 32 fields of 64 KiB,
+    or 500,000 fields of 1 byte (each counts 2 bytes more: 1.5 MiB), fail in
+    the feed that takes them past the cap."""
+    for fields in [[(f"f{i}", f'"{"x" * 65536}"') for i in range(32)], [("", "0")] * (CAPTURE_MAX // 2)]:
+        body = top_level_body(fields)
+        counted = sum(len(k) + len(v) + 2 for k, v in fields)
+        assert counted > CAPTURE_MAX
+        dec = StreamDecoder(np.zeros((3, 4), np.int8))
+        fed = 0
+        with pytest.raises(StreamDecodeError, match=CAP_ERROR):
+            for piece in chunked(body, 4096):
+                dec.feed(piece)
+                fed += len(piece)
+        # in the feed that crossed the cap: the text fed so far is what was counted and the
+        # quotes, colons, commas and spaces around it (len(body) / counted of it)
+        assert fed <= CAPTURE_MAX * len(body) / counted + 4096 < len(body)
+    # just under the cap: the fields all come back, duplicates as json.loads has them (the last one)
+    fields = [(f"f{i % 100}", str(i)) for i in range(CAPTURE_MAX // 12)]
+    body = top_level_body(fields)
+    assert sum(len(k) + len(v) + 2 for k, v in fields) <= CAPTURE_MAX
+    want = ref.decode_response(body, 3, 4)
+    assert len(want[1]) == 100
+    assert_same(decode(body, 3, 4, np.int8, None, chunked(body, 4096)), want)
+
+
+@pytest.mark.parametrize("what", ["string", "number", "key"])
+def test_oversized_top_level_field_fails_without_buffering_it(what):
+    """Memory stays bounded: a never-ending top-level string, number or key
+    fails in the feed that takes it past 1 MiB, not at the end (64 MiB are offered)."""
     dec = StreamDecoder(np.zeros((3, 4), np.int8))
-    dec.feed(b'{"data": [], "model": "')
-    piece = b"x" * 65536
+    dec.feed({"string": b'{"data": [], "model": "', "number": b'{"data": [], "n": 1', "key": b'{"data": [], "'}[what])
+    piece = (b"1" if what == "number" else b"x") * 65536
     fed = 0
-    with pytest.raises(StreamDecodeError, match=f"a top-level field is larger than {CAPTURE_MAX} bytes"):
+    with pytest.raises(StreamDecodeError, match=CAP_ERROR):
         for _ in range(1024):
             dec.feed(piece)
             fed += len(piece)
@@ -1277,10 +1330,8 @@ def test_chunk_index_out_of_range_names_its_position():
 
 @pytest.mark.parametrize("where", ["item-value", "item-key", "doc-value", "root-key"])
 def test_invalid_utf8_is_rejected(where):
-    """JSON text is UTF-8 (RFC 8259 §8.1) and json.loads rejects these bodies.
-    The decoder rejects invalid UTF-8 only inside top-level values (which go
-    through json.loads at finish()); in item/document strings and in keys it
-    is accepted (a top-level key even comes back with U+FFFD)."""
+    """JSON text is UTF-8 (RFC 8259 §8.1) and json.loads rejects these bodies:
+    so does the decoder, in every string (see test_utf8_in_every_string_context)."""
     body = {
         "item-value": flat(it(0), it(1, extra=', "x": "\xff"'), it(2)),
         "item-key": flat(it(0), it(1, extra=', "\xc3": 1'), it(2)),
@@ -1292,3 +1343,289 @@ def test_invalid_utf8_is_rejected(where):
     with pytest.raises(ValueError):
         ref.decode_response(body, 3, 4, np.int8, doc_rows)
     stream_error(body, 3, 4, np.int8, doc_rows)
+
+
+# ---------------------------------------------------------------- UTF-8 in every string (issue 10 #4)
+#
+# The oracle is Python's strict bytes.decode("utf-8") then json.loads: every
+# string of the body, wherever it sits (and whether the decoder keeps it, as
+# top-level fields, or only skips it, as unknown fields of items), must be
+# valid UTF-8: no overlong forms, no UTF-8-encoded surrogates (ED A0..ED BF),
+# nothing above U+10FFFF, no lead byte without its continuation bytes (an
+# ASCII byte, a quote or a backslash where a continuation byte is due), no
+# stray continuation byte.  \u escapes are JSON's business, not UTF-8's:
+# json.loads accepts lone surrogates written as escapes, and so does the decoder.
+
+UTF8_SEQUENCES = {
+    # valid: the ends of each range
+    "U+0080": b"\xc2\x80", "U+07FF": b"\xdf\xbf", "U+0800": b"\xe0\xa0\x80", "U+D7FF": b"\xed\x9f\xbf",
+    "U+E000": b"\xee\x80\x80", "U+FFFF": b"\xef\xbf\xbf", "U+10000": b"\xf0\x90\x80\x80",
+    "U+10FFFF": b"\xf4\x8f\xbf\xbf", "e-acute": "é".encode(), "euro": "€".encode(), "emoji": "😀".encode(),
+    "mixed": "aé€😀z".encode(),
+    # a lead byte, then ASCII where a continuation is due (the issue's "emb\xc3A\xa9")
+    "c3-A-a9": b"\xc3A\xa9", "e2-82-A-ac": b"\xe2\x82A\xac", "e2-A-82-ac": b"\xe2A\x82\xac",
+    "f0-9f-98-A-80": b"\xf0\x9f\x98A\x80", "f0-A-9f-98-80": b"\xf0A\x9f\x98\x80", "c3-space-a9": b"\xc3 \xa9",
+    "c3-7f-a9": b"\xc3\x7f\xa9",
+    # a lead byte cut short by the end of the string, or by an escape
+    "c3-end": b"\xc3", "e2-82-end": b"\xe2\x82", "f0-9f-98-end": b"\xf0\x9f\x98",
+    "c3-escape": b"\xc3\\n", "c3-escaped-quote": b'\xc3\\"', "e2-u-escape": b"\xe2\\u0082\xac",
+    # a lead byte followed by another lead byte
+    "c3-c3-a9": b"\xc3\xc3\xa9", "e2-c3-a9": b"\xe2\xc3\xa9",
+    # stray continuation bytes
+    "80": b"\x80", "bf": b"\xbf", "a-80-b": b"a\x80b", "e-acute-a9": "é".encode() + b"\xa9",
+    # overlong forms
+    "c0-80": b"\xc0\x80", "c1-bf": b"\xc1\xbf", "e0-80-80": b"\xe0\x80\x80", "e0-9f-bf": b"\xe0\x9f\xbf",
+    "f0-80-80-80": b"\xf0\x80\x80\x80", "f0-8f-bf-bf": b"\xf0\x8f\xbf\xbf", "c0-a2-quote": b"\xc0\xa2",
+    # surrogates encoded in UTF-8 (CESU-8 / WTF-8)
+    "ed-a0-80": b"\xed\xa0\x80", "ed-bf-bf": b"\xed\xbf\xbf", "surrogate-pair": b"\xed\xa0\xbd\xed\xb8\x80",
+    # above U+10FFFF, and bytes that never occur
+    "f4-90-80-80": b"\xf4\x90\x80\x80", "f5-80-80-80": b"\xf5\x80\x80\x80", "f7-bf-bf-bf": b"\xf7\xbf\xbf\xbf",
+    "f8": b"\xf8\x88\x80\x80\x80", "fe": b"\xfe", "ff": b"\xff",
+    # \u escapes: surrogates alone or paired, as json.loads has them
+    "esc-lone-high": rb"\ud800", "esc-lone-low": rb"\udc00", "esc-pair": rb"\ud83d\ude00",
+    "esc-high-then-ascii": rb"\ud83dx", "esc-reversed-pair": rb"\ude00\ud83d", "esc-nul": rb"\u0000",
+    "esc-then-utf8": rb"\u00e9" + "é".encode(),
+}
+
+# (a string of the body that holds {s}, doc_rows)
+UTF8_CONTEXTS = {
+    "root-key": (flat(after=', "k{s}": 1, "model": "m"'), None),
+    "root-value": (flat(after=', "model": "m{s}"'), None),
+    "root-nested": (flat(after=', "usage": {"a": [1, {"b": "x{s}y"}]}'), None),
+    "root-nested-key": (flat(after=', "usage": {"a{s}": 1}'), None),
+    "item-key": (flat(it(0), it(1, extra=', "{s}": 1'), it(2)), None),
+    "item-key-before-index": (flat(it(0), '{"x{s}": 1, ' + it(1)[1:], it(2)), None),
+    "item-value": (flat(it(0), it(1, extra=', "object2": "emb{s}"'), it(2)), None),
+    "item-object-value": (flat('{"object": "emb{s}", ' + it(0)[1:], it(1), it(2)), None),
+    "item-nested": (flat(it(0), it(1, extra=', "x": {"y": ["{s}", 2]}'), it(2)), None),
+    "doc-key": (ctx(doc(0), doc(1, extra=', "k{s}": null')), [2, 1]),
+    "doc-value": (ctx(doc(0), doc(1, extra=', "x": "{s}"')), [2, 1]),
+    "chunk-value": (ctx(doc(0), doc(1, it(0, emb=f'"{ENC[2]}"', extra=', "x": ["{s}"]'))), [2, 1]),
+    # anything but base64 there is an error, whatever the UTF-8
+    "embedding": (flat(it(0), it(1, emb='"BQ{s}YHCA=="'), it(2)), None),
+}
+
+
+def utf8_case(context, seq):
+    template, doc_rows = UTF8_CONTEXTS[context]
+    body = template.replace(b"{s}", UTF8_SEQUENCES[seq])
+    return body, doc_rows, body.index(UTF8_SEQUENCES[seq])
+
+
+def oracle_or_none(body, n, width, dtype=np.int8, doc_rows=None):
+    try:
+        return ref.decode_response(body, n, width, dtype, doc_rows)
+    except ValueError:
+        return None
+
+
+@pytest.mark.parametrize("seq", sorted(UTF8_SEQUENCES))
+@pytest.mark.parametrize("context", sorted(UTF8_CONTEXTS))
+def test_utf8_in_every_string_context(context, seq):
+    """Every string context x every kind of (in)valid UTF-8: the decoder agrees
+    with the strict oracle, fed at once, byte by byte, and split at every
+    byte around the sequence (a multi-byte sequence across a feed boundary)."""
+    body, doc_rows, at = utf8_case(context, seq)
+    want = oracle_or_none(body, 3, 4, np.int8, doc_rows)
+    if context == "embedding":
+        assert want is None
+    elif seq.startswith("esc-"):
+        assert want is not None  # json.loads takes every \u escape, lone surrogates too
+    else:  # the oracle itself: valid UTF-8 exactly when Python's strict decoder says so
+        try:
+            UTF8_SEQUENCES[seq].decode("utf-8")
+        except UnicodeDecodeError:
+            assert want is None
+        else:
+            assert want is not None
+    around = range(at - 1, at + len(UTF8_SEQUENCES[seq]) + 2)
+    splits = [None, byte_by_byte(body)] + [[body[:k], body[k:]] for k in around]
+    for chunks in splits:
+        if want is None:
+            msg = stream_error(body, 3, 4, np.int8, doc_rows, chunks)
+            if context == "embedding":
+                assert re.search("invalid base64|decodes to|invalid JSON|not valid UTF-8", msg), msg
+            elif not seq.startswith("esc-"):
+                assert re.search("not valid UTF-8|invalid JSON", msg), msg
+        else:
+            assert_same(decode(body, 3, 4, np.int8, doc_rows, chunks), want)
+
+
+def test_utf8_sequences_cover_both_outcomes():
+    """The table above has valid and invalid sequences, and the issue's case."""
+    verdicts = {name: oracle_or_none(utf8_case("item-value", name)[0], 3, 4) is not None for name in UTF8_SEQUENCES}
+    assert sum(verdicts.values()) >= 15 and len(verdicts) - sum(verdicts.values()) >= 30
+    assert not verdicts["c3-A-a9"]
+    # the issue's reproducer, verbatim
+    with pytest.raises(StreamDecodeError, match="not valid UTF-8"):
+        StreamDecoder(np.zeros((1, 3), np.int8)).feed(
+            b'{"data":[{"object":"emb\xc3A\xa9","index":0,"embedding":"AQID"}]}')
+
+
+@pytest.mark.parametrize("seq", ["U+0080", "U+0800", "U+10FFFF", "emoji"])
+def test_truncated_inside_a_multibyte_sequence(seq):
+    """The body ends (or a feed ends and finish() is called) inside a
+    multi-byte sequence: truncated, never accepted; then the rest decodes."""
+    body, doc_rows, at = utf8_case("item-value", seq)
+    want = ref.decode_response(body, 3, 4)
+    for k in range(at + 1, at + len(UTF8_SEQUENCES[seq])):
+        dec = StreamDecoder(out := np.zeros((3, 4), np.int8))
+        dec.feed(body[:k])
+        with pytest.raises(StreamDecodeError, match="truncated"):
+            dec.finish()
+        dec.feed(body[k:])
+        assert_same((out, dec.finish()), want)
+
+
+# ---------------------------------------------------------------- memory bounds (issue 10 #6)
+
+def test_chunks_waiting_for_their_document_index_are_bounded():
+    """Chunks that come before their document's index wait in scratch rows.
+    No document of the request has more than max(doc_rows) chunks, so one
+    more waiting chunk is an error at once (before: the scratch grew with
+    every chunk until the index came, then the duplicate was reported)."""
+    waiting = [it(j % 2, emb=f'"{ENC[j % 2]}"') for j in range(20_000)]
+    body = ctx('{"data": [' + ", ".join(waiting) + '], "index": 0}', doc(1))
+    assert oracle_or_none(body, 3, 4, np.int8, [2, 1]) is None
+    third = body.index(b"{", body.index(b"{", body.index(it(1).encode()) + 1))  # the third chunk
+    dec = StreamDecoder(np.zeros((3, 4), np.int8), [2, 1])
+    dec.feed(body[:third])
+    with pytest.raises(StreamDecodeError, match=X("a document has more chunks than the largest document of the "
+                                                  "request (2)")):
+        dec.feed(body[third:third + 200])
+    # two waiting chunks (the most a document of [2, 1] has) are fine, in any order
+    good = ctx(f'{{"data": [{it(1)}, {it(0)}], "index": 0}}', doc(1))
+    np.testing.assert_array_equal(decode(good, 3, 4, np.int8, [2, 1], byte_by_byte(good))[0], ROWS)
+
+
+def test_huge_keys_numbers_and_strings_inside_items_are_not_kept():
+    """Unknown keys, numbers and strings of items are validated and skipped
+    whatever their length (8 MiB each here), in pieces."""
+    big = 8 << 20
+    body = flat(it(0, extra=f', "{"k" * big}": 1'), it(1, extra=f', "n": -{"9" * big}.{"5" * 1000}e+{"7" * 1000}'),
+                it(2, extra=f', "s": "{"é" * (big // 2)}"'))
+    out, meta = decode(body, 3, 4, np.int8, None, chunked(body, 1 << 20))
+    np.testing.assert_array_equal(out, ROWS)
+    assert meta == {"object": "list", "model": "m", "usage": {"total_tokens": 3}}
+
+
+def test_init_twice_raises():
+    """__init__ again would reuse buffers sized for the first `out` (a scratch
+    row of 4 bytes then written as 4096: a heap overflow): RuntimeError."""
+    dec = StreamDecoder(np.zeros((1, 4), np.int8))
+    dec.feed(b'{"data": [{"embedding": "AQIDBA==", ')  # a scratch row waits for its index
+    with pytest.raises(RuntimeError, match="create a new decoder"):
+        dec.__init__(np.zeros((1, 4096), np.int8))
+    dec.feed(b'"index": 0}]}')
+    assert dec.finish() == {}
+
+
+# ---------------------------------------------------------------- one thread at a time (issue 10 #5)
+
+BUSY = "in use by feed\\(\\) in another thread"
+
+
+def test_concurrent_calls_raise_runtime_error():
+    """While one thread is inside feed() (scanning without the GIL), feed(),
+    finish(), filled() and __init__ from another raise RuntimeError, and the
+    first feed is unaffected.  (Thread A's feed of 16 MB takes long enough
+    for the probes; an attempt where A finished before they all ran does not
+    count, and is retried with a body twice as long.)"""
+    unit = b'{"k\\u00e9": ["\xc3\xa9", -1.5e3, true, null, [0, {}]]}, '
+    for attempt in range(3):
+        head, tail = flat(it(0, extra=', "x": []'), it(1), it(2)).split(b'"x": [', 1)
+        big = head + b'"x": [' + unit * ((16 << 20) // len(unit) * 2 ** attempt) + b"0" + tail
+        dec = StreamDecoder(out := np.zeros((3, 4), np.int8))
+        started, seen, errors = threading.Event(), [], []
+
+        def feed_big():
+            started.set()
+            try:
+                dec.feed(big)
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        t = threading.Thread(target=feed_big)
+        t.start()
+        started.wait()
+        while t.is_alive() and not seen:  # until A is inside feed()
+            try:
+                dec.feed(b"")
+            except RuntimeError as e:
+                seen.append(str(e))
+        for probe in [lambda: dec.feed(b" "), dec.finish, dec.filled, lambda: dec.__init__(np.zeros((3, 4), np.int8))]:
+            try:
+                probe()
+            except RuntimeError as e:
+                seen.append(str(e))
+        inside = t.is_alive()
+        t.join()
+        assert not errors, errors
+        if inside:  # A was inside feed() during all the probes: each one raised
+            break
+    assert inside, "thread A's feed() never outlasted the probes"
+    assert len(seen) == 5 and all(re.search(BUSY, m) for m in seen), seen
+    assert dec.finish() == {"object": "list", "model": "m", "usage": {"total_tokens": 3}}
+    np.testing.assert_array_equal(out, ROWS)
+
+
+def rotated_units(element: bytes, r: int, copies: int):
+    """(head, unit, tail) with head + unit * k + tail == (element + b",") * k + element for every k:
+    identical feeds that each start and end at byte r of an element (inside a token)."""
+    e = element + b","
+    return element[:r], (e[r:] + e[:r]) * copies, element[r:]
+
+
+def test_threads_feeding_one_decoder_never_corrupt_it():
+    """Four threads race to feed one decoder.  Every feed is the same bytes
+    (a run of elements of an unknown array, then a run of base64 quads, each
+    feed starting and ending inside a token: in a UTF-8 sequence, an escape,
+    a number, a base64 quad), so any order of the feeds that got in is the
+    same body.  Each call either returns or raises RuntimeError (then it is
+    retried); the result equals the oracle's, never a wrong row."""
+    element = '{"k\\u00e9y": ["é😀\\n", -1.5e3, true, null, {"a": []}]}'.encode()
+    r = element.index("😀".encode()) + 2  # inside the emoji's four bytes
+    head1, unit1, tail1 = rotated_units(element, r, 64)
+    quad = b64(np.array([0x80, 0x7F, 0x00], np.uint8)).encode()  # 'gH8A'
+    k2, copies2 = 100, 256  # 100 feeds of 256 rotated quads: 'H8Ag' * 256
+    width = 3 * (k2 * copies2 + 1)
+    rows = [b64(np.full(width, v, np.uint8)) for v in (1, 2)]
+    # bytes: fed by this thread; (unit, count): count feeds of unit raced by four threads
+    body_parts = [b'{"object": "list", "data": [{"index": 0, "x": [' + head1, (unit1, 200),
+                  tail1 + b'], "embedding": "' + rows[0].encode() + b'"}, {"embedding": "' + quad[:1],
+                  ((quad[1:] + quad[:1]) * copies2, k2), quad[1:] + b'", "index": 1}, {"index": 2, "embedding": "'
+                  + rows[1].encode() + b'"}], "model": "m"}']
+    body = b"".join(p if isinstance(p, bytes) else p[0] * p[1] for p in body_parts)
+    want = ref.decode_response(body, 3, width, np.uint8)
+    dec = StreamDecoder(out := np.zeros((3, width), np.uint8))
+    unexpected = []
+    lock = threading.Lock()
+
+    def worker(tokens, unit):
+        while True:
+            with lock:
+                if not tokens:
+                    return
+                tokens.pop()
+            try:
+                dec.feed(unit)
+            except RuntimeError:
+                with lock:
+                    tokens.append(1)  # not fed: someone must feed it again
+            except BaseException as e:  # noqa: BLE001 - reported below
+                unexpected.append(e)
+                return
+
+    for part in body_parts:
+        if isinstance(part, bytes):
+            dec.feed(part)
+            continue
+        unit, count = part
+        tokens = [1] * count
+        threads = [threading.Thread(target=worker, args=(tokens, unit)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not unexpected, unexpected
+    assert_same((out, dec.finish()), want)
