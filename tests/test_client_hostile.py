@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 
+import httpcore
 import httpx
 import numpy as np
 import pytest
@@ -190,15 +191,98 @@ def test_trickling_error_body_keeps_its_status(kind, delays, status, exc, retrie
     key_free(err)
 
 
-def test_trickling_headers_hit_the_deadline_async():
-    """AsyncClient cancels an attempt at its deadline wherever it waits,
-    headers included.  (Client checks the deadline as body chunks arrive;
-    a server trickling its headers is bounded there only by the read
-    timeout of each read, as the README says.)"""
-    with Dribbler(b"HTTP/1.1 200 OK\r\nx-slow: ", drip=b"a") as srv:
-        err = raises(Runner("async", srv.url, timeout=0.5, max_retries=0), pc.APITimeoutError, "embed", ["a"])
+@pytest.mark.parametrize("head", [b"HTTP/1.1 200 ", b"HTTP/1.1 200 OK\r\nx-slow: "],
+                         ids=["status line", "headers"])
+def test_trickling_headers_hit_the_deadline(kind, head):
+    """A server that trickles the status line or the headers, a byte every
+    0.3 s, never trips a read timeout (30 s, capped at the 0.5 s deadline).
+    AsyncClient cancels the attempt at its deadline; Client's transport caps
+    each socket wait at the time left to it.  Before, the sync attempt went
+    on until the server's limit (then a connection error, not the deadline)."""
+    with Dribbler(head, drip=b"a", every=0.3, limit=5) as srv:
+        err = raises(Runner(kind, srv.url, timeout=30, deadline=0.5, max_retries=0), pc.APITimeoutError,
+                     "embed", ["a"])
         assert srv.outcomes() == ["hung up"]
-    assert "deadline" in str(err)
+    assert "0.5 s deadline" in str(err)
+    key_free(err)
+
+
+def test_sync_send_is_capped_at_the_deadline():
+    """Client's socket stream gives each send() of a write the time left to
+    the attempt, not the write as a whole (httpcore's write gives each send
+    the whole timeout): a server reading slowly, 1 KiB every 10 ms, cannot
+    hold the request's upload past the deadline.  (Tested on the stream: on
+    loopback, a request body fits in the kernel's send buffer.)"""
+    from pplx_codec.client import _ATTEMPT, _DeadlineBackend
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # small windows: the sender blocks soon
+    outcome = []
+
+    def sip():
+        conn, _ = listener.accept()
+        end = time.monotonic() + 5
+        with conn:
+            while time.monotonic() < end:
+                if not conn.recv(1024):
+                    outcome.append("hung up")
+                    return
+                time.sleep(0.01)
+            outcome.append("limit")
+
+    reader = threading.Thread(target=sip, daemon=True)
+    reader.start()
+    stream = _DeadlineBackend().connect_tcp("127.0.0.1", listener.getsockname()[1], timeout=5)
+    stream.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    _ATTEMPT.ends = time.monotonic() + 0.5
+    try:
+        with pytest.raises(httpcore.WriteTimeout, match="deadline|timed out"):
+            stream.write(b"x" * (8 << 20), timeout=30)
+    finally:
+        _ATTEMPT.ends = math.inf
+        stream.close()
+        reader.join()
+        listener.close()
+    assert outcome == ["hung up"]
+
+
+def test_httpcore_errors_become_httpx_errors():
+    """Client's transport raises httpx's exceptions, as httpx's own does: its
+    table covers every exception httpcore exports (but ConnectionNotAvailable,
+    which httpcore's pool handles itself), each as httpx's class of that name."""
+    from pplx_codec.client import _httpx_errors
+
+    core = [c for c in vars(httpcore).values()
+            if isinstance(c, type) and issubclass(c, Exception) and c is not httpcore.ConnectionNotAvailable]
+    assert len(core) >= 14
+    for cls in core:
+        with pytest.raises(httpx.HTTPError) as info:
+            with _httpx_errors():
+                raise cls("what httpcore said")
+        assert type(info.value) is getattr(httpx, cls.__name__) and str(info.value) == "what httpcore said"
+        assert info.value.__cause__.__class__ is cls
+    with pytest.raises(KeyError):  # not httpcore's: as it is
+        with _httpx_errors():
+            raise KeyError("x")
+
+
+def test_proxy_from_the_environment_is_still_used(monkeypatch):
+    """Client's own transport does not read proxy variables, so with one set
+    the client keeps httpx's transport, which does: the request goes to the
+    proxy (here a server answering 401 to whatever it is asked)."""
+    seen = []
+
+    def head(request: bytes) -> bytes:
+        seen.append(request.split(b"\r\n")[0])
+        return b"HTTP/1.1 401 No\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: 2\r\n\r\nno"
+
+    with Dribbler(head, drip=b"") as proxy:
+        for name in ("http_proxy", "NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        raises(Runner("sync", "http://api.example.invalid", timeout=5, max_retries=0), pc.AuthenticationError,
+               "embed", ["a"])
+    assert seen == [b"POST http://api.example.invalid/v1/embeddings HTTP/1.1"]
 
 
 def _ok_body(texts: list[str]) -> bytes:

@@ -17,15 +17,19 @@ IO.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
+import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+import httpcore
 import httpx
 import numpy as np
 
@@ -303,7 +307,9 @@ class _Exchange:
     Each attempt has a deadline (``_Config.deadline`` seconds from its start,
     covering connecting, sending, the status line and the whole body), checked
     whenever a chunk of the body arrives; no httpx timeout of the attempt is
-    longer than it, so that a wait for a chunk is bounded too.  A response
+    longer than it, so that a wait for a chunk is bounded too.  (Within it,
+    ``AsyncClient`` cancels the attempt at the deadline, and ``Client``'s own
+    transport, ``_DeadlineTransport``, ends every socket wait by it.)  A response
     whose status is not 200 is an error whatever its body: when its body
     does not arrive whole (deadline, dropped connection, undecodable
     Content-Encoding), the error is raised with the part that did.
@@ -331,6 +337,11 @@ class _Exchange:
         t = self.timeout
         cap = lambda s: d if s is None else min(s, d)  # noqa: E731
         return httpx.Timeout(connect=cap(t.connect), read=cap(t.read), write=cap(t.write), pool=cap(t.pool))
+
+    @property
+    def ends(self) -> float:
+        """When the attempt's deadline passes (``time.monotonic()``; inf: never)."""
+        return self._ends
 
     def remaining(self) -> float | None:
         """Seconds left to the attempt's deadline (None: no deadline)."""
@@ -518,6 +529,164 @@ class _Base:
         return update, bar.close
 
 
+# ---------------------------------------------------------------- sync transport: the deadline at every wait
+
+
+class _AttemptEnds(threading.local):
+    """When the sync attempt running in this thread must end (``time.monotonic()``).
+    ``Client._attempt`` sets it around the whole exchange: a sync attempt runs
+    in one thread, from connecting to the last byte of the body, so the
+    sockets it waits on can find its deadline here without being told."""
+
+    ends = math.inf  # the class attribute is every thread's default: no attempt, no deadline
+
+
+_ATTEMPT = _AttemptEnds()
+
+
+def _capped(timeout: float | None, expired: type[Exception]) -> float | None:
+    """``timeout`` capped at the time left to this thread's attempt; raises
+    ``expired`` (an httpcore timeout) once none is left."""
+    ends = _ATTEMPT.ends
+    if ends == math.inf:
+        return timeout
+    left = ends - time.monotonic()
+    if left <= 0:
+        raise expired("the attempt's deadline passed")
+    return left if timeout is None or timeout > left else timeout
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """httpcore's socket stream, each of whose waits (a read, a send, the TLS
+    handshake) ends by the deadline of the attempt running in the thread:
+    httpx's timeouts bound each read, so a server sending a byte now and
+    then, in its headers as well as its body, could hold a sync attempt
+    forever.  One cap per read of up to 64 KiB: no per-byte work."""
+
+    def __init__(self, stream: httpcore.NetworkStream):
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _capped(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        # httpcore's own write gives each send() the whole timeout, so a server
+        # reading slowly could hold one write call: cap every send instead.
+        sock = self._stream.get_extra_info("socket")
+        view = memoryview(buffer)
+        try:
+            while view:
+                sock.settimeout(_capped(timeout, httpcore.WriteTimeout))
+                view = view[sock.send(view):]
+        except socket.timeout as e:
+            raise httpcore.WriteTimeout(str(e)) from e
+        except OSError as e:
+            raise httpcore.WriteError(str(e)) from e
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        # (CPython bounds the whole handshake by the socket's timeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
+                                                      _capped(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """``httpcore.SyncBackend`` making ``_DeadlineStream``s."""
+
+    def __init__(self):
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options=None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_tcp(host, port, _capped(timeout, httpcore.ConnectTimeout),
+                                                         local_address, socket_options))
+
+
+#: httpcore's exceptions and the httpx ones to raise for them, the most
+#: specific first (httpx's own table is private to its transport).
+_HTTPCORE_ERRORS = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout), (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout), (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError), (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError), (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError), (httpcore.ProtocolError, httpx.ProtocolError),
+    (httpcore.ProxyError, httpx.ProxyError), (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+)
+
+
+@contextlib.contextmanager
+def _httpx_errors():
+    """httpcore's exceptions raised as httpx's, as ``httpx.HTTPTransport`` does."""
+    try:
+        yield
+    except Exception as e:
+        for core, ours in _HTTPCORE_ERRORS:
+            if isinstance(e, core):
+                raise ours(str(e)) from e
+        raise
+
+
+class _Body(httpx.SyncByteStream):
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __iter__(self):
+        with _httpx_errors():
+            yield from self._stream
+
+    def close(self) -> None:
+        with _httpx_errors():
+            self._stream.close()
+
+
+class _DeadlineTransport(httpx.BaseTransport):
+    """What ``httpx.HTTPTransport()`` does by default (a pool of HTTP/1.1
+    connections within ``limits``, kept alive; TLS verified by
+    ``httpx.create_ssl_context``, which honours SSL_CERT_FILE/SSL_CERT_DIR),
+    over ``_DeadlineStream``s: ``Client``'s transport when it makes its own
+    httpx client and no proxy is configured (httpx reads proxies from the
+    environment only for a client built without a transport)."""
+
+    def __init__(self, limits: httpx.Limits):
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(), max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_DeadlineBackend())
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        req = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=request.headers.raw, content=request.stream, extensions=request.extensions)
+        with _httpx_errors():
+            resp = self._pool.handle_request(req)
+        return httpx.Response(resp.status, headers=resp.headers, stream=_Body(resp.stream),
+                              extensions=resp.extensions)
+
+    def close(self) -> None:
+        with _httpx_errors():
+            self._pool.close()
+
+
+def _env_proxy() -> bool:
+    """Whether ``httpx.Client()`` would route some requests through a proxy
+    from the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY; not when
+    NO_PROXY is ``*``), by the rule httpx itself follows."""
+    found = urllib.request.getproxies()
+    if "*" in (h.strip() for h in found.get("no", "").split(",")):
+        return False
+    return any(found.get(scheme) for scheme in ("http", "https", "all"))
+
+
 # ---------------------------------------------------------------- sync
 
 
@@ -546,13 +715,20 @@ class Client(_Base):
     the read timeout; ``math.inf``: none) bounds each attempt of a request as
     a whole, so that a server trickling its response cannot hold it.  An
     attempt past its deadline is an ``APITimeoutError``, retried like one.
-    This client checks the deadline when the headers and each chunk of the
-    body arrive, and no wait for a chunk lasts longer than ``min(read
-    timeout, deadline)``: an attempt whose headers came ends at most about
-    ``deadline + min(read timeout, deadline)`` after it started (a server
-    trickling the headers themselves is bounded per read only).
-    ``AsyncClient`` cancels the attempt at the deadline itself, wherever it
-    is waiting."""
+    No socket wait of an attempt lasts past its deadline (connecting, the
+    TLS handshake, each send, each read of the status line, headers and
+    body), so an attempt ends about at its deadline whatever the server
+    trickles.  With your own ``http_client``, or a proxy set in the
+    environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY: this client then keeps
+    httpx's transport, which applies it), the bound is httpx's: no wait
+    lasts longer than ``min(timeout, deadline)`` and the deadline is checked
+    as the headers and each chunk of the body arrive, so an attempt whose
+    headers came ends at most about ``deadline + min(read timeout,
+    deadline)`` after it started, and a server trickling the headers
+    themselves is bounded per read only.  (A client from ``with_options``
+    shares its parent's transport and bounds; the DNS lookup is bounded by
+    neither.)  ``AsyncClient`` cancels the attempt at the deadline itself,
+    wherever it is waiting."""
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None,
                  timeout: float | httpx.Timeout | None = None, max_retries: int = 2, max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
@@ -560,9 +736,12 @@ class Client(_Base):
                  deadline: float | None = None):
         self._config = _Config(api_key, base_url, timeout, max_retries, max_concurrency, default_headers, deadline)
         self._own_http = http_client is None
-        self._http = http_client or httpx.Client(
-            timeout=self._config.timeout,
-            limits=httpx.Limits(max_connections=max(10, self._config.max_concurrency)))
+        if http_client is None:
+            limits = httpx.Limits(max_connections=max(10, self._config.max_concurrency))
+            # a proxy from the environment is httpx's to apply: it does so for a client built without a transport
+            own = {} if _env_proxy() else {"transport": _DeadlineTransport(limits)}
+            http_client = httpx.Client(timeout=self._config.timeout, limits=limits, **own)
+        self._http = http_client
         self.embeddings = _SyncEmbeddings(self)
 
     def with_options(self, **overrides) -> Client:
@@ -665,17 +844,21 @@ class Client(_Base):
             time.sleep(x.retry(err))
 
     def _attempt(self, x: _Exchange, timeout: httpx.Timeout) -> tuple[dict, Usage]:
-        with self._http.stream("POST", x.url, content=x.body, headers=x.headers, timeout=timeout) as resp:
-            dec = x.arrived(resp)
-            if dec is None:
+        _ATTEMPT.ends = x.ends  # for _DeadlineStream: this thread's socket waits end by it
+        try:
+            with self._http.stream("POST", x.url, content=x.body, headers=x.headers, timeout=timeout) as resp:
+                dec = x.arrived(resp)
+                if dec is None:
+                    for chunk in resp.iter_bytes():
+                        if x.keep_error(chunk):
+                            break
+                    raise x.status_error()
                 for chunk in resp.iter_bytes():
-                    if x.keep_error(chunk):
-                        break
-                raise x.status_error()
-            for chunk in resp.iter_bytes():
-                x.check()
-                dec.feed(chunk)
-            return x.finish(dec)
+                    x.check()
+                    dec.feed(chunk)
+                return x.finish(dec)
+        finally:
+            _ATTEMPT.ends = math.inf
 
 
 def _transport_error(e: httpx.TransportError) -> errors.APIConnectionError:
