@@ -146,7 +146,7 @@ def decode_rows(items, width, int typenum, out=None):
         m = pplx_b64_decoded_len(p0, n0)
         if m <= 0:
             raise ValueError(f"item 0: invalid base64: length {n0} is not a multiple of 4"
-                             if m < 0 else "item 0: empty")
+                             if m < 0 else "item 0: empty (pass dim=0 for zero-width rows)")
         w = m
     else:
         w = width

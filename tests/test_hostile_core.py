@@ -63,6 +63,16 @@ def test_zero_width_codes_and_rows(isa, m):
     assert pc.to_float32(np.zeros((3, 0), np.int8)).shape == (3, 0)
 
 
+def test_zero_width_rows_round_trip_through_base64(isa):
+    """encode gives an empty string per zero-width row; decode takes them back with dim=0."""
+    strs = pc.encode_int8(np.zeros((3, 0), np.int8))
+    assert strs == ["", "", ""] and pc.encode_binary(np.zeros((3, 0), np.uint8)) == strs
+    assert pc.decode_int8(strs, dim=0).shape == (3, 0)
+    assert pc.decode_binary(strs, dim=0).shape == (3, 0)
+    with raises_exactly(ValueError, "item 1: decodes to 3 bytes, expected 0"):
+        pc.decode_int8(["", "AAAA"], dim=0)
+
+
 @pytest.mark.parametrize("m", [0, 1, 6])
 def test_no_rows_and_no_queries(isa, m):
     """n = 0 rows: everything is padding; m = 0 queries: empty results."""

@@ -46,12 +46,13 @@ def decode_int8(items, dim: int | None = None, out: np.ndarray | None = None) ->
 
     ``items``: a sequence (or iterable) of base64 ``str``/``bytes``, one per
     vector, as a JSON parser hands them over; or one string for one row.
-    ``dim`` is inferred from the first item when not given; every item must
-    decode to exactly ``dim`` bytes.  No Python object is created per item.
+    ``dim`` is inferred from the first item when not given (an empty first
+    item is an error then: pass ``dim=0`` for zero-width rows); every item
+    must decode to exactly ``dim`` bytes.  No Python object is created per item.
     ``out``: optional C-contiguous int8 ``(n, dim)`` array to fill.
     """
-    if dim is not None:
-        dim = _checks.positive_int(dim, "dim")
+    if dim is not None:  # 0: zero-width rows (empty strings), what encode_int8 gives for them
+        dim = _checks.positive_int(dim, "dim", minimum=0)
     return _base64.decode_rows(items, dim, _INT8, out)
 
 
@@ -62,7 +63,7 @@ def decode_binary(items, dim: int, out: np.ndarray | None = None) -> np.ndarray:
     order is whatever the producer used (Perplexity: LSB-first); decoding
     does not touch bits.
     """
-    dim = _checks.positive_int(dim, "dim")
+    dim = _checks.positive_int(dim, "dim", minimum=0)
     if dim % 8:
         raise ValueError(f"dim must be a multiple of 8 for binary codes, got {dim}")
     return _base64.decode_rows(items, dim // 8, _UINT8, out)
