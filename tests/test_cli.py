@@ -242,3 +242,14 @@ def test_search_k_beyond_the_store_lists_every_row(tmp_path, corpus, monkeypatch
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 + len(TEXTS)
     assert sorted(int(ln.split()[2][1:]) for ln in lines[1:]) == list(range(len(TEXTS)))
+
+
+def test_output_into_a_closed_pipe_is_not_a_traceback():
+    """`pplx-codec info | head -1`: the reader leaves early; no BrokenPipeError
+    traceback, and the exit code a closed pipe conventionally gives (128 + SIGPIPE)."""
+    p = subprocess.Popen([sys.executable, "-m", "pplx_codec", "info"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    p.stdout.close()  # no reader at all: the child's first write fails
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

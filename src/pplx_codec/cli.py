@@ -349,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     except _Refused as e:
         print(f"pplx-codec {args.command}: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`pplx-codec search ... | head`): not an error
+        # of ours.  Point stdout at devnull so the interpreter's final flush
+        # does not raise again, and end as a closed pipe conventionally ends.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
