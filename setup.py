@@ -2,6 +2,10 @@
 
 Directives are set once here.  PPLX_CODEC_DEBUG=1 turns bounds checks,
 wraparound and line tracing on (for debugging and coverage), at a cost.
+
+No OpenMP: searches run their parts on threads of their own
+(codec/simd/threads.h), so any C compiler builds the package (gcc, clang,
+Apple clang, MSVC) and the wheel carries no OpenMP runtime.
 """
 import os
 import sys
@@ -10,27 +14,43 @@ from pathlib import Path
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("PPLX_CODEC_DEBUG") == "1"
 
-if sys.platform == "win32":
-    compile_args = ["/O2"]
-else:
-    # Baseline flags only: AVX2 code is compiled per function through
-    # __attribute__((target)) in codec/simd, never with a global -mavx2.
-    compile_args = ["-O3", "-fno-strict-aliasing", "-Wno-unused-function"]
-    if DEBUG:
-        compile_args = ["-O1", "-g", "-Wno-unused-function"]
+# Compile flags by compiler family, chosen once the compiler is known (on
+# Windows it may be MSVC or MinGW's gcc): GCC-style (gcc, clang, Apple clang)
+# or MSVC.  Baseline flags only: AVX2 code is compiled per function through
+# __attribute__((target)) in codec/simd, never with a global -mavx2; MSVC
+# builds the serial kernels (see cpu.h).
+FLAGS = {
+    "msvc": ["/O2"],
+    "gnu": ["-O1", "-g", "-Wno-unused-function"] if DEBUG else ["-O3", "-fno-strict-aliasing", "-Wno-unused-function"],
+}
 
-# Modules whose loops run on OpenMP threads (Cython prange).
-OPENMP = {"_search"}
-openmp_args = ["-fopenmp"]
-if sys.platform == "win32":
-    openmp_args = ["/openmp"]
+# POSIX threads: -pthread also links libpthread where it is not part of libc
+# (glibc before 2.34, which manylinux wheels target).  Windows uses its own threads.
+PTHREAD = [] if sys.platform == "win32" else ["-pthread"]
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        msvc = self.compiler.compiler_type == "msvc"
+        for ext in self.extensions:
+            ext.extra_compile_args = FLAGS["msvc" if msvc else "gnu"] + ([] if msvc else PTHREAD)
+            ext.extra_link_args = [] if msvc else PTHREAD
+        super().build_extensions()
+
 
 macros = [("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")]
 if DEBUG:
     macros += [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")]
+
+sources = sorted(Path("codec").glob("*.pyx"))
+if not sources:
+    # An sdist without the Cython sources would otherwise build a wheel with
+    # no compiled module at all, which installs and then fails on import.
+    raise SystemExit(f"setup.py: no codec/*.pyx under {Path.cwd()}: the source tree or sdist is incomplete")
 
 extensions = [
     Extension(
@@ -38,14 +58,13 @@ extensions = [
         [str(pyx)],
         include_dirs=["codec", np.get_include()],
         define_macros=macros,
-        extra_compile_args=compile_args + (openmp_args if pyx.stem in OPENMP else []),
-        extra_link_args=openmp_args if pyx.stem in OPENMP and sys.platform != "win32" else [],
         depends=[str(h) for h in Path("codec").rglob("*.h")] + [str(p) for p in Path("codec").glob("*.pxd")],
     )
-    for pyx in sorted(Path("codec").glob("*.pyx"))
+    for pyx in sources
 ]
 
 setup(
+    cmdclass={"build_ext": BuildExt},
     ext_modules=cythonize(
         extensions,
         include_path=["codec"],
@@ -58,5 +77,5 @@ setup(
             "embedsignature": True,
             "linetrace": DEBUG,
         },
-    )
+    ),
 )

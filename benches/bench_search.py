@@ -14,8 +14,7 @@ Limit rows (reading the database once) are timed but have nothing to check.
 
 import pytest
 
-from pplx_codec.benchmarks import check_impl
-from pplx_codec.benchmarks import search
+from pplx_codec.benchmarks import check_impl, search
 
 
 def _timing(config) -> bool:

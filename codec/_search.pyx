@@ -1,12 +1,14 @@
 # Similarity entry points: argument checks (see _arrays.pxd), then the tiled
-# scans of simd/topk.h on OpenMP threads without the GIL.  Work is split by
-# queries when there are enough of them (each thread owns whole heaps), by
-# row ranges otherwise (each thread fills its own heaps, merged at the end);
-# either way the result is the same, because the heap order is total.
+# scans of simd/topk.h without the GIL, split into parts run by the caller
+# and a small pool of the module's own threads (simd/threads.h; no OpenMP).
+# Work is split by queries when there are enough of them (each part owns
+# whole heaps), by row ranges otherwise (each part fills its own heaps,
+# merged at the end); either way the result is the same, because the heap
+# order is total.  A part is a plain C function of a _Job and its number.
 # Docstrings, defaults and metric names live in pplx_codec.search.
 cimport numpy as cnp
-from cython.parallel cimport prange
 from libc.math cimport INFINITY
+from libc.string cimport memset
 from libc.stdint cimport int8_t, uint8_t, int16_t, int32_t, int64_t
 from _kernels cimport pplx_table, load_table
 from _arrays cimport checked, row_geometry, out_array, disjoint_array
@@ -41,10 +43,73 @@ cdef extern from "simd/topk.h" nogil:
 cdef extern from "simd/dot.h":
     size_t PPLX_DOT_MAX_DIM
 
+cdef extern from "simd/threads.h" nogil:
+    ctypedef void (*pplx_part_fn)(void *ctx, int part) noexcept nogil
+    const char *PPLX_THREADS_API
+    int pplx_threads_start_limit
+    int pplx_run_parts(int nparts, pplx_part_fn fn, void *ctx)
+    void pplx_threads_stats(int *workers, long *refused)
+
 # Below this many rows per thread, splitting rows costs more than it saves.
 cdef Py_ssize_t MIN_ROWS_PER_THREAD = 2048
 
 MAX_DOT_DIM = PPLX_DOT_MAX_DIM
+
+# Parts the pool's threads ran (the callers ran the rest), updated with the GIL held.
+cdef Py_ssize_t _helped = 0
+
+
+def threads_api():
+    """The threads the parts of a search run on: "pthreads" or "win32"."""
+    return PPLX_THREADS_API.decode()
+
+
+def _thread_stats():
+    """Testing hook: (threads in the pool, thread starts refused, parts the
+    pool's threads ran) so far in this process."""
+    cdef int workers
+    cdef long refused
+    pplx_threads_stats(&workers, &refused)
+    return workers, refused, _helped
+
+
+def _refuse_threads_after(limit):
+    """Testing hook: let the pool hold at most `limit` threads (None: no
+    limit), as if the system refused more; returns the previous limit.
+    Parts no thread takes are run by the calling thread."""
+    global pplx_threads_start_limit
+    before = None if pplx_threads_start_limit < 0 else pplx_threads_start_limit
+    pplx_threads_start_limit = -1 if limit is None else max(0, min(<int>limit, 1 << 30))
+    return before
+
+
+cdef struct _Job:
+    # one search, read by every part: each part writes only its own output
+    const pplx_table *t
+    const uint8_t *Qb       # binary queries (qs bytes apart)
+    const int16_t *Q16      # int8 queries widened to int16 (width elements apart)
+    const uint8_t *Xb       # binary rows (xs bytes apart)
+    const int8_t *X8        # int8 rows (xs bytes apart)
+    Py_ssize_t m, n, width, qs, xs, k
+    int nparts, metric
+    const float *qn         # cosine: query norms, row norms
+    const float *xn
+    int64_t base
+    int32_t *hk             # (m, k) result heaps: written by a query split
+    int64_t *hi
+    int32_t *sk             # (nparts, m, k) heaps of a row split, one set per part
+    int64_t *si
+    int32_t *D              # (m, n) matrix
+
+
+cdef int _run(_Job *job, pplx_part_fn fn) except -1:
+    """Run job.nparts parts of fn without the GIL."""
+    global _helped
+    cdef int helped
+    with nogil:
+        helped = pplx_run_parts(job.nparts, fn, job)
+    _helped += helped
+    return 0
 
 
 cdef class _Pair:
@@ -87,8 +152,7 @@ cdef int _parts(Py_ssize_t m, Py_ssize_t n, int threads, bint *by_rows):
 
 cdef inline Py_ssize_t _bound(Py_ssize_t total, Py_ssize_t parts, Py_ssize_t p, Py_ssize_t quantum) noexcept nogil:
     """Start of part p of `parts` contiguous ranges of [0, total), in multiples
-    of quantum (p == parts gives total).  Returned, not written through a
-    pointer: prange makes a variable thread-private only when it is assigned."""
+    of quantum (p == parts gives total)."""
     cdef Py_ssize_t units = (total + quantum - 1) // quantum
     return min(total, (units * p // parts) * quantum)
 
@@ -113,39 +177,97 @@ cdef tuple _padded(object V, object I, Py_ssize_t k, object fill):
     return Vp, Ip
 
 
+# ---------------------------------------------------------------- the parts
+# Each runs on whichever thread takes it (the caller's or a pool thread),
+# reads the job and writes only the output that belongs to its part.
+
+cdef void _hamming_by_rows(void *ctx, int part) noexcept nogil:
+    cdef _Job *j = <_Job *>ctx
+    cdef Py_ssize_t lo = _bound(j.n, j.nparts, part, 1), hi = _bound(j.n, j.nparts, part + 1, 1)
+    cdef int32_t *sk = j.sk + part * j.m * j.k
+    cdef int64_t *si = j.si + part * j.m * j.k
+    pplx_heap_init(sk, si, j.m * j.k)
+    pplx_scan_hamming(j.t, j.Qb, j.m, j.qs, j.Xb, lo, hi, j.width, j.xs, j.k, j.base, sk, si)
+
+
+cdef void _hamming_by_queries(void *ctx, int part) noexcept nogil:
+    cdef _Job *j = <_Job *>ctx
+    cdef Py_ssize_t lo = _bound(j.m, j.nparts, part, 4), hi = _bound(j.m, j.nparts, part + 1, 4)
+    if hi > lo:
+        pplx_scan_hamming(j.t, j.Qb + lo * j.qs, hi - lo, j.qs, j.Xb, 0, j.n, j.width, j.xs, j.k, j.base,
+                          j.hk + lo * j.k, j.hi + lo * j.k)
+
+
+cdef void _int8_by_rows(void *ctx, int part) noexcept nogil:
+    cdef _Job *j = <_Job *>ctx
+    cdef Py_ssize_t lo = _bound(j.n, j.nparts, part, 1), hi = _bound(j.n, j.nparts, part + 1, 1)
+    cdef int32_t *sk = j.sk + part * j.m * j.k
+    cdef int64_t *si = j.si + part * j.m * j.k
+    pplx_heap_init(sk, si, j.m * j.k)
+    pplx_scan_int8(j.t, j.Q16, j.m, j.width, j.X8, lo, hi, j.width, j.xs, j.metric, j.qn, j.xn, j.k, j.base,
+                   sk, si)
+
+
+cdef void _int8_by_queries(void *ctx, int part) noexcept nogil:
+    cdef _Job *j = <_Job *>ctx
+    cdef Py_ssize_t lo = _bound(j.m, j.nparts, part, 4), hi = _bound(j.m, j.nparts, part + 1, 4)
+    if hi > lo:
+        pplx_scan_int8(j.t, j.Q16 + lo * j.width, hi - lo, j.width, j.X8, 0, j.n, j.width, j.xs, j.metric,
+                       (j.qn + lo) if j.qn != NULL else NULL, j.xn, j.k, j.base, j.hk + lo * j.k, j.hi + lo * j.k)
+
+
+cdef void _hamming_matrix_rows(void *ctx, int part) noexcept nogil:
+    cdef _Job *j = <_Job *>ctx
+    cdef Py_ssize_t lo = _bound(j.n, j.nparts, part, 1), hi = _bound(j.n, j.nparts, part + 1, 1)
+    pplx_matrix_hamming(j.t, j.Qb, j.m, j.qs, j.Xb, lo, hi, j.width, j.xs, j.D, j.n)
+
+
+cdef void _dot_matrix_rows(void *ctx, int part) noexcept nogil:
+    cdef _Job *j = <_Job *>ctx
+    cdef Py_ssize_t lo = _bound(j.n, j.nparts, part, 1), hi = _bound(j.n, j.nparts, part + 1, 1)
+    pplx_matrix_dot(j.t, j.Q16, j.m, j.width, j.X8, lo, hi, j.width, j.xs, j.D, j.n)
+
+
+# ---------------------------------------------------------------- entry points
+
+cdef _Job _job(_Pair p, Py_ssize_t k, int nparts, int64_t base):
+    """A job over p's rows, every pointer not set here NULL."""
+    cdef _Job job
+    memset(&job, 0, sizeof(job))
+    job.t = T[0]
+    job.m, job.n, job.width, job.qs, job.xs, job.k = p.m, p.n, p.width, p.qs, p.xs, k
+    job.nparts, job.base = nparts, base
+    return job
+
+
+cdef object _widened(_Pair p):
+    """The queries widened once to int16, the form the kernels multiply."""
+    q16 = np.empty((p.m, p.width), np.int16)
+    if p.m:
+        np.copyto(q16, p.q.reshape(p.m, p.width))
+    return q16
+
+
 def topk_hamming(queries, codes, Py_ssize_t k_wanted, int threads, int64_t base=0):
     """(D int32 (m, k), I int64 (m, k)) ascending, padded with (INT32_MAX, -1)."""
     cdef _Pair p = _pair(queries, codes, "queries", "codes", cnp.NPY_UINT8, "uint8")
     cdef Py_ssize_t k = _heap_size(k_wanted, p.n)
-    D = np.empty((p.m, k), np.int32)
-    I = np.empty((p.m, k), np.int64)
-    cdef int32_t[:, ::1] hk = D
-    cdef int64_t[:, ::1] hi = I
     cdef bint by_rows
     cdef int nparts = _parts(p.m, p.n, threads, &by_rows)
-    cdef int32_t[:, :, ::1] sk = np.empty((nparts if by_rows else 1, p.m, k), np.int32)
-    cdef int64_t[:, :, ::1] si = np.empty((nparts if by_rows else 1, p.m, k), np.int64)
-    cdef const uint8_t *Q = <const uint8_t *>cnp.PyArray_DATA(p.q)
-    cdef const uint8_t *X = <const uint8_t *>cnp.PyArray_DATA(p.x)
-    cdef const pplx_table *t = T[0]
-    cdef Py_ssize_t part, lo, hi_, mm = p.m, n = p.n, w = p.width, qs = p.qs, xs = p.xs
-    if mm and not by_rows:  # a row split seeds the result from the first part's heaps (_finish)
-        pplx_heap_init(&hk[0, 0], &hi[0, 0], mm * k)
-    if by_rows:
-        for part in prange(nparts, nogil=True, num_threads=nparts, schedule="static", chunksize=1):
-            lo = _bound(n, nparts, part, 1)
-            hi_ = _bound(n, nparts, part + 1, 1)
-            pplx_heap_init(&sk[part, 0, 0], &si[part, 0, 0], mm * k)
-            pplx_scan_hamming(t, Q, mm, qs, X, lo, hi_, w, xs, k, base, &sk[part, 0, 0], &si[part, 0, 0])
-    else:
-        for part in prange(nparts, nogil=True, num_threads=nparts, schedule="static", chunksize=1):
-            lo = _bound(mm, nparts, part, 4)
-            hi_ = _bound(mm, nparts, part + 1, 4)
-            if hi_ > lo:
-                pplx_scan_hamming(t, Q + lo * qs, hi_ - lo, qs, X, 0, n, w, xs, k, base, &hk[lo, 0], &hi[lo, 0])
+    D = np.empty((p.m, k), np.int32)
+    I = np.empty((p.m, k), np.int64)
+    SK = np.empty((nparts if by_rows else 1, p.m, k), np.int32)
+    SI = np.empty((nparts if by_rows else 1, p.m, k), np.int64)
+    cdef _Job job = _job(p, k, nparts, base)
+    job.Qb = <const uint8_t *>cnp.PyArray_DATA(p.q)
+    job.Xb = <const uint8_t *>cnp.PyArray_DATA(p.x)
+    job.hk, job.hi = <int32_t *>cnp.PyArray_DATA(D), <int64_t *>cnp.PyArray_DATA(I)
+    job.sk, job.si = <int32_t *>cnp.PyArray_DATA(SK), <int64_t *>cnp.PyArray_DATA(SI)
+    if not by_rows:  # a row split seeds the result from the first part's heaps (_finish)
+        pplx_heap_init(job.hk, job.hi, p.m * k)
+    _run(&job, _hamming_by_rows if by_rows else _hamming_by_queries)
     with nogil:
-        _finish(&hk[0, 0] if mm else NULL, &hi[0, 0] if mm else NULL, mm, k,
-                &sk[0, 0, 0] if mm else NULL, &si[0, 0, 0] if mm else NULL, nparts if by_rows else 0)
+        _finish(job.hk, job.hi, job.m, k, job.sk, job.si, nparts if by_rows else 0)
     return _padded(D, I, k_wanted, np.iinfo(np.int32).max)
 
 
@@ -170,58 +292,41 @@ def topk_int8(queries, db, Py_ssize_t k_wanted, bint cosine, qnorms, dbnorms, in
         qn = <const float *>cnp.PyArray_DATA(qna)
         xn = <const float *>cnp.PyArray_DATA(xna)
 
-    # Queries widened once to int16, the form the kernels multiply.
-    q16 = np.empty((p.m, p.width), np.int16)
-    if p.m:
-        np.copyto(q16, p.q.reshape(p.m, p.width))
-    cdef const int16_t *Q = <const int16_t *>cnp.PyArray_DATA(q16)
-    cdef const int8_t *X = <const int8_t *>cnp.PyArray_DATA(p.x)
+    q16 = _widened(p)
+    cdef bint by_rows
+    cdef int nparts = _parts(p.m, p.n, threads, &by_rows)
     S = np.empty((p.m, k), np.float32)
     I = np.empty((p.m, k), np.int64)
     keys_arr = np.empty((p.m, k), np.int32)
-    cdef int32_t[:, ::1] hk = keys_arr
-    cdef int64_t[:, ::1] hi = I
-    cdef float[:, ::1] sv = S
-    cdef bint by_rows
-    cdef int nparts = _parts(p.m, p.n, threads, &by_rows)
-    cdef int32_t[:, :, ::1] sk = np.empty((nparts if by_rows else 1, p.m, k), np.int32)
-    cdef int64_t[:, :, ::1] si = np.empty((nparts if by_rows else 1, p.m, k), np.int64)
-    cdef const pplx_table *t = T[0]
-    cdef int metric = PPLX_METRIC_COSINE if cosine else PPLX_METRIC_DOT
-    cdef Py_ssize_t i, j, part, lo, hi_, mm = p.m, n = p.n, dim = p.width, xs = p.xs
-    if mm and not by_rows:  # a row split seeds the result from the first part's heaps (_finish)
-        pplx_heap_init(&hk[0, 0], &hi[0, 0], mm * k)
-    if by_rows:
-        for part in prange(nparts, nogil=True, num_threads=nparts, schedule="static", chunksize=1):
-            lo = _bound(n, nparts, part, 1)
-            hi_ = _bound(n, nparts, part + 1, 1)
-            pplx_heap_init(&sk[part, 0, 0], &si[part, 0, 0], mm * k)
-            pplx_scan_int8(t, Q, mm, dim, X, lo, hi_, dim, xs, metric, qn, xn, k, base,
-                           &sk[part, 0, 0], &si[part, 0, 0])
-    else:
-        for part in prange(nparts, nogil=True, num_threads=nparts, schedule="static", chunksize=1):
-            lo = _bound(mm, nparts, part, 4)
-            hi_ = _bound(mm, nparts, part + 1, 4)
-            if hi_ > lo:
-                pplx_scan_int8(t, Q + lo * dim, hi_ - lo, dim, X, 0, n, dim, xs, metric,
-                               (qn + lo) if qn != NULL else NULL, xn, k, base, &hk[lo, 0], &hi[lo, 0])
+    SK = np.empty((nparts if by_rows else 1, p.m, k), np.int32)
+    SI = np.empty((nparts if by_rows else 1, p.m, k), np.int64)
+    cdef _Job job = _job(p, k, nparts, base)
+    job.Q16 = <const int16_t *>cnp.PyArray_DATA(q16)
+    job.X8 = <const int8_t *>cnp.PyArray_DATA(p.x)
+    job.metric = PPLX_METRIC_COSINE if cosine else PPLX_METRIC_DOT
+    job.qn, job.xn = qn, xn
+    job.hk, job.hi = <int32_t *>cnp.PyArray_DATA(keys_arr), <int64_t *>cnp.PyArray_DATA(I)
+    job.sk, job.si = <int32_t *>cnp.PyArray_DATA(SK), <int64_t *>cnp.PyArray_DATA(SI)
+    if not by_rows:  # a row split seeds the result from the first part's heaps (_finish)
+        pplx_heap_init(job.hk, job.hi, p.m * k)
+    _run(&job, _int8_by_rows if by_rows else _int8_by_queries)
+    cdef float *sv = <float *>cnp.PyArray_DATA(S)
+    cdef Py_ssize_t i
     with nogil:
-        _finish(&hk[0, 0] if mm else NULL, &hi[0, 0] if mm else NULL, mm, k,
-                &sk[0, 0, 0] if mm else NULL, &si[0, 0, 0] if mm else NULL, nparts if by_rows else 0)
-        for i in range(mm):
-            for j in range(k):
-                if hi[i, j] == -1:
-                    sv[i, j] = -INFINITY
-                elif cosine:
-                    sv[i, j] = pplx_score_of_key(hk[i, j])
-                else:
-                    sv[i, j] = <float>(-<int64_t>hk[i, j])
+        _finish(job.hk, job.hi, job.m, k, job.sk, job.si, nparts if by_rows else 0)
+        for i in range(p.m * k):
+            if job.hi[i] == -1:
+                sv[i] = -INFINITY
+            elif cosine:
+                sv[i] = pplx_score_of_key(job.hk[i])
+            else:
+                sv[i] = <float>(-<int64_t>job.hk[i])
     return _padded(S, I, k_wanted, -np.inf)
 
 
 cdef void _finish(int32_t *hk, int64_t *hi, Py_ssize_t m, Py_ssize_t k, const int32_t *sk, const int64_t *si,
                   int row_parts) noexcept nogil:
-    """Merge the per-thread heaps of a row split (part 0 seeds the result),
+    """Merge the per-part heaps of a row split (part 0 seeds the result),
     sort each query's heap best-first and turn sentinel rows into -1."""
     cdef Py_ssize_t q, j, part
     if row_parts:
@@ -238,6 +343,11 @@ cdef void _finish(int32_t *hk, int64_t *hi, Py_ssize_t m, Py_ssize_t k, const in
                 hi[q * k + j] = -1
 
 
+cdef int _matrix_parts(Py_ssize_t n, int threads):
+    """Row ranges of a full matrix: one per thread, each of MIN_ROWS_PER_THREAD rows or more."""
+    return max(1, min(threads, <int>(n // MIN_ROWS_PER_THREAD)))
+
+
 def hamming_matrix(queries, codes, int threads, out=None):
     """int32 (m, n) distances, or (n,) for one 1-D query."""
     cdef _Pair p = _pair(queries, codes, "queries", "codes", cnp.NPY_UINT8, "uint8")
@@ -245,16 +355,11 @@ def hamming_matrix(queries, codes, int threads, out=None):
         out_array(out, cnp.NPY_INT32, 2, p.m, p.n)
     disjoint_array(out, o, p.q, "queries")
     disjoint_array(out, o, p.x, "codes")
-    cdef const uint8_t *Q = <const uint8_t *>cnp.PyArray_DATA(p.q)
-    cdef const uint8_t *X = <const uint8_t *>cnp.PyArray_DATA(p.x)
-    cdef int32_t *D = <int32_t *>cnp.PyArray_DATA(o)
-    cdef const pplx_table *t = T[0]
-    cdef Py_ssize_t part, lo, hi_, mm = p.m, n = p.n, w = p.width, qs = p.qs, xs = p.xs
-    cdef int nparts = max(1, min(threads, <int>(n // MIN_ROWS_PER_THREAD)))
-    for part in prange(nparts, nogil=True, num_threads=nparts, schedule="static", chunksize=1):
-        lo = _bound(n, nparts, part, 1)
-        hi_ = _bound(n, nparts, part + 1, 1)
-        pplx_matrix_hamming(t, Q, mm, qs, X, lo, hi_, w, xs, D, n)
+    cdef _Job job = _job(p, 0, _matrix_parts(p.n, threads), 0)
+    job.Qb = <const uint8_t *>cnp.PyArray_DATA(p.q)
+    job.Xb = <const uint8_t *>cnp.PyArray_DATA(p.x)
+    job.D = <int32_t *>cnp.PyArray_DATA(o)
+    _run(&job, _hamming_matrix_rows)
     return o
 
 
@@ -267,17 +372,10 @@ def dot_matrix(queries, db, int threads, out=None):
         out_array(out, cnp.NPY_INT32, 2, p.m, p.n)
     disjoint_array(out, o, p.q, "queries")
     disjoint_array(out, o, p.x, "db")
-    q16 = np.empty((p.m, p.width), np.int16)
-    if p.m:
-        np.copyto(q16, p.q.reshape(p.m, p.width))
-    cdef const int16_t *Q = <const int16_t *>cnp.PyArray_DATA(q16)
-    cdef const int8_t *X = <const int8_t *>cnp.PyArray_DATA(p.x)
-    cdef int32_t *D = <int32_t *>cnp.PyArray_DATA(o)
-    cdef const pplx_table *t = T[0]
-    cdef Py_ssize_t part, lo, hi_, mm = p.m, n = p.n, dim = p.width, xs = p.xs
-    cdef int nparts = max(1, min(threads, <int>(n // MIN_ROWS_PER_THREAD)))
-    for part in prange(nparts, nogil=True, num_threads=nparts, schedule="static", chunksize=1):
-        lo = _bound(n, nparts, part, 1)
-        hi_ = _bound(n, nparts, part + 1, 1)
-        pplx_matrix_dot(t, Q, mm, dim, X, lo, hi_, dim, xs, D, n)
+    q16 = _widened(p)
+    cdef _Job job = _job(p, 0, _matrix_parts(p.n, threads), 0)
+    job.Q16 = <const int16_t *>cnp.PyArray_DATA(q16)
+    job.X8 = <const int8_t *>cnp.PyArray_DATA(p.x)
+    job.D = <int32_t *>cnp.PyArray_DATA(o)
+    _run(&job, _dot_matrix_rows)
     return o

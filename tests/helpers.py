@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from typing import NoReturn
 
 import pytest
 
@@ -21,3 +23,11 @@ def on_every_isa(fn):
         with pc.use_isa(name):
             out.append(fn())
     return out
+
+
+def required_in_ci(what: str, reason: str) -> NoReturn:
+    """A test cannot run here (a tool or compiler missing): skip it with the
+    reason on a contributor's machine; in CI (CI set) it must run, so fail."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run {what}: {reason}")
+    pytest.skip(reason)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json  # (the stream oracle's)
 
 import numpy as np
 
@@ -227,8 +228,6 @@ def index_search(queries, vectors, codes, k, rescore, bitorder="little"):
 # deeper than MAX_STREAM_DEPTH containers are rejected.  (The 1 MiB budget
 # shared by the captured top-level fields is not modelled: it depends on the
 # raw text.)
-
-import json  # (only this oracle needs it)
 
 MAX_STREAM_DEPTH = 64
 

@@ -370,7 +370,7 @@ def test_non_ascii_str(isa, text, offset, char):
 
 def test_non_ascii_bytes_name_the_offset(isa):
     with raises_exactly(ValueError, f"invalid base64: invalid base64 character {chr(0xC3)!r} at offset 4"):
-        pc.b64decode("Zm9vé===".encode("utf-8")[:8])
+        pc.b64decode("Zm9vé===".encode()[:8])
 
 
 @pytest.mark.parametrize(("data", "exc", "msg"), [

@@ -106,7 +106,7 @@ def test_pack_nan_and_signed_zero_give_0(isa, dtype, bitorder):
     for dim in (len(specials), 64, 67, 1024):  # serial only, and the SIMD loop with tails
         x = np.resize(specials, dim).astype(dtype)
         bits = np.unpackbits(pc.pack_bits(x, bitorder), bitorder=bitorder)[:dim]
-        for v, bit in zip(x, bits):
+        for v, bit in zip(x, bits, strict=True):
             assert bit == (1 if v > 0 else 0), (v, bit)
         nan_or_zero = np.isnan(x) | (x == 0)
         assert nan_or_zero.sum() >= dim * 4 // len(specials)
@@ -315,7 +315,8 @@ def test_read_only_and_memmap_inputs(isa, tmp_path):
         for view in (read_only(src), memmap_of(src, tmp_path, f"{src.dtype}.bin")):
             np.testing.assert_array_equal(pc.pack_bits(view, "big"), ref.pack_bits(src, "big"))
     for view in (read_only(codes), memmap_of(codes, tmp_path, "codes.bin")):
-        np.testing.assert_array_equal(pc.unpack_bits(view, 999, dtype=np.int8), ref.unpack_bits(codes, 999, dtype=np.int8))
+        np.testing.assert_array_equal(pc.unpack_bits(view, 999, dtype=np.int8),
+                                      ref.unpack_bits(codes, 999, dtype=np.int8))
         np.testing.assert_array_equal(pc.reverse_bitorder(view), ref.reverse_bitorder(codes))
 
 
@@ -375,7 +376,8 @@ def _bad_outs(shape, dtype):
     wide = np.zeros(shape[:-1] + (shape[-1] + 1,), dtype)
     return [
         (np.zeros(shape[:-1] + (shape[-1] + 1,), dtype), ValueError, "out must have shape"),
-        (np.zeros((n,), dtype) if len(shape) == 2 else np.zeros((1,) + shape, dtype), ValueError, "out must have shape"),
+        (np.zeros((n,), dtype) if len(shape) == 2 else np.zeros((1,) + shape, dtype), ValueError,
+         "out must have shape"),
         (np.zeros(shape, other), TypeError, f"out must have dtype {np.dtype(dtype)}, got {np.dtype(other)}"),
         (wide[..., :-1], ValueError, "out must be C-contiguous"),
         (ro, ValueError, "out is read-only"),

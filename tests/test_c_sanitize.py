@@ -14,10 +14,12 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 import pplx_codec as pc
+from helpers import required_in_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "tests" / "c" / "sanitize.c"
@@ -35,12 +37,8 @@ ENV = {
 }
 
 
-def _unavailable(reason: str):
-    """Skip with the reason on a contributor's machine; in CI (CI=true) the
-    sanitizer run is required, so its absence fails."""
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the sanitizer harness: {reason}")
-    pytest.skip(reason)
+def _unavailable(reason: str) -> NoReturn:
+    required_in_ci("the sanitizer harness", reason)
 
 
 def _tail(text: str, lines: int = 60) -> str:
@@ -49,7 +47,8 @@ def _tail(text: str, lines: int = 60) -> str:
 
 @pytest.fixture(scope="module")
 def compiler(tmp_path_factory) -> list[str]:
-    cc = shlex.split(os.environ.get("CC", "")) or [shutil.which("cc") or shutil.which("gcc") or shutil.which("clang") or ""]
+    cc = shlex.split(os.environ.get("CC", "")) or [
+        shutil.which("cc") or shutil.which("gcc") or shutil.which("clang") or ""]
     if not cc[0] or not shutil.which(cc[0]):
         _unavailable("no C compiler on PATH (cc/gcc/clang, or $CC): the sanitizer harness tests/c/sanitize.c "
                     "cannot be built")

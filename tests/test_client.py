@@ -26,11 +26,11 @@ import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import httpx
 import numpy as np
 import pytest
-from server_support import AUTH, KEY
 
 import pplx_codec as pc
 import pplx_codec.client as client_mod
@@ -39,6 +39,7 @@ from pplx_codec.server import FaultConfig, running
 from pplx_codec.server.backends import HashBackend, contextualize, quantize_int8
 from pplx_codec.server.faults import FaultPlan
 from pplx_codec.tokens import estimate_tokens
+from server_support import AUTH, KEY
 
 M06, M4 = "pplx-embed-v1-0.6b", "pplx-embed-v1-4b"
 C06, C4 = "pplx-embed-context-v1-0.6b", "pplx-embed-context-v1-4b"
@@ -583,7 +584,7 @@ def test_token_budget_makes_smaller_batches(server, kind):
     assert all(s <= BUDGET for s in sizes)
     assert all(len(c.inputs) < 60 for c in rec.calls)  # far below 512: tokens decided
     # each batch is as full as the budget allows: the next text would not have fit
-    for c, nxt in zip(rec.calls, rec.calls[1:]):
+    for c, nxt in pairwise(rec.calls):
         assert sum(map(estimate_tokens, c.inputs)) + estimate_tokens(nxt.inputs[0]) > BUDGET
     assert e.usage.requests == len(rec.calls) >= 3
     assert e.usage.prompt_tokens == sum(est)
@@ -690,9 +691,9 @@ def test_progress_callback(server, kind, mc):
     e = Runner(kind, server, max_concurrency=mc).embed(texts, dimensions=128, progress=progress)
     dones = [s[0] for s in seen]
     assert len(seen) == 4  # one call per request
-    assert all(b > a for a, b in zip([0] + dones, dones))
+    assert all(b > a for a, b in pairwise([0, *dones]))
     assert dones[-1] == 1700 and all(s[1] == 1700 for s in seen)
-    assert sorted(b - a for a, b in zip([0] + dones, dones)) == [164, 512, 512, 512]
+    assert sorted(b - a for a, b in pairwise([0, *dones])) == [164, 512, 512, 512]
     assert seen[-1][2] == e.usage.total_tokens and seen[-1][3] == 4
     assert [s[3] for s in seen] == sorted(s[3] for s in seen)
 
@@ -839,9 +840,9 @@ def test_failure_under_concurrency_keeps_whole_batches(kind, delays, server):
     exp = expected(M06, texts, 128)
     # every batch is all filled or all missing; the filled ones are those answered in full
     done = [bool(p.filled[a]) for a, b in ranges]
-    assert all(p.filled[a:b].all() == d and p.filled[a:b].any() == d for (a, b), d in zip(ranges, done))
+    assert all(p.filled[a:b].all() == d and p.filled[a:b].any() == d for (a, b), d in zip(ranges, done, strict=True))
     answered = {texts.index(c.inputs[0]) for c in rec.ok()}
-    assert {a for (a, b), d in zip(ranges, done) if d} == answered
+    assert {a for (a, b), d in zip(ranges, done, strict=True) if d} == answered
     assert 1 <= len(answered) < 8
     assert np.array_equal(p.vectors[p.filled], exp[p.filled])
     assert np.array_equal(p.missing, np.flatnonzero(~p.filled))
@@ -1548,7 +1549,7 @@ def test_contextualized_token_budget(server, kind):
     assert all(c.status == 200 for c in rec.calls) and len(rec.calls) >= 2
     assert [d for c in rec.calls for d in c.inputs] == docs
     start = 0
-    for c, nxt in zip(rec.calls, rec.calls[1:] + [None]):
+    for c, nxt in zip(rec.calls, rec.calls[1:] + [None], strict=True):
         tokens = sum(per_doc[start:start + len(c.inputs)])
         assert tokens <= BUDGET
         if nxt is not None:  # the next document would not have fit

@@ -24,12 +24,11 @@ import httpcore
 import httpx
 import numpy as np
 import pytest
-from server_support import KEY
-from test_client import (M06, Runner, assert_key_free, delays, expected, good_body, kind,  # noqa: F401 (fixtures)
-                         make_texts, raises)
 
 import pplx_codec as pc
 from pplx_codec.results import Usage
+from server_support import KEY
+from test_client import M06, Runner, assert_key_free, delays, expected, good_body, kind, make_texts, raises  # noqa: F401 (fixtures)
 
 JSON_200 = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000000\r\n\r\n"
 
@@ -73,7 +72,7 @@ class Dribbler:
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             i = len(self._outcomes)
             self._outcomes.append(None)

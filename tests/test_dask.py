@@ -20,6 +20,7 @@ import pickle
 import threading
 import time
 from contextlib import contextmanager
+from itertools import pairwise
 
 import dask
 import dask.array as da
@@ -169,7 +170,7 @@ def dask_rows(x: np.ndarray, chunking) -> da.Array:
 
 def assert_same(got, want):
     assert len(got) == len(want) == 2
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert isinstance(g, np.ndarray) and g.dtype == w.dtype and g.shape == w.shape
         np.testing.assert_array_equal(g, w)
 
@@ -250,7 +251,7 @@ def test_search_rescore_matches_index(cluster, data, tmp_path):
     rng = np.random.default_rng(10)
     vec = rng.integers(-128, 128, (240, 64), dtype=np.int8) if data == "random" else tied_vectors(240, 64, 10)
     bounds = [0, 1, 90, 91, 240]
-    for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+    for i, (a, b) in enumerate(pairwise(bounds)):
         store.save(tmp_path / f"s{i}", int8=vec[a:b], binary=pc.pack_bits(vec[a:b]))
     stores = [tmp_path / f"s{i}" for i in range(4)]
     codes, vectors = pdask.from_shards(stores, encoding="binary"), pdask.from_shards(stores, encoding="int8")
@@ -320,7 +321,7 @@ def test_from_shards_npy_and_stores(cluster, tmp_path):
     codes = pc.pack_bits(vec)
     bounds = [0, 40, 41, 41, 170, 300]   # includes a 1-row and an empty shard
     int8_paths, code_paths = [], []
-    for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+    for i, (a, b) in enumerate(pairwise(bounds)):
         if i % 2:   # stores holding both encodings
             p = tmp_path / f"store{i}"
             store.save(p, int8=vec[a:b], binary=codes[a:b])
@@ -475,7 +476,7 @@ def test_rewritten_store_shard_is_an_error(tmp_path, encoding):
                                   os.utime(f.with_name("new.npy"), ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns)),
                                   os.replace(f.with_name("new.npy"), f)),
     }
-    for how, rewrite in rewrites.items():
+    for rewrite in rewrites.values():
         for target in ("vectors.npy", "codes.npy"):   # the searched file, or the other one load() opens
             store.save(d, **arrays)
             arr = pdask.from_shards([d], encoding=encoding)
@@ -596,7 +597,7 @@ def test_embed_bag_and_series_keep_row_order(cluster, server, tmp_path):
     texts = texts_of(700, "bag")
     sizes = [0, 130, 1, 0, 569]   # uneven, empty partitions
     cuts = np.cumsum([0] + sizes)
-    bag = db.from_delayed([delayed(list)(texts[a:b]) for a, b in zip(cuts, cuts[1:])])
+    bag = db.from_delayed([delayed(list)(texts[a:b]) for a, b in pairwise(cuts)])
     assert bag.npartitions == 5
     want = local_embed(url, texts, "base64_binary", "big")
     r = pdask.embed(bag, tmp_path / "bag", api_key=KEY, base_url=url, dimensions=DIMS, encodings="binary",

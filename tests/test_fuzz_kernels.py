@@ -94,7 +94,7 @@ def run(fn, inputs: list, shape, dtype, mode, rng, in_place_ok=False):
         before = [np.array(a, copy=True) for a in inputs]
         with pytest.raises(ValueError, match="out overlaps"):
             fn(*inputs, out)
-        for a, b in zip(inputs, before):
+        for a, b in zip(inputs, before, strict=True):
             np.testing.assert_array_equal(a, b)
         return None, None
     out, refused = make_out(shape, dtype, mode, rng)
@@ -202,5 +202,5 @@ def test_fuzz_similarity(isa, seed, m, n, w, qlayout, xlayout, mode, kernel, thr
         else:
             metric = ["cosine", "dot"][seed % 2]
             got, want = pc.search_int8(Q, X, k, metric, threads=threads), ref.search_int8(Q, X, k, metric)
-        for g, e in zip(got, want):
+        for g, e in zip(got, want, strict=True):
             np.testing.assert_array_equal(g, e)

@@ -144,7 +144,7 @@ def _overlapping_cases(rng):
 
 def test_every_out_refuses_overlap(isa):
     rng = np.random.default_rng(2)
-    for name, call, out, what in _overlapping_cases(rng):
+    for _name, call, out, what in _overlapping_cases(rng):
         with pytest.raises(ValueError, match=f"out overlaps {what} in memory"):
             call(out)
 

@@ -37,7 +37,7 @@ WANT_PACKED = np.packbits(np.arange(-20, 20) > 0, bitorder="little").tolist()
 
 def test_capabilities_keys_and_consistency():
     caps = pc.capabilities()
-    assert set(caps) == {"compiled", "detected", "active", "forced_by"}
+    assert set(caps) == {"compiled", "detected", "active", "forced_by", "threads"}  # threads: test_threads.py
     assert isinstance(caps["compiled"], list) and isinstance(caps["detected"], list)
     assert caps["compiled"][0] == caps["detected"][0] == "serial"
     assert set(caps["compiled"]) <= set(KNOWN)

@@ -8,6 +8,8 @@ work across threads, with many equal distances, and with threads 1, 2, 3.
 """
 
 import re
+from functools import partial
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -66,7 +68,7 @@ def raises_exactly(exc, message):
 
 def assert_same(got, want):
     """Results equal, dtype and shape included (assert_array_equal broadcasts)."""
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert g.dtype == w.dtype and g.shape == w.shape, (g.dtype, g.shape, w.dtype, w.shape)
         np.testing.assert_array_equal(g, w)
 
@@ -506,8 +508,8 @@ def test_int8_extremes_are_exact(isa, dim):
 def test_int8_dot_dimension_limit():
     for dim in (MAX_DOT_DIM + 1, 200000):
         x = np.ones((2, dim), np.int8)
-        for call in (lambda: search.dot(x[0], x), lambda: search.dot_matrix(x, x), lambda: search.cosine(x, x),
-                     lambda: search.search_int8(x, x, 1), lambda: search.search_int8(x, x, 1, "dot")):
+        for call in (partial(search.dot, x[0], x), partial(search.dot_matrix, x, x), partial(search.cosine, x, x),
+                     partial(search.search_int8, x, x, 1), partial(search.search_int8, x, x, 1, "dot")):
             with pytest.raises(ValueError, match="131071"):
                 call()
 
@@ -621,7 +623,7 @@ def test_merge_topk_equals_one_search(isa, data, binary, metric):
     k = data.draw(ks(n) if n else st.integers(1, 4), label="k")
     cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=4), label="cuts"))
     bounds = [0] + cuts + [n]
-    shards = [(lo, X[lo:hi]) for lo, hi in zip(bounds, bounds[1:])]
+    shards = [(lo, X[lo:hi]) for lo, hi in pairwise(bounds)]
 
     def run(x):
         return search.search_binary(Q, x, k) if binary else search.search_int8(Q, x, k, metric)
@@ -631,7 +633,7 @@ def test_merge_topk_equals_one_search(isa, data, binary, metric):
     offsets = [lo for lo, _ in shards]
     assert_same(search.merge_topk(parts, k, offsets=offsets, descending=not binary), want)
     # indices made global by the caller, no offsets
-    glob = [(D, np.where(I >= 0, I + lo, -1)) for (D, I), lo in zip(parts, offsets)]
+    glob = [(D, np.where(I >= 0, I + lo, -1)) for (D, I), lo in zip(parts, offsets, strict=True)]
     assert_same(search.merge_topk(glob, k, descending=not binary), want)
 
 
@@ -683,7 +685,7 @@ def index_case(draw):
 
 def segments(X, cuts):
     bounds = [0] + cuts + [X.shape[0]]
-    return [X[lo:hi] for lo, hi in zip(bounds, bounds[1:])]
+    return [X[lo:hi] for lo, hi in pairwise(bounds)]
 
 
 @settings(max_examples=examples(40))
@@ -695,7 +697,7 @@ def test_binary_index_matches_reference(isa, case, bitorder, threads, data):
     want = ref.search_binary(pc.pack_bits(Q, bitorder), codes, k)
     by_codes, by_vectors = BinaryIndex(V.shape[1], bitorder), BinaryIndex(V.shape[1], bitorder)
     code_segments = segments(codes, cuts)
-    for c, v in zip(code_segments, segments(V, cuts)):
+    for c, v in zip(code_segments, segments(V, cuts), strict=True):
         by_codes.add(c, bitorder=data.draw(st.sampled_from([None, bitorder])))
         # (an empty float32 batch from astype has zero strides: see test_index_add_empty_batch)
         by_vectors.add(v if data.draw(st.booleans()) or not len(v) else v.astype(np.float32))
@@ -705,7 +707,7 @@ def test_binary_index_matches_reference(isa, case, bitorder, threads, data):
         assert_same(index.search(Q, k, threads=threads), want)
         assert_same(index.search(Q.astype(np.float32), k, threads=threads), want)
         assert_same(index.search(pc.pack_bits(Q, bitorder), k, threads=threads, bitorder=bitorder), want)
-    for got, c in zip(stored(by_codes), code_segments):
+    for got, c in zip(stored(by_codes), code_segments, strict=True):
         assert got is c  # packed codes are kept as given
 
 
@@ -721,7 +723,7 @@ def test_int8_index_matches_reference(isa, case, metric, threads, given_norms, d
         index.add(v, norms=pc.norms(v) if given_norms else None)
     assert len(index) == index.ntotal == V.shape[0]
     assert_same(index.search(Q, k, metric=metric, threads=threads), ref.search_int8(Q, V, k, metric))
-    for got, v in zip(stored(index), segs):
+    for got, v in zip(stored(index), segs, strict=True):
         assert got is v  # kept as given, not copied
 
 
@@ -738,7 +740,7 @@ def test_index_rescore_matches_reference(isa, case, rescore, bitorder, threads, 
     else:
         codes = pc.pack_bits(V, bitorder)
     index = Index(V.shape[1], bitorder)
-    for v, c in zip(segments(V, cuts), segments(codes, cuts)):
+    for v, c in zip(segments(V, cuts), segments(codes, cuts), strict=True):
         if api_codes:
             index.add(v, codes=c, bitorder=data.draw(st.sampled_from([None, bitorder])))
         else:
@@ -788,7 +790,7 @@ def test_index_segments_big(isa, kind):
     V, Q = big_int8(9000, 64, kind, seed=14)
     bounds = [0, 4096, 4097, 9000] if kind == "uniform" else [0, 100, 5000, 9000]
     index, i8, b = Index(64), Int8Index(64), BinaryIndex(64)
-    for lo, hi in zip(bounds, bounds[1:]):
+    for lo, hi in pairwise(bounds):
         index.add(V[lo:hi])
         i8.add(V[lo:hi])
         b.add(pc.pack_bits(V[lo:hi]))
@@ -1010,13 +1012,13 @@ def test_recall_of_rescoring(clustered):
     recalls = []
     for r in RECALL_RESCORES:
         S, I = index.search(Q, 10, rescore=r)
-        recalls.append(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, I0)]))
+        recalls.append(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, I0, strict=True)]))
         if r == RECALL_RESCORES[-1]:  # and the index is the recipe, at full size
             assert_same((S[:5], I[:5]), ref.index_search(Q[:5], V, codes, 10, r))
     print("\nrecall@10 of Index.search(rescore=r) vs exact int8 cosine top-10 "
           "(20000 x 1024, 100 clusters, 100 queries):")
-    for r, rec in zip(RECALL_RESCORES, recalls):
+    for r, rec in zip(RECALL_RESCORES, recalls, strict=True):
         print(f"  rescore={r}: {rec:.3f}")
-    assert all(a < b for a, b in zip(recalls, recalls[1:])), recalls
+    assert all(a < b for a, b in pairwise(recalls)), recalls
     assert recalls[-1] >= RECALL_AT_8, recalls
     assert recalls[0] < 0.8, recalls  # binary ranking alone is far from exact here: rescoring does the work

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -25,18 +24,32 @@ import h11
 import httpx
 import numpy as np
 import pytest
-from server_support import (AUTH, HTTP_VALIDATION_ERROR, KEY, SCHEMAS, SEED, SPEC_PATH, body_json,
-                            check_contextualized, check_embeddings, doc_rows, header, int8, raw_exchange, rows, unit)
 
 import pplx_codec as pc
 from pplx_codec import cli
 from pplx_codec.constants import MAX_INPUT_TOKENS, MAX_REQUEST_TOKENS, MODEL_DIMS, PRICE_PER_MILLION_TOKENS
-from pplx_codec.server import ServerConfig, create_app, running
-from pplx_codec.server import guards
+from pplx_codec.server import ServerConfig, create_app, guards, running
 from pplx_codec.server.backends import HashBackend, contextualize, encode_rows, quantize_int8
 from pplx_codec.server.cache import LRU
 from pplx_codec.server.runner import bind
 from pplx_codec.server.tokens import ESTIMATE_PATTERN, EstimateCounter, TokenizerCounter
+from server_support import (
+    AUTH,
+    HTTP_VALIDATION_ERROR,
+    KEY,
+    SCHEMAS,
+    SEED,
+    SPEC_PATH,
+    body_json,
+    check_contextualized,
+    check_embeddings,
+    doc_rows,
+    header,
+    int8,
+    raw_exchange,
+    rows,
+    unit,
+)
 
 SMALL, LARGE = "pplx-embed-v1-0.6b", "pplx-embed-v1-4b"
 CTX_SMALL, CTX_LARGE = "pplx-embed-context-v1-0.6b", "pplx-embed-context-v1-4b"
@@ -143,7 +156,7 @@ def test_contextualized(client, model, fmt):
     assert r.status_code == 200
     check_contextualized(body, [3, 1, 2], model)
     dim = MODEL_DIMS[model]
-    for doc, strings in zip(docs, doc_rows(body)):
+    for doc, strings in zip(docs, doc_rows(body), strict=True):
         if fmt == "base64_int8":
             assert pc.decode_int8(strings, dim).shape == (len(doc), dim)
         else:
@@ -749,7 +762,7 @@ def test_large_documents_stream_in_batches_with_the_same_vectors(client, url):
     assert doc_rows(body) == want
     # the same document through the whole-document path (128 dims: ~1170 rows a batch) is a prefix
     _, short = post(client, CTX, {"input": docs, "model": CTX_LARGE, "dimensions": 128})
-    for full, cut in zip(doc_rows(body), doc_rows(short)):
+    for full, cut in zip(doc_rows(body), doc_rows(short), strict=True):
         assert np.array_equal(pc.decode_int8(cut, 128), pc.decode_int8(full, 2560)[:, :128])
     # and a large document leaves in pieces like any other response
     request = json.dumps({"input": [[f"c{i}" for i in range(1000)]], "model": CTX_LARGE}).encode()

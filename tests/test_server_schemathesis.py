@@ -12,9 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server_support import KEY, SPEC_PATH
-
 from pplx_codec.server import running
+from server_support import KEY, SPEC_PATH
 
 TESTS = Path(__file__).parent
 

@@ -12,6 +12,7 @@ import json
 import random
 import re
 import threading
+from functools import partial
 
 import numpy as np
 import pytest
@@ -430,7 +431,8 @@ def varied_response(m, doc_rows, r: random.Random) -> Obj:
             data.append(with_unknown([("object", "list"), ("index", Raw(str(d))), ("data", chunks)],
                                      r, {"index", "data"}))
     r.shuffle(data)
-    usage = Obj([("prompt_tokens", Raw("12")), ("total_tokens", Raw("1.2e1")), ("cost", Obj([("usd", Raw("-0.5e-3"))]))])
+    usage = Obj([("prompt_tokens", Raw("12")), ("total_tokens", Raw("1.2e1")),
+                 ("cost", Obj([("usd", Raw("-0.5e-3"))]))])
     # (top-level keys that are long or escaped non-ASCII: see test_meta_keeps_every_top_level_key_name)
     return with_unknown([("object", "list"), ("data", data), ("model", "pplx/embed\\v1"), ("usage", usage)],
                         r, {"data", "object", "model", "usage", *ROOT_KEYS_NAMED_WRONG})
@@ -557,7 +559,8 @@ def test_fast_path_and_near_misses_that_are_valid(header, sep):
 
 
 INVALID_INDEXES = [
-    ("01", "invalid JSON"), ("00", "invalid JSON"), ("-01", "invalid JSON|non-negative integer"), ("1.", "invalid JSON"),
+    ("01", "invalid JSON"), ("00", "invalid JSON"), ("-01", "invalid JSON|non-negative integer"),
+    ("1.", "invalid JSON"),
     ("+1", "invalid JSON"), ("- 1", "invalid JSON"), ("1 1", "invalid JSON"), ("1,", "invalid JSON"),
     ("", "invalid JSON"), ("0x1", "invalid JSON"), ("NaN", "invalid JSON"), ("Infinity", "invalid JSON"),
     ("3.0", "non-negative integer"), ("1.5", "non-negative integer"), ("1e0", "non-negative integer"),
@@ -1538,14 +1541,14 @@ def test_concurrent_calls_raise_runtime_error():
         dec = StreamDecoder(out := np.zeros((3, 4), np.int8))
         started, seen, errors = threading.Event(), [], []
 
-        def feed_big():
+        def feed_big(dec: StreamDecoder, big: bytes, started: threading.Event, errors: list) -> None:
             started.set()
             try:
                 dec.feed(big)
             except BaseException as e:  # noqa: BLE001 - reported below
                 errors.append(e)
 
-        t = threading.Thread(target=feed_big)
+        t = threading.Thread(target=feed_big, args=(dec, big, started, errors))
         t.start()
         started.wait()
         while t.is_alive() and not seen:  # until A is inside feed()
@@ -1553,7 +1556,8 @@ def test_concurrent_calls_raise_runtime_error():
                 dec.feed(b"")
             except RuntimeError as e:
                 seen.append(str(e))
-        for probe in [lambda: dec.feed(b" "), dec.finish, dec.filled, lambda: dec.__init__(np.zeros((3, 4), np.int8))]:
+        probes = [partial(dec.feed, b" "), dec.finish, dec.filled, partial(dec.__init__, np.zeros((3, 4), np.int8))]
+        for probe in probes:
             try:
                 probe()
             except RuntimeError as e:

@@ -34,6 +34,7 @@ kind, each decoded three ways: 5 to 10 s per test on one core.
 """
 
 import random
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -194,7 +195,7 @@ def decoder(body, n, width, dtype, doc_rows, chunks):
 
 def random_splits(body, src):
     cuts = sorted(src.integer(0, len(body)) for _ in range(src.integer(1, 12)))
-    return [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)])]
+    return [body[a:b] for a, b in pairwise([0, *cuts, len(body)])]
 
 
 def check(body, n, width, dtype, doc_rows, src):

@@ -360,10 +360,14 @@ def test_truncate_unknown_encoding(encoding):
 
 
 @pytest.mark.parametrize(("matrix", "encoding", "msg"), [
-    (np.zeros((2, 256), np.uint8), "int8", "matrix must be a 1-D or 2-D int8 array for int8 rows, got uint8 with 2 dimensions"),
-    (np.zeros((2, 256), np.int8), "binary", "matrix must be a 1-D or 2-D uint8 array for binary rows, got int8 with 2 dimensions"),
-    (np.zeros((2, 256), np.float32), "int8", "matrix must be a 1-D or 2-D int8 array for int8 rows, got float32 with 2 dimensions"),
-    (np.zeros((2, 2, 256), np.int8), "int8", "matrix must be a 1-D or 2-D int8 array for int8 rows, got int8 with 3 dimensions"),
+    (np.zeros((2, 256), np.uint8), "int8",
+     "matrix must be a 1-D or 2-D int8 array for int8 rows, got uint8 with 2 dimensions"),
+    (np.zeros((2, 256), np.int8), "binary",
+     "matrix must be a 1-D or 2-D uint8 array for binary rows, got int8 with 2 dimensions"),
+    (np.zeros((2, 256), np.float32), "int8",
+     "matrix must be a 1-D or 2-D int8 array for int8 rows, got float32 with 2 dimensions"),
+    (np.zeros((2, 2, 256), np.int8), "int8",
+     "matrix must be a 1-D or 2-D int8 array for int8 rows, got int8 with 3 dimensions"),
     (np.array(1, np.int8), "int8", "matrix must be a 1-D or 2-D int8 array for int8 rows, got int8 with 0 dimensions"),
     ([[0] * 256], "int8", "matrix must be a 1-D or 2-D int8 array for int8 rows, got list"),
 ], ids=["uint8-as-int8", "int8-as-binary", "float32", "3d", "0d", "list"])

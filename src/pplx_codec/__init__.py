@@ -2,25 +2,40 @@
 
 Kernels are compiled C (SIMD with runtime CPU dispatch) behind a numpy API:
 base64 decoding straight into int8/uint8 matrices, bit packing in either bit
-order, int8 norms, exact Hamming / int8 cosine top-k search and indexes.  See ``capabilities()`` for the instruction set in use.
+order, int8 norms, exact Hamming / int8 cosine top-k search and indexes.  See
+``capabilities()`` for the instruction set in use.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from ._isa import _apply_env, capabilities, use_isa
+from ._stream import StreamDecodeError, StreamDecoder
 from .b64 import b64decode, b64encode, decode_binary, decode_int8, encode_binary, encode_int8
 from .bits import pack_bits, reverse_bitorder, unpack_bits
-from ._stream import StreamDecodeError, StreamDecoder
 from .client import AsyncClient, Client
-from .errors import (APIConnectionError, APIError, APIResponseValidationError, APIStatusError, APITimeoutError,
-                     AuthenticationError, BadRequestError, ConflictError, InternalServerError, NotFoundError,
-                     PartialResult, PermissionDeniedError, RateLimitError, UnprocessableEntityError)
-from .results import ContextualizedEmbeddings, Embeddings, EmbeddingsResponse, Usage
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    PartialResult,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+)
 from .index import BinaryIndex, Index, Int8Index
-from .search import (cosine, dot, dot_matrix, hamming, hamming_matrix, merge_topk, search_binary,
-                     search_int8)
+from .results import ContextualizedEmbeddings, Embeddings, EmbeddingsResponse, Usage
+from .search import cosine, dot, dot_matrix, hamming, hamming_matrix, merge_topk, search_binary, search_int8
 from .vectors import norms, to_float32, truncate
 
+# The version is written once, in pyproject.toml, and read back from the
+# installed distribution's metadata (the CLI's --version and info print this).
 try:
     __version__ = version("pplx-codec")
 except PackageNotFoundError:  # running from a source tree without metadata

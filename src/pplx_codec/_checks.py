@@ -11,8 +11,8 @@ import numpy as np
 from .constants import BITORDERS
 
 
-def bitorder(order: str) -> bool:
-    """True for MSB-first."""
+def bitorder(order: object) -> bool:
+    """True for MSB-first (``order`` may be anything, e.g. a value read from JSON: checked here)."""
     if order not in BITORDERS:
         raise ValueError(f"bitorder must be 'little' or 'big', got {order!r}")
     return order == "big"

@@ -11,23 +11,26 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
-from . import _dispatch
+from . import _dispatch, _search
 
 ENV_VAR = "PPLX_CODEC_ISA"
 
 
 def capabilities() -> dict:
-    """``{"compiled": [...], "detected": [...], "active": name, "forced_by": ...}``.
+    """``{"compiled": [...], "detected": [...], "active": name, "forced_by": ..., "threads": ...}``.
 
     compiled: ISAs whose kernels are in this build; detected: those this CPU
     and OS can run (CPUID plus the XGETBV check of OS-enabled YMM state);
-    active: the one in use now.
+    active: the one in use now; threads: what searches with ``threads > 1``
+    run their parts on, ``"pthreads"`` or ``"win32"`` (the build's own
+    threads: no OpenMP runtime is involved).
     """
     return {
         "compiled": _dispatch.compiled(),
         "detected": _dispatch.detected(),
         "active": _dispatch.active(),
         "forced_by": f"{ENV_VAR}={os.environ[ENV_VAR]}" if os.environ.get(ENV_VAR) else None,
+        "threads": _search.threads_api(),
     }
 
 

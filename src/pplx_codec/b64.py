@@ -8,16 +8,24 @@ raise ``ValueError`` naming the offset (and, for sequences, the item).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _base64, _checks
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12 on
 
 _INT8, _UINT8 = np.dtype(np.int8).num, np.dtype(np.uint8).num
 
 
 __all__ = ["b64decode", "b64encode", "decode_int8", "decode_binary", "encode_int8", "encode_binary"]
 
-def b64decode(data, out: np.ndarray | None = None) -> np.ndarray:
+# numpy declares ndarray a Buffer for Python >= 3.12 only: arrays are spelt out
+def b64decode(data: str | Buffer | npt.NDArray[Any], out: np.ndarray | None = None) -> npt.NDArray[np.uint8]:
     """Decode one base64 text into a 1-D uint8 array.
 
     ``data``: ASCII ``str``, ``bytes``, ``bytearray``, contiguous ``memoryview``
@@ -27,7 +35,7 @@ def b64decode(data, out: np.ndarray | None = None) -> np.ndarray:
     return _base64.b64decode(data, out)
 
 
-def b64encode(data) -> bytes:
+def b64encode(data: Buffer | npt.NDArray[Any]) -> bytes:
     """Encode bytes-like data (or a C-contiguous array's raw bytes) as base64 ``bytes``."""
     if isinstance(data, str):
         raise TypeError("b64encode takes bytes-like data, not str")
@@ -41,7 +49,8 @@ def b64encode(data) -> bytes:
         raise TypeError(f"data must be bytes-like, got {type(data).__name__}") from e
 
 
-def decode_int8(items, dim: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def decode_int8(items: str | bytes | Iterable[str | bytes], dim: int | None = None,
+                out: np.ndarray | None = None) -> npt.NDArray[np.int8]:
     """Decode base64_int8 embeddings into an ``(n, dim)`` int8 matrix in one call.
 
     ``items``: a sequence (or iterable) of base64 ``str``/``bytes``, one per
@@ -56,7 +65,8 @@ def decode_int8(items, dim: int | None = None, out: np.ndarray | None = None) ->
     return _base64.decode_rows(items, dim, _INT8, out)
 
 
-def decode_binary(items, dim: int, out: np.ndarray | None = None) -> np.ndarray:
+def decode_binary(items: str | bytes | Iterable[str | bytes], dim: int,
+                  out: np.ndarray | None = None) -> npt.NDArray[np.uint8]:
     """Decode base64_binary embeddings into ``(n, dim // 8)`` packed uint8 codes.
 
     ``dim`` is the number of dimensions (bits), a multiple of 8.  The bit

@@ -11,16 +11,17 @@ either order as long as both sides agree.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _bits, _checks
 
 __all__ = ["pack_bits", "unpack_bits", "reverse_bitorder"]
 
 # keyed by the scalar types and their dtypes, so the common call skips np.dtype()
-_UNPACKED = {k: np.dtype(t).num for t in (np.uint8, np.int8, np.float32) for k in (t, np.dtype(t))}
+_UNPACKED: dict[object, int] = {k: np.dtype(t).num for t in (np.uint8, np.int8, np.float32) for k in (t, np.dtype(t))}
 
 
-def pack_bits(x: np.ndarray, bitorder: str = "little", out: np.ndarray | None = None) -> np.ndarray:
+def pack_bits(x: np.ndarray, bitorder: str = "little", out: np.ndarray | None = None) -> npt.NDArray[np.uint8]:
     """Pack rows to one bit per value: bit = (value > 0).
 
     ``x``: float32, float64, int8 or bool, 1-D (one row) or 2-D ``(n, dim)``
@@ -32,7 +33,7 @@ def pack_bits(x: np.ndarray, bitorder: str = "little", out: np.ndarray | None = 
 
 
 def unpack_bits(packed: np.ndarray, dim: int | None = None, bitorder: str = "little",
-                dtype=np.uint8, out: np.ndarray | None = None) -> np.ndarray:
+                dtype: npt.DTypeLike = np.uint8, out: np.ndarray | None = None) -> np.ndarray:
     """Expand packed codes to one value per dimension.
 
     ``dtype``: ``np.uint8`` gives 0/1; ``np.int8`` gives -1/+1; ``np.float32``
@@ -49,6 +50,6 @@ def unpack_bits(packed: np.ndarray, dim: int | None = None, bitorder: str = "lit
     return _bits.unpack(packed, dim, msb, typenum, out)
 
 
-def reverse_bitorder(packed: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def reverse_bitorder(packed: np.ndarray, out: np.ndarray | None = None) -> npt.NDArray[np.uint8]:
     """Reverse the bits of every byte: LSB-first <-> MSB-first codes, same shape."""
     return _bits.reverse(packed, out)

@@ -37,6 +37,7 @@ def cmd_info(args) -> int:
     print(f"isa compiled: {', '.join(caps['compiled'])}")
     print(f"isa detected: {', '.join(caps['detected'])}")
     print(f"isa active:   {caps['active']}" + (f" (forced by {caps['forced_by']})" if caps["forced_by"] else ""))
+    print(f"threads:      {caps['threads']} (no OpenMP)")
     print("peers: " + ", ".join(f"{d} {_version(d) or '(not installed)'}" for d in _PEERS))
     return 0
 

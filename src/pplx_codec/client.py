@@ -21,12 +21,11 @@ import contextlib
 import json
 import math
 import os
-import socket
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import httpcore
@@ -36,10 +35,24 @@ import numpy as np
 from . import _checks, _retry, errors
 from ._stream import StreamDecodeError, StreamDecoder
 from .bits import reverse_bitorder
-from .constants import (API_BITORDER, CONTEXTUALIZED_MODELS, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT,
-                        DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, EMBEDDING_MODELS, ENCODINGS, MAX_CHUNKS,
-                        MAX_DOCUMENTS, MAX_INPUT_TOKENS, MAX_INPUTS, MAX_REQUEST_TOKENS, MIN_DIMENSIONS,
-                        MODEL_DIMS, TOKEN_BUDGET_SHARE)
+from .constants import (
+    API_BITORDER,
+    CONTEXTUALIZED_MODELS,
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_TIMEOUT,
+    EMBEDDING_MODELS,
+    ENCODINGS,
+    MAX_CHUNKS,
+    MAX_DOCUMENTS,
+    MAX_INPUT_TOKENS,
+    MAX_INPUTS,
+    MAX_REQUEST_TOKENS,
+    MIN_DIMENSIONS,
+    MODEL_DIMS,
+    TOKEN_BUDGET_SHARE,
+)
 from .results import ContextualizedEmbeddings, Embeddings, EmbeddingsResponse, Usage
 from .tokens import estimate_tokens
 
@@ -100,19 +113,20 @@ class _Job:
         self.model, self.dimensions, self.encoding_format, self.bitorder = model, dimensions, encoding_format, bitorder
         self.contextual = contextual
         self.single = isinstance(inputs, str) and not contextual
+        #: first row of each document, and the end (contextualized jobs only)
+        self.offsets: np.ndarray | None = None
         if contextual:
             docs, est = self._documents(inputs)
             counts = [len(d) for d in docs]
-            self.offsets = np.zeros(len(docs) + 1, np.int64)
-            np.cumsum(counts, out=self.offsets[1:])
+            self.offsets = offsets = np.zeros(len(docs) + 1, np.int64)
+            np.cumsum(counts, out=offsets[1:])
             self.batches = list(self._plan_documents(docs, est, int(token_limit * budget_share)))
-            n = int(self.offsets[-1])
+            n = int(offsets[-1])
+            self.ninputs = len(docs)
         else:
             texts, est = self._texts(inputs)
-            self.offsets = None
             self.batches = list(self._plan_texts(texts, est, int(token_limit * budget_share)))
-            n = len(texts)
-        self.ninputs = len(self.offsets) - 1 if contextual else n
+            n = self.ninputs = len(texts)
         self.nrows = n
         width = dimensions if encoding_format == "base64_int8" else dimensions // 8
         self.out = np.empty((n, width), np.int8 if encoding_format == "base64_int8" else np.uint8)
@@ -150,7 +164,7 @@ class _Job:
                 bounds[i] = tokens
         return bounds
 
-    def _texts(self, inputs) -> list[str]:
+    def _texts(self, inputs) -> tuple[list[str], list[int]]:
         if isinstance(inputs, str):
             inputs = [inputs]
         elif isinstance(inputs, (bytes, bytearray)) or not isinstance(inputs, Iterable):
@@ -161,10 +175,11 @@ class _Job:
             raise ValueError("texts is empty")
         return texts, est
 
-    def _documents(self, inputs) -> list[list[str]]:
+    def _documents(self, inputs) -> tuple[list[list[str]], list[int]]:
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Iterable):
             raise TypeError("documents must be an iterable of documents, each a list of chunk strings")
-        docs, est = [], []
+        docs: list[list[str]] = []
+        est: list[int] = []
         for d, doc in enumerate(inputs):
             if isinstance(doc, (str, bytes)) or not isinstance(doc, Sequence):
                 raise TypeError(f"documents[{d}] must be a list of chunk strings, got {type(doc).__name__}")
@@ -223,10 +238,15 @@ class _Job:
                                            MAX_CHUNKS):
             yield self._doc_batch(docs, lo, hi, tokens)
 
+    def _doc_offsets(self) -> np.ndarray:
+        if self.offsets is None:
+            raise TypeError("not a contextualized job: it has no documents")
+        return self.offsets
+
     def _doc_batch(self, docs, start: int, stop: int, tokens: int) -> _Batch:
         part = docs[start:stop]
-        return _Batch(start, stop, int(self.offsets[start]), int(self.offsets[stop]), part,
-                      [len(d) for d in part], tokens)
+        offsets = self._doc_offsets()
+        return _Batch(start, stop, int(offsets[start]), int(offsets[stop]), part, [len(d) for d in part], tokens)
 
     def split(self, b: _Batch) -> list[_Batch]:
         """Two halves of a batch the server found too large."""
@@ -238,7 +258,7 @@ class _Job:
                 _Batch(b.start + h, b.stop, b.row0 + h, b.row1, b.inputs[h:], None, b.tokens - b.tokens // 2)]
 
     def _doc_batch_from(self, docs, base: int, lo: int, hi: int) -> _Batch:
-        row0 = int(self.offsets[base + lo])
+        row0 = int(self._doc_offsets()[base + lo])
         part = docs[lo:hi]
         n = sum(len(d) for d in part)
         return _Batch(base + lo, base + hi, row0, row0 + n, part, [len(d) for d in part], 0)
@@ -282,7 +302,7 @@ class _Job:
         common = dict(model=self.model, dimensions=self.dimensions, encoding_format=self.encoding_format,
                       bitorder=self.bitorder, usage=self.usage)
         if self.contextual:
-            return ContextualizedEmbeddings(vectors, self.offsets, **common)
+            return ContextualizedEmbeddings(vectors, self._doc_offsets(), **common)
         return Embeddings(vectors[0] if self.single else vectors, **common)
 
 
@@ -522,11 +542,11 @@ class _Base:
 
         bar = tqdm(total=total, unit="text", desc=f"embed {job.model}", dynamic_ncols=True)
 
-        def update(n):
+        def advance(n):
             bar.update(n)
             bar.set_postfix(tokens=job.usage.total_tokens, refresh=False)
 
-        return update, bar.close
+        return advance, bar.close
 
 
 # ---------------------------------------------------------------- sync transport: the deadline at every wait
@@ -578,7 +598,7 @@ class _DeadlineStream(httpcore.NetworkStream):
             while view:
                 sock.settimeout(_capped(timeout, httpcore.WriteTimeout))
                 view = view[sock.send(view):]
-        except socket.timeout as e:
+        except TimeoutError as e:
             raise httpcore.WriteTimeout(str(e)) from e
         except OSError as e:
             raise httpcore.WriteError(str(e)) from e
@@ -731,16 +751,16 @@ class Client(_Base):
     wherever it is waiting."""
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None,
-                 timeout: float | httpx.Timeout | None = None, max_retries: int = 2, max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-                 http_client: httpx.Client | None = None, default_headers: dict | None = None,
-                 deadline: float | None = None):
+                 timeout: float | httpx.Timeout | None = None, max_retries: int = 2,
+                 max_concurrency: int = DEFAULT_MAX_CONCURRENCY, http_client: httpx.Client | None = None,
+                 default_headers: dict[str, str] | None = None, deadline: float | None = None) -> None:
         self._config = _Config(api_key, base_url, timeout, max_retries, max_concurrency, default_headers, deadline)
         self._own_http = http_client is None
         if http_client is None:
             limits = httpx.Limits(max_connections=max(10, self._config.max_concurrency))
             # a proxy from the environment is httpx's to apply: it does so for a client built without a transport
-            own = {} if _env_proxy() else {"transport": _DeadlineTransport(limits)}
-            http_client = httpx.Client(timeout=self._config.timeout, limits=limits, **own)
+            transport = None if _env_proxy() else _DeadlineTransport(limits)
+            http_client = httpx.Client(timeout=self._config.timeout, limits=limits, transport=transport)
         self._http = http_client
         self.embeddings = _SyncEmbeddings(self)
 
@@ -795,7 +815,7 @@ class Client(_Base):
                     update(work(b))
                 return
             with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="pplx-codec") as pool:
-                running = set()
+                running: set[Future[int]] = set()
                 while pending or running:
                     while pending and failure is None and len(running) < self.max_concurrency:
                         running.add(pool.submit(work, pending.pop()))
@@ -890,9 +910,9 @@ class AsyncClient(_Base):
     """asyncio client with the same methods as :class:`Client` (awaitable)."""
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None,
-                 timeout: float | httpx.Timeout | None = None, max_retries: int = 2, max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-                 http_client: httpx.AsyncClient | None = None, default_headers: dict | None = None,
-                 deadline: float | None = None):
+                 timeout: float | httpx.Timeout | None = None, max_retries: int = 2,
+                 max_concurrency: int = DEFAULT_MAX_CONCURRENCY, http_client: httpx.AsyncClient | None = None,
+                 default_headers: dict[str, str] | None = None, deadline: float | None = None) -> None:
         self._config = _Config(api_key, base_url, timeout, max_retries, max_concurrency, default_headers, deadline)
         self._own_http = http_client is None
         self._http = http_client or httpx.AsyncClient(

@@ -52,7 +52,8 @@ def _mask(text: str, secret: str) -> str:
     head = secret[:_KEY_PREFIX]
     if not head or head not in text:
         return text
-    out, i = [], 0
+    out: list[str] = []
+    i = 0
     while (j := text.find(head, i)) >= 0:
         n = len(head)
         while n < len(secret) and j + n < len(text) and text[j + n] == secret[n]:

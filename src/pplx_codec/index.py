@@ -13,7 +13,10 @@ by Hamming distance, re-ranked by exact int8 cosine.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _checks, search
 from .bits import pack_bits
@@ -57,7 +60,7 @@ class _Segments:
         """Rows at global indices ``ids`` (any shape, -1 gives zeros), gathered
         segment by segment: only these rows are read (a memmap is not loaded)."""
         out = np.zeros(ids.shape + (width,), dtype)
-        for a, start in zip(self.arrays, self.starts):
+        for a, start in zip(self.arrays, self.starts, strict=True):
             local = ids - start
             hit = (local >= 0) & (local < a.shape[0])
             if hit.any():
@@ -120,7 +123,7 @@ class BinaryIndex:
         self._segments.append(self._codes(codes, "codes", bitorder))
 
     def search(self, queries: np.ndarray, k: int, threads: int | None = None,
-               bitorder: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+               bitorder: str | None = None) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
         """``(D, I)``: int32 Hamming distances ascending and int64 row indices
         of the ``k`` nearest rows per query (see :func:`search.search_binary`)."""
         q = self._codes(queries, "queries", bitorder, allow_1d=True)
@@ -166,7 +169,7 @@ class Int8Index:
         self._norms.append(n)
 
     def search(self, queries: np.ndarray, k: int, metric: str = "cosine",
-               threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+               threads: int | None = None) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """``(S, I)``: float32 similarities descending and int64 row indices of
         the ``k`` most similar rows per query (see :func:`search.search_int8`)."""
         q = _queries_int8(queries, self.dim)
@@ -180,7 +183,8 @@ class Int8Index:
             # float32 scores tie above 2**24 where the integers differ: re-rank
             # the merged candidates by their exact dot products
             one = q.ndim == 1
-            S, I = self._exact_dot_topk(q[None] if one else q, *(a[None] for a in (S, I)) if one else (S, I), k)
+            S2, I2 = (S[None], I[None]) if one else (S, I)
+            S, I = self._exact_dot_topk(q[None] if one else q, S2, I2, k)
             return (S[0], I[0]) if one else (S, I)
         return S, I
 
@@ -200,7 +204,7 @@ class Int8Index:
     def norms_of(self, ids: np.ndarray) -> np.ndarray:
         """Cached norms of the rows at global indices ``ids`` (0 for -1)."""
         out = np.zeros(ids.shape, np.float32)
-        for n, start in zip(self._norms, self._segments.starts):
+        for n, start in zip(self._norms, self._segments.starts, strict=True):
             local = ids - start
             hit = (local >= 0) & (local < n.shape[0])
             out[hit] = n[local[hit]]
@@ -248,7 +252,7 @@ class Index:
         self.binary._segments.append(c)
 
     def search(self, queries: np.ndarray, k: int, rescore: int = 4,
-               threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+               threads: int | None = None) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """``(S, I)``: the ``k`` best rows by exact int8 cosine among the
         ``k * rescore`` nearest by Hamming distance (``rescore=1``: binary
         ranking, cosine scores).  ``queries``: int8 ``(m, dim)`` or ``(dim,)``."""
@@ -281,7 +285,16 @@ def _search_segments(segments: _Segments, one, k: int, descending: bool, empty):
     return search.merge_topk(parts, k, offsets=segments.starts, descending=descending)
 
 
-def _rescore(q: np.ndarray, cand: np.ndarray, db: Int8Index, k: int) -> tuple[np.ndarray, np.ndarray]:
+class _Rows(Protocol):
+    """What :func:`_rescore` reads of the candidate rows, by global index: an
+    :class:`Int8Index`, or the rows a distributed search gathered."""
+
+    def exact_dots(self, q: np.ndarray, ids: np.ndarray) -> np.ndarray: ...
+
+    def norms_of(self, ids: np.ndarray) -> np.ndarray: ...
+
+
+def _rescore(q: np.ndarray, cand: np.ndarray, db: _Rows, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact cosine of each query with its candidate rows, best k first (ties:
     lower index; -1 candidates stay padding)."""
     scores = search._cosine_of_dot(db.exact_dots(q, cand), _norms(q)[:, None], db.norms_of(cand))

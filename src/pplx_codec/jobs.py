@@ -190,6 +190,7 @@ def search_store(client: Client, path: str, query: str, k: int = 10, rescore: in
     q = client.embed(query, model=model, dimensions=dims, encoding_format="base64_int8").vectors
     t1 = time.perf_counter()
     index = stored.index()
+    S: np.ndarray  # similarities (int8 rows) or Hamming distances (codes only)
     if isinstance(index, Index):
         S, I = index.search(q, k, rescore=rescore, threads=threads)
         how = f"binary top-{k * rescore} + int8 cosine rescoring"
@@ -203,6 +204,6 @@ def search_store(client: Client, path: str, query: str, k: int = 10, rescore: in
     t2 = time.perf_counter()
     texts = stored.texts
     hits = [Hit(r + 1, int(i), float(s), texts[int(i)] if texts is not None else None)
-            for r, (s, i) in enumerate(zip(S, I)) if i >= 0]
+            for r, (s, i) in enumerate(zip(S, I, strict=True)) if i >= 0]
     return hits, {"embed_ms": (t1 - t0) * 1e3, "search_ms": (t2 - t1) * 1e3, "method": how,
                   "rows": stored.count, "model": model, "dimensions": dims}

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _checks, _search
 from .vectors import norms as _norms
@@ -69,7 +70,7 @@ def _k(k) -> int:
 
 
 def hamming(q: np.ndarray, codes: np.ndarray, threads: int | None = None,
-            out: np.ndarray | None = None) -> np.ndarray:
+            out: np.ndarray | None = None) -> npt.NDArray[np.int32]:
     """Hamming distances (int32, shape ``(n,)``) from one packed code ``q``
     (uint8, ``(w,)``) to each row of ``codes`` (uint8, ``(n, w)``)."""
     if isinstance(q, np.ndarray) and q.ndim != 1:
@@ -78,13 +79,14 @@ def hamming(q: np.ndarray, codes: np.ndarray, threads: int | None = None,
 
 
 def hamming_matrix(queries: np.ndarray, codes: np.ndarray, threads: int | None = None,
-                   out: np.ndarray | None = None) -> np.ndarray:
+                   out: np.ndarray | None = None) -> npt.NDArray[np.int32]:
     """All-pairs Hamming distances, int32 ``(m, n)``.  This materialises the
     whole matrix: for the nearest rows use :func:`search_binary`."""
     return _search.hamming_matrix(queries, codes, _threads(threads), out)
 
 
-def dot(q: np.ndarray, db: np.ndarray, threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def dot(q: np.ndarray, db: np.ndarray, threads: int | None = None,
+        out: np.ndarray | None = None) -> npt.NDArray[np.int32]:
     """Exact int32 dot products of one int8 vector with each row of ``db``."""
     if isinstance(q, np.ndarray) and q.ndim != 1:
         raise ValueError(f"q must be one vector (1-D); use dot_matrix for {q.ndim}-D queries")
@@ -92,14 +94,14 @@ def dot(q: np.ndarray, db: np.ndarray, threads: int | None = None, out: np.ndarr
 
 
 def dot_matrix(queries: np.ndarray, db: np.ndarray, threads: int | None = None,
-               out: np.ndarray | None = None) -> np.ndarray:
+               out: np.ndarray | None = None) -> npt.NDArray[np.int32]:
     """Exact int32 dot products, ``(m, n)`` (int8 products summed in int32;
     rows of up to 131071 dimensions cannot overflow)."""
     return _search.dot_matrix(queries, db, _threads(threads), out)
 
 
 def cosine(queries: np.ndarray, db: np.ndarray, db_norms: np.ndarray | None = None,
-           threads: int | None = None) -> np.ndarray:
+           threads: int | None = None) -> npt.NDArray[np.float32]:
     """float32 cosine similarities, ``(m, n)`` (``(n,)`` for a 1-D query).
 
     Each value is the exact integer dot product divided by the product of the
@@ -189,7 +191,7 @@ def _squeeze(one: bool, *arrays):
 
 
 def search_binary(queries: np.ndarray, codes: np.ndarray, k: int, threads: int | None = None,
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
     """The ``k`` codes nearest to each query by Hamming distance.
 
     ``queries``: uint8 ``(m, w)`` (or ``(w,)``) packed in the same bit order as
@@ -204,7 +206,7 @@ def search_binary(queries: np.ndarray, codes: np.ndarray, k: int, threads: int |
 
 def search_int8(queries: np.ndarray, db: np.ndarray, k: int, metric: str = "cosine",
                 db_norms: np.ndarray | None = None, threads: int | None = None,
-                ) -> tuple[np.ndarray, np.ndarray]:
+                ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """The ``k`` rows of ``db`` most similar to each int8 query.
 
     ``metric``: ``"cosine"`` (default; Perplexity's int8 vectors are
@@ -226,13 +228,13 @@ def search_int8(queries: np.ndarray, db: np.ndarray, k: int, metric: str = "cosi
         qn = np.atleast_1d(_norms(queries))
         xn = _norms(db) if db_norms is None else _db_norms(db_norms, db.shape[0], db.shape[1])
     S, I = _search.topk_int8(queries, db, k, cos, qn, xn, _threads(threads))
-    if db_norms is not None:
+    if db_norms is not None and xn is not None:  # xn: db_norms checked (metric="cosine")
         _check_reported_norms(db, xn, I)
     return _squeeze(isinstance(queries, np.ndarray) and queries.ndim == 1, S, I)
 
 
 def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, offsets: Sequence[int] | None = None,
-               descending: bool = False) -> tuple[np.ndarray, np.ndarray]:
+               descending: bool = False) -> tuple[np.ndarray, npt.NDArray[np.int64]]:
     """Merge per-shard ``(D, I)`` results into the result one search over all
     shards would give.
 
@@ -249,7 +251,8 @@ def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, offsets: 
     if offsets is not None and len(offsets) != len(parts):
         raise ValueError(f"got {len(offsets)} offsets for {len(parts)} parts")
     one = np.ndim(parts[0][0]) == 1
-    ds, ids = [], []
+    ds: list[np.ndarray] = []
+    ids: list[np.ndarray] = []
     for p, part in enumerate(parts):
         try:
             D, I = part

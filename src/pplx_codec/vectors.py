@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _checks, _int8
 from .constants import ENCODINGS, MIN_DIMENSIONS
 
 __all__ = ["truncate", "norms", "to_float32"]
 
+_T = TypeVar("_T", bound=np.generic)
 
-def truncate(matrix: np.ndarray, dimensions: int, encoding: str = "int8", copy: bool = True) -> np.ndarray:
+
+def truncate(matrix: npt.NDArray[_T], dimensions: int, encoding: str = "int8", copy: bool = True) -> npt.NDArray[_T]:
     """Keep the first ``dimensions`` dimensions of every row (Matryoshka).
 
     ``encoding``: ``"int8"`` (``(n, d)`` int8 rows) or ``"binary"`` (``(n, d // 8)``
@@ -44,7 +49,7 @@ def truncate(matrix: np.ndarray, dimensions: int, encoding: str = "int8", copy: 
     return view.copy() if copy else view
 
 
-def norms(matrix: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def norms(matrix: np.ndarray, out: np.ndarray | None = None) -> npt.NDArray[np.float32]:
     """float32 L2 norm of each int8 row (a 0-d array for one 1-D vector).
 
     Exact: the int32 sum of squares, square-rooted in double, rounded once.
@@ -52,7 +57,7 @@ def norms(matrix: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return _int8.norms(matrix, out)
 
 
-def to_float32(matrix: np.ndarray, normalize: bool = True, out: np.ndarray | None = None) -> np.ndarray:
+def to_float32(matrix: np.ndarray, normalize: bool = True, out: np.ndarray | None = None) -> npt.NDArray[np.float32]:
     """int8 rows as float32, each divided by its L2 norm when ``normalize``.
 
     Normalized rows make inner product equal cosine, for vector stores that

@@ -5,15 +5,16 @@ from __future__ import annotations
 import importlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 try:
     import resource
 except ImportError:  # not POSIX: no measure of other processes' load
-    resource = None
+    resource = None  # type: ignore[assignment]  # (tested before use)
 
 
 @dataclass
@@ -205,7 +206,7 @@ def run_cases(cases: list[Case], quick: bool = False, progress: Callable[[str], 
             check_case(case)
         timings = []
         for impl in case.impls:
-            best = None
+            best: tuple[float, float, float | None] | None = None
             for attempt in range(1 + RETIME):
                 if attempt:
                     _wait_quiet()
@@ -215,10 +216,11 @@ def run_cases(cases: list[Case], quick: bool = False, progress: Callable[[str], 
                 else:
                     t, cpu = _median_time(impl.fn, budget, repeats)
                 load = _other_load(before, _cpu_sample())
-                if best is None or (load is not None and load < best[2]):
+                if best is None or (load is not None and best[2] is not None and load < best[2]):
                     best = (t, cpu, load)
                 if load is None or load <= OTHER_LOAD_FLAG or case.timed_by_check:
                     break
+            assert best is not None  # the loop runs at least once
             timings.append((impl, best[0]))
             case.cpu[impl.name] = best[1]
             if best[2] is not None:
@@ -241,9 +243,9 @@ def _verdict(case: Case, timings, prefix: str, want: float, metric: str = "time"
         value = {impl.name: case.cpu.get(impl.name) for impl, _ in timings}
     else:
         value = {impl.name: t for impl, t in timings}
-    ours = [value[impl.name] for impl, _ in timings if impl.ours and value[impl.name] is not None]
-    peers = [value[impl.name] for impl, _ in timings
-             if not impl.ours and not impl.limit and impl.name.startswith(prefix) and value[impl.name] is not None]
+    ours = [v for impl, _ in timings if impl.ours and (v := value[impl.name]) is not None]
+    peers = [v for impl, _ in timings if not impl.ours and not impl.limit and impl.name.startswith(prefix)
+             and (v := value[impl.name]) is not None]
     what = f"best '{prefix}'" if prefix else "best peer" + (" installed" if case.missing else "")
     label = "CPU time: " if metric == "cpu" else ""
     if not peers or not ours:

@@ -87,7 +87,7 @@ _SYLLABLES = [c + v for c in "bcdfghklmnprstvz" for v in "aeiou"] + ["th", "sh",
 
 def _vocabulary() -> list[str]:
     rng = np.random.default_rng(7)
-    words = set()
+    words: set[str] = set()
     while len(words) < 4096:
         words.add("".join(_SYLLABLES[k] for k in rng.integers(0, len(_SYLLABLES), rng.integers(1, 5))))
     return sorted(words)
@@ -260,7 +260,7 @@ def _sdk_job(sdk, ts: list[str], pybase64, model: str = MODEL, fmt: str = "base6
     n = len(ts)
     width = MODEL_DIMS[model] if fmt == "base64_int8" else MODEL_DIMS[model] // 8
     out = np.empty((n, width), np.int8 if fmt == "base64_int8" else np.uint8)
-    mv = memoryview(out).cast("B")
+    mv = out.data.cast("B")
     b64 = pybase64.b64decode
 
     def batch(start: int) -> None:
@@ -315,7 +315,7 @@ def _decode_case(model: str, fmt: str, libs: dict, missing: list[str], url: str 
 
     def stdlib():
         out = np.empty((n, width), dtype)
-        mv = memoryview(out).cast("B")
+        mv = out.data.cast("B")
         for item in json.loads(body)["data"]:
             at = item["index"] * width
             mv[at:at + width] = base64.b64decode(item["embedding"])
@@ -330,7 +330,7 @@ def _decode_case(model: str, fmt: str, libs: dict, missing: list[str], url: str 
 
         def orjson_pybase64():
             out = np.empty((n, width), dtype)
-            mv = memoryview(out).cast("B")
+            mv = out.data.cast("B")
             for item in loads(body)["data"]:
                 at = item["index"] * width
                 mv[at:at + width] = b64(item["embedding"], validate=True)
@@ -341,7 +341,9 @@ def _decode_case(model: str, fmt: str, libs: dict, missing: list[str], url: str 
         def schema(embedding_type):
             item = msgspec.defstruct("Item", [("index", int), ("embedding", embedding_type),
                                               ("object", str, "embedding")])
-            return msgspec.defstruct("Response", [("data", list[item]), ("model", str, ""), ("object", str, "list"),
+            # (list[item]: a type made at run time, which no type checker can follow)
+            return msgspec.defstruct("Response", [("data", list[item]),  # type: ignore[valid-type]
+                                                  ("model", str, ""), ("object", str, "list"),
                                                   ("usage", dict | None, None)])
 
         Response = schema(str)
@@ -354,7 +356,7 @@ def _decode_case(model: str, fmt: str, libs: dict, missing: list[str], url: str 
 
             def msgspec_pybase64():
                 out = np.empty((n, width), dtype)
-                mv = memoryview(out).cast("B")
+                mv = out.data.cast("B")
                 for item in typed(body).data:
                     at = item.index * width
                     mv[at:at + width] = b64(item.embedding, validate=True)
@@ -363,7 +365,7 @@ def _decode_case(model: str, fmt: str, libs: dict, missing: list[str], url: str 
 
         def msgspec_bytes():
             out = np.empty((n, width), dtype)
-            mv = memoryview(out).cast("B")
+            mv = out.data.cast("B")
             for item in typed_bytes(body).data:
                 at = item.index * width
                 mv[at:at + width] = item.embedding
@@ -376,7 +378,7 @@ def _decode_case(model: str, fmt: str, libs: dict, missing: list[str], url: str 
         def sdk_parse():
             r = parse()
             out = np.empty((n, width), dtype)
-            mv = memoryview(out).cast("B")
+            mv = out.data.cast("B")
             for item in r.data:
                 at = item.index * width
                 mv[at:at + width] = b64(item.embedding, validate=True)

@@ -78,7 +78,7 @@ def cases(quick: bool = False) -> list[Case]:
                     target=("pybase64 b64decode(validate)", 0.9), note="strict decode, allocating"))
 
     impls = [Impl("b64encode", lambda: pc.b64encode(blob), True),
-             Impl("stdlib b64encode", lambda: base64.b64encode(blob))]
+             Impl("stdlib b64encode", lambda: base64.b64encode(blob.data))]
     if pybase64:
         impls.append(Impl("pybase64 b64encode", lambda: pybase64.b64encode(blob)))
     out.append(Case("codec", "b64encode 8 MiB blob", len(text), text, impls, list(missing),

@@ -34,7 +34,9 @@ numpy BLAS is pinned to ``THREADS`` threads; without it it uses its default.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +69,7 @@ def _exact_dots(queries: np.ndarray, db: np.ndarray, rows: np.ndarray | None = N
     if rows is not None:
         return np.einsum("mrd,md->mr", db[rows].astype(np.int64), queries.astype(np.int64))
     # float BLAS, exact while every partial sum is an integer the float holds exactly
-    ft = np.float32 if db.shape[1] * 128 * 128 <= 1 << 24 else np.float64
+    ft: type[np.floating[Any]] = np.float32 if db.shape[1] * 128 * 128 <= 1 << 24 else np.float64
     qf = queries.astype(ft)
     out = np.empty((queries.shape[0], db.shape[0]), np.int64)
     step = 1 << 14
@@ -141,7 +143,7 @@ def _cosine_peer_check(queries: np.ndarray, db: np.ndarray, qn: np.ndarray, xn: 
 # ----------------------------------------------------------------- peer helpers
 
 
-def _topk_smallest(dist: np.ndarray, k: int = K):
+def _topk_smallest(dist: np.ndarray, k: int = K) -> tuple[np.ndarray, np.ndarray]:
     """What a user writes after an all-pairs call: argpartition, then sort the k."""
     dist = np.asarray(dist)
     part = np.argpartition(dist, k - 1, axis=1)[:, :k]
@@ -150,15 +152,16 @@ def _topk_smallest(dist: np.ndarray, k: int = K):
     return np.take_along_axis(vals, order, axis=1), np.take_along_axis(part, order, axis=1)
 
 
-def _topk_largest(sim: np.ndarray, k: int = K):
+def _topk_largest(sim: np.ndarray, k: int = K) -> tuple[np.ndarray, np.ndarray]:
     S, I = _topk_smallest(-np.asarray(sim), k)
     return -S, I
 
 
-def _faiss(faiss, index, threads: int):
-    def fn(q):
+def _faiss(faiss, index, threads: int, queries: Callable[[], np.ndarray]) -> Callable[[], Any]:
+    """One timed call: faiss's search of ``queries()`` on ``threads`` threads."""
+    def fn() -> Any:
         faiss.omp_set_num_threads(threads)
-        return index.search(q, K)
+        return index.search(queries(), K)
     return fn
 
 
@@ -206,8 +209,8 @@ def _hamming_case(nq: int, n: int, peers: dict, missing: list[str], target, limi
         ix = faiss.IndexBinaryFlat(DIM)
         ix.add(codes)
         for t in ((1, THREADS) if nq == 1 else (THREADS,)):
-            fn = _faiss(faiss, ix, t)
-            impls.append(Impl(f"faiss IndexBinaryFlat (threads={t})", lambda fn=fn: fn(q), check=peer_check))
+            impls.append(Impl(f"faiss IndexBinaryFlat (threads={t})", _faiss(faiss, ix, t, lambda: q),
+                              check=peer_check))
     if simsimd:
         impls.append(Impl(f"simsimd cdist hamming (threads={THREADS}) + top-k", lambda: _topk_smallest(
             simsimd.cdist(q, codes, metric="hamming", dtype="bin8", out_dtype="uint32", threads=THREADS)),
@@ -266,9 +269,8 @@ def _int8_case(nq: int, n: int, peers: dict, missing: list[str], target, limit: 
         ix = faiss.IndexFlatIP(DIM)
         ix.add(unit)
         for t in ((1, THREADS) if nq == 1 else (THREADS,)):
-            fn = _faiss(faiss, ix, t)
             impls.append(Impl(f"faiss IndexFlatIP float32 normalized (threads={t})",
-                              lambda fn=fn: fn(unit_queries()), check=peer_check))
+                              _faiss(faiss, ix, t, unit_queries), check=peer_check))
     if simsimd:
         impls.append(Impl(f"simsimd cdist cosine (threads={THREADS}) + top-k", lambda: _topk_largest(
             1.0 - np.asarray(simsimd.cdist(q, db, metric="cosine", threads=THREADS))), check=peer_check))

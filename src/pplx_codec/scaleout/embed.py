@@ -36,6 +36,7 @@ import warnings
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dask.bag as db
 import httpx
@@ -47,7 +48,8 @@ try:
     from distributed.diagnostics.plugin import SchedulerPlugin
     from distributed.utils_comm import retry_operation
 except ImportError:  # pragma: no cover - the dask extra installs distributed; embed() says it is needed
-    Semaphore = SchedulerPlugin = object
+    # stand-ins so that the module imports (the classes below subclass them)
+    Semaphore = SchedulerPlugin = object  # type: ignore[misc, assignment]
 
 from .. import errors, store
 from ..bits import pack_bits
@@ -497,9 +499,12 @@ def _partitions(texts, partition_size: int) -> list:
     if isinstance(texts, db.Bag):
         return list(texts.to_delayed())
     dd = sys.modules.get("dask.dataframe")
-    if dd is not None and isinstance(texts, getattr(dd, "DataFrame", ())):
+    # the classes of whatever dask.dataframe has been imported (() matches nothing)
+    frame: Any = getattr(dd, "DataFrame", ())
+    series: Any = getattr(dd, "Series", ())
+    if dd is not None and isinstance(texts, frame):
         raise TypeError("texts is a dask DataFrame: pass one column (a Series) of strings")
-    if dd is not None and isinstance(texts, getattr(dd, "Series", ())):
+    if dd is not None and isinstance(texts, series):
         return list(texts.to_delayed())
     if isinstance(texts, (list, tuple)):
         if not texts:

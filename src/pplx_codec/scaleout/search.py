@@ -115,6 +115,7 @@ def _topk(block, norms, queries, k, metric, threads, start):
     if k == 0:
         m = queries.shape[0]
         return np.empty((m, 0), _KEY_DTYPES[metric]), np.empty((m, 0), np.int64)
+    D: np.ndarray  # Hamming distances, cosines or exact dot products
     if metric == "hamming":
         D, I = _local.search_binary(queries, block, k, threads)
     elif metric == "cosine":
@@ -136,7 +137,7 @@ def _shards_topk(specs, norms, starts, *, queries, k, metric, threads):
     """Consecutive shards of a from_shards array, each opened (memory-mapped)
     and scanned by this task, merged here."""
     parts = [_topk(_open_shard(*spec), nb, queries, k, metric, threads, start)
-             for spec, nb, start in zip(specs, norms, starts)]
+             for spec, nb, start in zip(specs, norms, starts, strict=True)]
     return parts[0] if len(parts) == 1 else _merge(parts, k, _DESCENDING[metric])
 
 
@@ -208,8 +209,9 @@ def norms(vectors: da.Array) -> da.Array:
     vectors = _codes_array(vectors, "vectors")
     if vectors.dtype != np.int8:
         raise TypeError(f"vectors must be int8, got {vectors.dtype}")
-    col = vectors.map_blocks(_norms_block, chunks=(vectors.chunks[0], (1,)), dtype=np.float32,
-                             meta=np.empty((0, 0), np.float32))
+    # da.map_blocks, not the method: dask's @wraps of the method hides its signature from type checkers
+    col = da.map_blocks(_norms_block, vectors, chunks=(vectors.chunks[0], (1,)), dtype=np.float32,
+                        meta=np.empty((0, 0), np.float32))
     return col[:, 0]
 
 

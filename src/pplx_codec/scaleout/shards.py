@@ -100,7 +100,9 @@ class ShardArray(np.memmap):
     @property
     def maps_file(self) -> bool:
         """True when this array's memory is the file's mapping (not a copy)."""
-        return self._mmap is not None
+        # numpy's memmap keeps its mapping in _mmap (None for a view of memory
+        # that is not the file's); numpy's stubs do not declare it
+        return self._mmap is not None  # type: ignore[attr-defined]
 
     @property
     def is_whole(self) -> bool:
@@ -132,6 +134,8 @@ def _open_shard(kind: str, path: str, encoding: str | None, shape, stamp) -> np.
 def _map(kind: str, path: str, encoding: str | None, shape: tuple, stamp: tuple) -> np.ndarray:
     if kind == "npy":
         a = np.load(path, mmap_mode="r", allow_pickle=False)
+    elif encoding is None:  # _describe gives every store shard its encoding
+        raise ValueError(f"shard {path}: a store shard needs its encoding")
     else:
         a = getattr(store.load(path, mmap=True), encoding)
     if a.shape != shape:
@@ -161,7 +165,7 @@ def _register_distributed() -> None:
 
     @dask_serialize.register(ShardArray)
     def _serialize(x: ShardArray):
-        if x.is_whole:
+        if x.is_whole and x.spec is not None:  # (a whole shard has its spec)
             return {"shard": list(x.spec)}, []
         return {"shard": None}, [pickle.dumps(np.array(x), protocol=5)]
 
@@ -264,7 +268,10 @@ def from_shards(paths, encoding: str | None = None) -> da.Array:
     """
     if encoding is not None and encoding not in _ENCODINGS:
         raise ValueError(f"encoding must be 'int8' or 'binary', got {encoding!r}")
-    blocks, specs, first, orders = [], [], None, {}
+    blocks: list[da.Array] = []
+    specs: list[tuple] = []
+    first: tuple | None = None
+    orders: dict[str, Path] = {}
     for path in _expand(paths):
         kind, enc, shape, dtype, bitorder, files = _describe(path, encoding)
         if first is None:
@@ -283,10 +290,10 @@ def from_shards(paths, encoding: str | None = None) -> da.Array:
         specs.append(spec)
         task = delayed(_open_shard, pure=True)(*spec)
         blocks.append(da.from_delayed(task, shape=shape, dtype=dtype, meta=np.empty((0, 0), dtype)))
-    out = blocks[0] if len(blocks) == 1 else da.concatenate(blocks, axis=0)
+    out: da.Array = blocks[0] if len(blocks) == 1 else da.concatenate(blocks, axis=0)
     # what search() uses to give each shard one task that opens and scans it; any
     # operation on the array (slicing, rechunking) makes a new array without it
-    out._pplx_shards = tuple(s for s in specs if s[3][0]) or tuple(specs[:1])
+    out._pplx_shards = tuple(s for s in specs if s[3][0]) or tuple(specs[:1])  # type: ignore[attr-defined]
     return out
 
 
@@ -296,6 +303,6 @@ def shard_specs(x) -> tuple | None:
     specs = getattr(x, "_pplx_shards", None)
     if specs is None or len(specs) != len(x.chunks[0]) or len(x.chunks[1]) != 1:
         return None
-    if any(spec[3][0] != rows for spec, rows in zip(specs, x.chunks[0])):
+    if any(spec[3][0] != rows for spec, rows in zip(specs, x.chunks[0], strict=True)):
         return None
     return specs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from decimal import Decimal
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -13,15 +14,19 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..constants import (CURRENCY, MAX_CHUNKS, MAX_INPUT_TOKENS, MAX_REQUEST_TOKENS,
-                         PRICE_PER_MILLION_TOKENS)
+from ..constants import CURRENCY, MAX_CHUNKS, MAX_INPUT_TOKENS, MAX_REQUEST_TOKENS, PRICE_PER_MILLION_TOKENS
 from .backends import make_backend
 from .cache import LRU
 from .config import CONFIG_ENV, ServerConfig
 from .faults import FAULT_HEADER, FAULT_SCOPE_KEY, DropFilter, Fault, FaultPlan
 from .guards import BearerAuth, BodyLimit, InjectFaults, error_body
-from .schemas import (ContextualizedEmbeddingsRequest, ContextualizedEmbeddingsResponse, EmbeddingsRequest,
-                      EmbeddingsResponse, ValidationError)
+from .schemas import (
+    ContextualizedEmbeddingsRequest,
+    ContextualizedEmbeddingsResponse,
+    EmbeddingsRequest,
+    EmbeddingsResponse,
+    ValidationError,
+)
 from .stream import contextualized_body, embeddings_body
 from .tokens import load_counter
 
@@ -63,7 +68,7 @@ def create_app(config: ServerConfig | None = None, **options) -> FastAPI:
                   description="Perplexity AI API (the pplx-codec reference server)",
                   docs_url=None, redoc_url=None)  # the docs pages load their scripts from a CDN
     app.state.config, app.state.backend, app.state.counter = config, backend, counter
-    security = {"security": [{"HTTPBearer": []}]} if config.auth else None
+    security: dict[str, Any] | None = {"security": [{"HTTPBearer": []}]} if config.auth else None
 
     def headers(fault: Fault) -> dict:
         h = {"x-token-count": counter.method}
@@ -159,7 +164,7 @@ def create_app(config: ServerConfig | None = None, **options) -> FastAPI:
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
 
     # added innermost first: a request meets auth (which reads no body), then the size limit, then faults
     app.add_middleware(InjectFaults, plan=FaultPlan(config.faults))

@@ -97,7 +97,7 @@ def lean(x: np.ndarray, sums: np.ndarray) -> np.ndarray:
 def contextualize(x: np.ndarray, doc_sizes: Sequence[int]) -> np.ndarray:
     """Chunk vectors of whole documents, back to back -> contextualized."""
     starts = np.concatenate(([0], np.cumsum(doc_sizes)[:-1])).astype(np.intp)
-    sums = np.stack([unit_sum(x[s:s + k]) for s, k in zip(starts, doc_sizes)])
+    sums = np.stack([unit_sum(x[s:s + k]) for s, k in zip(starts, doc_sizes, strict=True)])
     return lean(x, np.repeat(sums, doc_sizes, axis=0))
 
 

@@ -27,7 +27,7 @@ class LRU:
         """The values of ``keys``, None for those not held; hits become most recent."""
         if not self.max_bytes:
             return [None] * len(keys)
-        out = []
+        out: list[Any] = []
         entries = self._entries
         with self._lock:
             for k in keys:

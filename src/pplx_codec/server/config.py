@@ -74,7 +74,7 @@ class ServerConfig:
 
     def accepted_keys(self) -> tuple[str, ...]:
         """The keys auth accepts; raises if auth is on and there are none."""
-        keys = tuple(dict.fromkeys(self.api_keys + env_keys()))
+        keys = tuple(dict.fromkeys((*self.api_keys, *env_keys())))
         if self.auth and not keys:
             raise ValueError(f"no API keys: pass --api-key KEY (api_keys=[...]), set {KEYS_ENV}=KEY1,KEY2, "
                              "or turn auth off with --no-auth (auth=False)")
@@ -83,7 +83,7 @@ class ServerConfig:
     def tokenizer_path(self) -> str | None:
         if self.tokenizer is not None:
             return self.tokenizer
-        if self.backend == "sentence-transformers":
+        if self.backend == "sentence-transformers" and self.model_path:  # (that backend always has one)
             candidate = os.path.join(self.model_path, "tokenizer.json")
             if os.path.isfile(candidate):
                 return candidate

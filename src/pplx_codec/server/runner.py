@@ -168,7 +168,7 @@ def _serve_many(config: ServerConfig, sock: socket.socket, workers: int, log_lev
     # worker processes import the app factory afresh: hand them the config.
     # Check it here first, so a bad config fails once and clearly.
     config.accepted_keys()
-    if config.backend == "sentence-transformers" and not os.path.isdir(config.model_path):
+    if config.backend == "sentence-transformers" and not (config.model_path and os.path.isdir(config.model_path)):
         raise ValueError(f"model path {config.model_path!r} is not a directory")
     os.environ[CONFIG_ENV] = config.to_json()
     # the supervisor installs its own handlers (SIGINT and SIGTERM stop the workers and

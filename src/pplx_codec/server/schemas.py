@@ -9,14 +9,30 @@ the models only document them in ``/openapi.json``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationInfo,
-                      WithJsonSchema, field_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from ..constants import (CONTEXTUALIZED_MODELS, CURRENCY, EMBEDDING_MODELS, ENCODINGS, MAX_DOCUMENTS, MAX_INPUTS,
-                         MIN_DIMENSIONS, MODEL_DIMS)
+from ..constants import (
+    CONTEXTUALIZED_MODELS,
+    CURRENCY,
+    EMBEDDING_MODELS,
+    ENCODINGS,
+    MAX_DOCUMENTS,
+    MAX_INPUTS,
+    MIN_DIMENSIONS,
+    MODEL_DIMS,
+)
 
 _DIMENSIONS_MAX = max(MODEL_DIMS.values())
 
@@ -32,6 +48,11 @@ def _field(title: str, description: str | None = None, default: Any = None, **ex
         schema.update(extra)
 
     return Field(default, title=title, description=description, json_schema_extra=schema_extra)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    """Drop the ``default`` pydantic puts in a field's schema."""
+    schema.pop("default", None)
 
 
 Text = Annotated[str, StringConstraints(strict=True, min_length=1)]
@@ -68,7 +89,10 @@ Inputs = Annotated[
 ]
 Documents = Annotated[list[Annotated[list[Text], Field(min_length=1)]], Field(min_length=1, max_length=MAX_DOCUMENTS)]
 Dimensions = Annotated[int, Field(strict=True, ge=MIN_DIMENSIONS, le=_DIMENSIONS_MAX), BeforeValidator(_integral)]
-EncodingFormat = Literal[tuple(ENCODINGS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # a Literal built at run time is no type to a type checker
+    EncodingFormat = str
+else:
+    EncodingFormat = Literal[tuple(ENCODINGS)]
 
 _DIMENSIONS_DOC = ("Number of dimensions for output embeddings (Matryoshka). Range: 128-{small} for {m0}, "
                    "128-{large} for {m1}. Defaults to full dimensions ({small} or {large}).")
@@ -84,6 +108,10 @@ class _Request(BaseModel):
     # strict: "5" is not a number and 5 is not a string, as in JSON Schema;
     # unknown keys are ignored (the spec does not forbid them)
     model_config = ConfigDict(strict=True)
+
+    if TYPE_CHECKING:  # the fields every request model declares (with its own models), for the methods here
+        model: str
+        dimensions: int | None
 
     @field_validator("dimensions", check_fields=False)
     @classmethod
@@ -178,7 +206,8 @@ class EmbeddingsResponse(BaseModel):
     object: str = _field("Object", "The object type", example="list")
     data: list[EmbeddingObject] = _field("Data", "List of embedding objects")
     model: str = _field("Model", "The model used to generate embeddings")
-    usage: EmbeddingsUsage = Field(None, json_schema_extra=lambda s: s.pop("default", None))
+    # may be absent, yet not nullable in the spec: a None default, not an Optional type
+    usage: EmbeddingsUsage = Field(None, json_schema_extra=_no_default)  # type: ignore[assignment]
 
 
 class ContextualizedEmbeddingObject(BaseModel):
@@ -199,7 +228,8 @@ class ContextualizedEmbeddingsResponse(BaseModel):
     object: str = _field("Object", "The object type", example="list")
     data: list[ContextualizedEmbeddingObject] = _field("Data", "List of contextualized embedding objects")
     model: str = _field("Model", "The model used to generate embeddings")
-    usage: EmbeddingsUsage = Field(None, json_schema_extra=lambda s: s.pop("default", None))
+    # may be absent, yet not nullable in the spec: a None default, not an Optional type
+    usage: EmbeddingsUsage = Field(None, json_schema_extra=_no_default)  # type: ignore[assignment]
 
 
 # One 422 detail item: what FastAPI reports, without ``input`` (which would echo
@@ -216,5 +246,5 @@ class ValidationError(BaseModel):
 class HTTPValidationError(BaseModel):
     model_config = ConfigDict(title="HTTPValidationError")
 
-    detail: list[ValidationError] = Field(None, title="Detail",
-                                          json_schema_extra=lambda s: s.pop("default", None))
+    # may be absent, yet not nullable in the spec: a None default, not an Optional type
+    detail: list[ValidationError] = Field(None, title="Detail", json_schema_extra=_no_default)  # type: ignore[arg-type]

@@ -39,7 +39,8 @@ def _tail(model: str, usage: dict) -> bytes:
 
 
 def _rows(indices: Sequence[int], strings: Sequence[str]) -> str:
-    return ",".join(f'{{"object":"embedding","index":{i},"embedding":"{s}"}}' for i, s in zip(indices, strings))
+    return ",".join(f'{{"object":"embedding","index":{i},"embedding":"{s}"}}'
+                    for i, s in zip(indices, strings, strict=True))
 
 
 class _Pacer:
@@ -61,10 +62,10 @@ def encoded_rows(backend: Backend, cache: LRU, model: str, texts: Sequence[str],
     missing = [j for j, s in enumerate(found) if s is None]
     if missing:
         strings = encode_rows(backend.embed(model, [texts[j] for j in missing]), dimensions, encoding_format)
-        for j, s in zip(missing, strings):
+        for j, s in zip(missing, strings, strict=True):
             found[j] = s
         # a row's cost: its string, its text (the key holds it), ~100 bytes of bookkeeping
-        cache.put_many((keys[j], s, len(s) + len(texts[j]) + 100) for j, s in zip(missing, strings))
+        cache.put_many((keys[j], s, len(s) + len(texts[j]) + 100) for j, s in zip(missing, strings, strict=True))
     return found
 
 
@@ -106,7 +107,8 @@ async def contextualized_body(backend: Backend, model: str, documents: Sequence[
         order = order[: n // 2]
     size = rows_per_batch(dimensions, encoding_format)
     groups: list[list[int]] = []  # runs of small documents, or one large one
-    pending, pending_chunks = [], 0
+    pending: list[int] = []
+    pending_chunks = 0
     for d in order.tolist():
         k = len(documents[d])
         if k > size:
@@ -133,7 +135,7 @@ async def contextualized_body(backend: Backend, model: str, documents: Sequence[
         x = contextualize(backend.embed(model, [c for d in docs for c in documents[d]]), sizes)
         strings = encode_rows(x, dimensions, encoding_format)
         parts, start = [], 0
-        for d, k in zip(docs, sizes):
+        for d, k in zip(docs, sizes, strict=True):
             within = fault.permutation(k, salt=d + 1)
             parts.append(document(d, [strings[start + j] for j in within], within))
             start += k

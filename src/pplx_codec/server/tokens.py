@@ -80,9 +80,9 @@ class CachedCounter:
         missing = [j for j, n in enumerate(found) if n is None]
         if missing:
             counts = self.counter.count([texts[j] for j in missing])
-            for j, n in zip(missing, counts):
+            for j, n in zip(missing, counts, strict=True):
                 found[j] = n
-            self.cache.put_many((texts[j], n, len(texts[j]) + 100) for j, n in zip(missing, counts))
+            self.cache.put_many((texts[j], n, len(texts[j]) + 100) for j, n in zip(missing, counts, strict=True))
         return found
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from ..index import BinaryIndex, Index, Int8Index
 from . import _fs
@@ -26,8 +29,9 @@ class Stored:
     read from disk as they are used, never all at once.
     """
 
-    def __init__(self, meta: dict, int8: np.ndarray | None = None, binary: np.ndarray | None = None,
-                 texts=None, path: Path | None = None):
+    def __init__(self, meta: dict, int8: npt.NDArray[np.int8] | None = None,
+                 binary: npt.NDArray[np.uint8] | None = None, texts: Sequence[str] | None = None,
+                 path: Path | None = None):
         self.meta = meta
         self.int8 = int8
         self.binary = binary
@@ -63,7 +67,7 @@ class Stored:
                 f"encodings={list(self.encodings)}, bitorder={self.bitorder!r}, model={self.model!r}, "
                 f"texts={'yes' if self.texts is not None else 'no'})")
 
-    def index(self, kind: str | None = None):
+    def index(self, kind: str | None = None) -> BinaryIndex | Int8Index | Index:
         """An exact index over these rows, sharing their memory (memmaps stay
         memmaps): ``Index`` when both encodings are present (binary retrieval,
         int8 rescoring), else ``BinaryIndex`` or ``Int8Index``.  ``kind``
@@ -78,19 +82,29 @@ class Stored:
             if enc not in self.encodings:
                 raise ValueError(f"this store has no {enc} encoding (it holds {', '.join(self.encodings)})")
         if kind == "binary":
-            idx = BinaryIndex(self.dimensions, self.bitorder)
-            idx.add(self.binary, bitorder=self.bitorder)
-        elif kind == "int8":
-            idx = Int8Index(self.dimensions)
-            idx.add(self.int8)
-        else:
-            idx = Index(self.dimensions, self.bitorder)
-            idx.add(self.int8, codes=self.binary, bitorder=self.bitorder)
-        return idx
+            b = BinaryIndex(self.dimensions, self.bitorder)
+            b.add(self._rows("binary"), bitorder=self.bitorder)
+            return b
+        if kind == "int8":
+            i = Int8Index(self.dimensions)
+            i.add(self._rows("int8"))
+            return i
+        both = Index(self.dimensions, self.bitorder)
+        both.add(self._rows("int8"), codes=self._rows("binary"), bitorder=self.bitorder)
+        return both
+
+    def _rows(self, encoding: str) -> np.ndarray:
+        """The array of an encoding meta lists (a Stored built with meta
+        listing an encoding but without its array has none to give)."""
+        a = self.int8 if encoding == "int8" else self.binary
+        if a is None:
+            raise ValueError(f"this store's meta lists the {encoding} encoding but it holds no {encoding} array")
+        return a
 
 
-def save(path, embeddings=None, *, int8: np.ndarray | None = None, binary: np.ndarray | None = None,
-         bitorder: str | None = None, meta: dict | None = None, texts=None) -> Stored:
+def save(path: str | os.PathLike[str], embeddings=None, *, int8: np.ndarray | None = None,
+         binary: np.ndarray | None = None, bitorder: str | None = None, meta: dict | None = None,
+         texts=None) -> Stored:
     """Write a store at ``path`` and return it loaded (memory-mapped).
 
     ``embeddings``: a :class:`pplx_codec.Embeddings` (its ``encoding_format``
@@ -136,7 +150,7 @@ def install(tmp: Path, final: Path) -> None:
     _fs.install(tmp, final, is_store, _WHAT)
 
 
-def load(path, mmap: bool = True) -> Stored:
+def load(path: str | os.PathLike[str], mmap: bool = True) -> Stored:
     """Open the store at ``path``.  ``mmap=True`` (default): read-only
     ``np.memmap`` arrays, nothing is read until used (a 100M-row store opens
     instantly); ``mmap=False``: plain arrays read into memory.  Texts are read
@@ -191,7 +205,11 @@ def npy_header(path: Path) -> tuple[np.dtype, tuple, bool]:
     return dtype, shape, fortran
 
 
-def open_npy(path: Path, dtype: np.dtype, shape: tuple[int, int], mmap_mode: str | None) -> np.ndarray:
+@overload
+def open_npy(path: Path, dtype: np.dtype, shape: tuple[int, ...], mmap_mode: Literal["r+"]) -> np.memmap: ...
+@overload
+def open_npy(path: Path, dtype: np.dtype, shape: tuple[int, ...], mmap_mode: Literal["r"] | None) -> np.ndarray: ...
+def open_npy(path: Path, dtype: np.dtype, shape: tuple[int, ...], mmap_mode: Literal["r", "r+"] | None) -> np.ndarray:
     """A store's .npy file, checked against what meta.json (or job.json) says."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: incomplete store")

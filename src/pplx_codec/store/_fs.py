@@ -27,6 +27,7 @@ _RENAME_EXCHANGE = 2
 # errnos meaning "this kernel / file system cannot do it": fall back, don't fail
 _UNSUPPORTED = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM}
 
+_libc: ctypes.CDLL | None
 try:
     _libc = ctypes.CDLL(None, use_errno=True)
 except OSError:  # pragma: no cover - no C library to load (not Linux)

@@ -290,7 +290,7 @@ def write_texts(path: Path, texts, count: int) -> None:
         fsync_file(f)
 
 
-class Texts(Sequence):
+class Texts(Sequence[str]):
     """texts.jsonl read on demand: ``len()`` is free; the first ``[i]`` scans
     the file once for line starts, keeping one offset per ``STRIDE`` lines
     (8 bytes per 64 rows), so a lookup reads at most 64 lines."""

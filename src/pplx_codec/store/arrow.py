@@ -191,7 +191,7 @@ def _view(chunk, width: int, dtype: np.dtype) -> np.ndarray:
     return v
 
 
-class ArrowTexts(Sequence):
+class ArrowTexts(Sequence[str]):
     """The ``text`` column as a sequence of str, converted row by row."""
 
     def __init__(self, column):

@@ -22,6 +22,7 @@ import os
 import shutil
 import weakref
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -130,7 +131,7 @@ class Writer:
         try:
             self._arrays = {e: open_npy(self.partial / FILES[e][0], FILES[e][1],
                                         (self.count, row_width(e, self.dimensions)), "r+") for e in self.encodings}
-            self._done = open_npy(self.partial / DONE, np.dtype(bool), (self.count,), "r+")
+            self._done: np.memmap | None = open_npy(self.partial / DONE, np.dtype(bool), (self.count,), "r+")
         except BaseException:
             self._close_lock()
             raise
@@ -141,8 +142,8 @@ class Writer:
     # --- construction ---------------------------------------------------
 
     @classmethod
-    def create(cls, path, count: int, dimensions: int, encodings=("int8",), bitorder: str = "little",
-               meta: dict | None = None, *, job_key=None) -> Writer:
+    def create(cls, path: str | os.PathLike[str], count: int, dimensions: int, encodings=("int8",),
+               bitorder: str = "little", meta: dict | None = None, *, job_key=None) -> Writer:
         """Start a fresh job for the store ``path`` (an existing ``.partial``
         is discarded): ``count`` rows of ``dimensions``, ``encodings`` a subset
         of ``("int8", "binary")``, codes in ``bitorder``.  The files are
@@ -171,7 +172,7 @@ class Writer:
         return cls(final, fd, resumed=False)
 
     @classmethod
-    def open(cls, path) -> Writer:
+    def open(cls, path: str | os.PathLike[str]) -> Writer:
         """Resume the unfinished job of the store ``path`` (its ``.partial``)."""
         final = Path(path)
         partial = partial_path(final)
@@ -181,8 +182,8 @@ class Writer:
         return cls(final, _lock(partial), resumed=True)
 
     @classmethod
-    def resume_or_create(cls, path, count: int, dimensions: int, encodings=("int8",), bitorder: str = "little",
-                         meta: dict | None = None, *, job_key) -> Writer:
+    def resume_or_create(cls, path: str | os.PathLike[str], count: int, dimensions: int, encodings=("int8",),
+                         bitorder: str = "little", meta: dict | None = None, *, job_key) -> Writer:
         """Resume the ``.partial`` if it is this job (the same ``job_key``,
         count, dimensions, encodings and bit order), else start fresh; the
         ``resumed`` attribute tells which.  ``job_key``: JSON identifying the
@@ -209,23 +210,41 @@ class Writer:
 
     # --- the job ----------------------------------------------------------
 
-    count = property(lambda self: self._job["count"])
-    dimensions = property(lambda self: self._job["dimensions"])
-    encodings = property(lambda self: tuple(self._job["encodings"]))
-    bitorder = property(lambda self: self._job["bitorder"])
-    job_key = property(lambda self: self._job["job_key"])
-    meta = property(lambda self: dict(self._job["meta"]))
+    @property
+    def count(self) -> int:
+        return self._job["count"]
+
+    @property
+    def dimensions(self) -> int:
+        return self._job["dimensions"]
+
+    @property
+    def encodings(self) -> tuple[str, ...]:
+        return tuple(self._job["encodings"])
+
+    @property
+    def bitorder(self) -> str:
+        return self._job["bitorder"]
+
+    @property
+    def job_key(self) -> Any:
+        """The job's JSON key, as stored."""
+        return self._job["job_key"]
+
+    @property
+    def meta(self) -> dict:
+        return dict(self._job["meta"])
 
     @property
     def done(self) -> np.ndarray:
         """Read-only bool view: rows written and synced."""
-        view = self._open_or_raise()._done.view(np.ndarray)
+        view = self._mask().view(np.ndarray)
         view.flags.writeable = False
         return view
 
     def missing(self) -> np.ndarray:
         """Indices (int64) of the rows not done yet, ascending."""
-        return np.flatnonzero(~self._open_or_raise()._done)
+        return np.flatnonzero(~self._mask())
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{self.count - self.missing().size}/{self.count} rows done"
@@ -242,6 +261,12 @@ class Writer:
         if self._closed:
             raise ValueError(f"this Writer for {self.path} is closed")
         return self
+
+    def _mask(self) -> np.memmap:
+        """The done mask (None once closed: the mapping is released)."""
+        if self._closed or self._done is None:
+            raise ValueError(f"this Writer for {self.path} is closed")
+        return self._done
 
     def write(self, start: int, int8: np.ndarray | None = None, binary: np.ndarray | None = None, *,
               flush: bool = True) -> None:
@@ -281,14 +306,14 @@ class Writer:
     def flush(self) -> None:
         """Sync the written rows, then mark them done and sync the mask (in
         that order: a row marked done always has its data on disk)."""
-        self._open_or_raise()
+        done = self._mask()
         if not self._pending:
             return
         for a in self._arrays.values():
             a.flush()       # msync: on Linux costs what is dirty, not the mapping's size
         for s, e in self._pending:
-            self._done[s:e] = True
-        self._done.flush()
+            done[s:e] = True
+        done.flush()
         self._pending.clear()
 
     def record(self, entry) -> None:
