@@ -8,6 +8,7 @@ cdef extern from "simd/dispatch.h":
     enum:
         PPLX_ISA_SERIAL
         PPLX_ISA_COUNT
+        PPLX_ISA_OPT_IN
     const char *pplx_isa_names[]
     unsigned pplx_isa_compiled()
     unsigned pplx_isa_detected()
@@ -31,6 +32,12 @@ def compiled():
 def detected():
     """Compiled ISAs this CPU and OS can run (CPUID + XGETBV), baseline first."""
     return _names(_detected)
+
+
+def opt_in():
+    """Detected ISAs that are not made active by default (their kernels have
+    not yet run on real hardware: amx); use_isa() selects them explicitly."""
+    return _names(_detected & PPLX_ISA_OPT_IN)
 
 
 def active():
@@ -101,5 +108,6 @@ def _table_capsule():
 cdef int _i
 for _i in range(PPLX_ISA_COUNT):
     pplx_table_fill(&_tables[_i], _i)
-    if _detected >> _i & 1:
+    # the best detected tier, tiers ordered by enum value within an architecture
+    if _detected >> _i & 1 and not (PPLX_ISA_OPT_IN >> _i & 1):
         _active = &_tables[_i]

@@ -40,7 +40,7 @@ cdef extern from "simd/topk.h" nogil:
                         size_t r0, size_t r1, size_t dim, size_t xstride, int metric, const float *qn,
                         const float *xn, size_t k, int64_t base, int32_t *hk, int64_t *hi)
 
-cdef extern from "simd/dot.h":
+cdef extern from "simd/dot/serial.h":
     size_t PPLX_DOT_MAX_DIM
 
 cdef extern from "simd/threads.h" nogil:

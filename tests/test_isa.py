@@ -14,7 +14,9 @@ import pplx_codec as pc
 
 ENV = "PPLX_CODEC_ISA"
 DETECTED_AT_START = pc.capabilities()["detected"]
-KNOWN = ["serial", "avx2"]  # every ISA the dispatcher has a name for, baseline first
+# every ISA the dispatcher has a name for, in its order (baseline first)
+KNOWN = ["serial", "avx2", "avx512", "amx", "neon", "neon_dotprod"]
+OPT_IN = ["amx"]  # detected but not active by default (kernels not yet run on hardware)
 
 
 def run_python(code: str, isa_env: str | None):
@@ -37,7 +39,8 @@ WANT_PACKED = np.packbits(np.arange(-20, 20) > 0, bitorder="little").tolist()
 
 def test_capabilities_keys_and_consistency():
     caps = pc.capabilities()
-    assert set(caps) == {"compiled", "detected", "active", "forced_by", "threads"}  # threads: test_threads.py
+    assert set(caps) == {"compiled", "detected", "opt_in", "active", "forced_by", "threads"}  # threads: test_threads.py
+    assert caps["opt_in"] == [n for n in caps["detected"] if n in OPT_IN]
     assert isinstance(caps["compiled"], list) and isinstance(caps["detected"], list)
     assert caps["compiled"][0] == caps["detected"][0] == "serial"
     assert set(caps["compiled"]) <= set(KNOWN)
@@ -66,11 +69,30 @@ def test_avx2_detection_agrees_with_the_kernel():
     assert ("avx2" in caps["detected"]) == ("avx2" in flags and "avx" in flags and "popcnt" in flags)
 
 
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64") or not sys.platform.startswith("linux"),
+                    reason="checks AVX-512 and AMX detection against /proc/cpuinfo on x86-64 Linux")
+def test_avx512_and_amx_detection_agree_with_the_kernel():
+    """The kernel lists a flag only when the CPU has it and the OS enabled its
+    register state (it clears avx512* when XCR0 lacks the ZMM state, and
+    amx* when it lacks tile data)."""
+    with open("/proc/cpuinfo") as f:
+        flags = set(next(line for line in f if line.startswith("flags")).split())
+    caps = pc.capabilities()
+    assert "avx512" in caps["compiled"]
+    avx512 = {"avx2", "bmi2", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_vpopcntdq", "avx512_vnni",
+              "avx512vbmi"} <= flags
+    assert ("avx512" in caps["detected"]) == avx512, sorted(f for f in flags if "avx512" in f)
+    # amx also needs Linux to grant tile data (arch_prctl); the flags say the CPU and kernel support it
+    if "amx" in caps["compiled"]:
+        assert ("amx" in caps["detected"]) <= (avx512 and {"amx_tile", "amx_int8"} <= flags)
+
+
 def test_default_is_the_best_detected_isa():
     r = run_python(REPORT, None)
     assert r.returncode == 0, r.stderr
     caps = json.loads(r.stdout)
-    assert caps["active"] == caps["detected"][-1] == pc.capabilities()["detected"][-1]
+    best = [n for n in caps["detected"] if n not in OPT_IN][-1]
+    assert caps["active"] == best == [n for n in pc.capabilities()["detected"] if n not in OPT_IN][-1]
     assert caps["forced_by"] is None
 
 
@@ -93,7 +115,7 @@ def test_env_var_forces_isa_for_the_process(name):
     assert caps["norm"] == float(np.float32(np.sqrt(2560 * 16384)))
 
 
-@pytest.mark.parametrize("bogus", ["bogus", "SERIAL", "avx512", " serial"])
+@pytest.mark.parametrize("bogus", ["bogus", "SERIAL", "avx1024", " serial"])
 def test_env_var_unknown_isa_fails_import(bogus):
     r = run_python("import pplx_codec", bogus)
     assert r.returncode != 0
@@ -136,7 +158,7 @@ def test_use_isa_restores_on_exception():
     assert pc.capabilities()["active"] == before
 
 
-@pytest.mark.parametrize("name", ["nope", "", "AVX2", "sse2", "neon"])
+@pytest.mark.parametrize("name", ["nope", "", "AVX2", "sse2", "sve"])
 def test_use_isa_unknown(name):
     before = pc.capabilities()["active"]
     with pytest.raises(ValueError, match="^" + re.escape(f"unknown ISA {name!r}; known: {KNOWN}") + "$"):

@@ -17,17 +17,22 @@ ENV_VAR = "PPLX_CODEC_ISA"
 
 
 def capabilities() -> dict:
-    """``{"compiled": [...], "detected": [...], "active": name, "forced_by": ..., "threads": ...}``.
+    """``{"compiled": [...], "detected": [...], "opt_in": [...], "active": name, "forced_by": ..., "threads": ...}``.
 
-    compiled: ISAs whose kernels are in this build; detected: those this CPU
-    and OS can run (CPUID plus the XGETBV check of OS-enabled YMM state);
-    active: the one in use now; threads: what searches with ``threads > 1``
+    compiled: ISAs whose kernels are in this build (x86-64: serial, avx2,
+    avx512, amx; aarch64: serial, neon, neon_dotprod); detected: those this
+    CPU and OS can run (CPUID plus the XGETBV check of the register state the
+    OS enabled; for amx also Linux's grant of tile state; on aarch64 the
+    HWCAP bits); opt_in: detected tiers that are not made active by default
+    (amx, until its kernels have run on AMX hardware); active: the one in use
+    now, by default the best detected tier not in opt_in; threads: what searches with ``threads > 1``
     run their parts on, ``"pthreads"`` or ``"win32"`` (the build's own
     threads: no OpenMP runtime is involved).
     """
     return {
         "compiled": _dispatch.compiled(),
         "detected": _dispatch.detected(),
+        "opt_in": _dispatch.opt_in(),
         "active": _dispatch.active(),
         "forced_by": f"{ENV_VAR}={os.environ[ENV_VAR]}" if os.environ.get(ENV_VAR) else None,
         "threads": _search.threads_api(),
@@ -36,7 +41,7 @@ def capabilities() -> dict:
 
 @contextmanager
 def use_isa(name: str):
-    """Run the block with the ``name`` kernels (``"serial"``, ``"avx2"``).
+    """Run the block with the ``name`` kernels (``"serial"``, ``"avx2"``, ``"avx512"``, ``"amx"``, ``"neon"``, ``"neon_dotprod"``).
 
     Raises ``ValueError`` for an ISA that is unknown, not compiled, or not
     supported by this CPU.  The previous ISA is restored on exit.
