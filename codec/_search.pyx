@@ -34,10 +34,12 @@ cdef extern from "simd/topk.h" nogil:
                            int64_t *hi)
     void pplx_matrix_hamming(const pplx_table *tab, const uint8_t *Q, size_t nq, size_t qstride, const uint8_t *X,
                              size_t r0, size_t r1, size_t w, size_t xstride, int32_t *out, size_t ostride)
-    void pplx_matrix_dot(const pplx_table *tab, const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X,
-                         size_t r0, size_t r1, size_t dim, size_t xstride, int32_t *out, size_t ostride)
-    void pplx_scan_int8(const pplx_table *tab, const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X,
-                        size_t r0, size_t r1, size_t dim, size_t xstride, int metric, const float *qn,
+    void pplx_matrix_dot(const pplx_table *tab, const int8_t *Q8, size_t q8stride, const int16_t *Q16, size_t nq,
+                         size_t qstride, const int8_t *X, size_t r0, size_t r1, size_t dim, size_t xstride,
+                         int32_t *out, size_t ostride)
+    void pplx_scan_int8(const pplx_table *tab, const int8_t *Q8, size_t q8stride, const int16_t *Q16, size_t nq,
+                        size_t qstride, const int8_t *X, size_t r0, size_t r1, size_t dim, size_t xstride,
+                        int metric, const float *qn,
                         const float *xn, size_t k, int64_t base, int32_t *hk, int64_t *hi)
 
 cdef extern from "simd/dot/serial.h":
@@ -87,7 +89,8 @@ cdef struct _Job:
     # one search, read by every part: each part writes only its own output
     const pplx_table *t
     const uint8_t *Qb       # binary queries (qs bytes apart)
-    const int16_t *Q16      # int8 queries widened to int16 (width elements apart)
+    const int8_t *Q8        # int8 queries as given (qs bytes apart)
+    const int16_t *Q16      # the same widened to int16 (width elements apart)
     const uint8_t *Xb       # binary rows (xs bytes apart)
     const int8_t *X8        # int8 rows (xs bytes apart)
     Py_ssize_t m, n, width, qs, xs, k
@@ -204,7 +207,7 @@ cdef void _int8_by_rows(void *ctx, int part) noexcept nogil:
     cdef int32_t *sk = j.sk + part * j.m * j.k
     cdef int64_t *si = j.si + part * j.m * j.k
     pplx_heap_init(sk, si, j.m * j.k)
-    pplx_scan_int8(j.t, j.Q16, j.m, j.width, j.X8, lo, hi, j.width, j.xs, j.metric, j.qn, j.xn, j.k, j.base,
+    pplx_scan_int8(j.t, j.Q8, j.qs, j.Q16, j.m, j.width, j.X8, lo, hi, j.width, j.xs, j.metric, j.qn, j.xn, j.k, j.base,
                    sk, si)
 
 
@@ -212,7 +215,7 @@ cdef void _int8_by_queries(void *ctx, int part) noexcept nogil:
     cdef _Job *j = <_Job *>ctx
     cdef Py_ssize_t lo = _bound(j.m, j.nparts, part, 4), hi = _bound(j.m, j.nparts, part + 1, 4)
     if hi > lo:
-        pplx_scan_int8(j.t, j.Q16 + lo * j.width, hi - lo, j.width, j.X8, 0, j.n, j.width, j.xs, j.metric,
+        pplx_scan_int8(j.t, j.Q8 + lo * j.qs, j.qs, j.Q16 + lo * j.width, hi - lo, j.width, j.X8, 0, j.n, j.width, j.xs, j.metric,
                        (j.qn + lo) if j.qn != NULL else NULL, j.xn, j.k, j.base, j.hk + lo * j.k, j.hi + lo * j.k)
 
 
@@ -225,7 +228,7 @@ cdef void _hamming_matrix_rows(void *ctx, int part) noexcept nogil:
 cdef void _dot_matrix_rows(void *ctx, int part) noexcept nogil:
     cdef _Job *j = <_Job *>ctx
     cdef Py_ssize_t lo = _bound(j.n, j.nparts, part, 1), hi = _bound(j.n, j.nparts, part + 1, 1)
-    pplx_matrix_dot(j.t, j.Q16, j.m, j.width, j.X8, lo, hi, j.width, j.xs, j.D, j.n)
+    pplx_matrix_dot(j.t, j.Q8, j.qs, j.Q16, j.m, j.width, j.X8, lo, hi, j.width, j.xs, j.D, j.n)
 
 
 # ---------------------------------------------------------------- entry points
@@ -301,6 +304,7 @@ def topk_int8(queries, db, Py_ssize_t k_wanted, bint cosine, qnorms, dbnorms, in
     SK = np.empty((nparts if by_rows else 1, p.m, k), np.int32)
     SI = np.empty((nparts if by_rows else 1, p.m, k), np.int64)
     cdef _Job job = _job(p, k, nparts, base)
+    job.Q8 = <const int8_t *>cnp.PyArray_DATA(p.q)
     job.Q16 = <const int16_t *>cnp.PyArray_DATA(q16)
     job.X8 = <const int8_t *>cnp.PyArray_DATA(p.x)
     job.metric = PPLX_METRIC_COSINE if cosine else PPLX_METRIC_DOT
@@ -374,6 +378,7 @@ def dot_matrix(queries, db, int threads, out=None):
     disjoint_array(out, o, p.x, "db")
     q16 = _widened(p)
     cdef _Job job = _job(p, 0, _matrix_parts(p.n, threads), 0)
+    job.Q8 = <const int8_t *>cnp.PyArray_DATA(p.q)
     job.Q16 = <const int16_t *>cnp.PyArray_DATA(q16)
     job.X8 = <const int8_t *>cnp.PyArray_DATA(p.x)
     job.D = <int32_t *>cnp.PyArray_DATA(o)

@@ -61,7 +61,7 @@ static const char *const pplx_isa_names[PPLX_ISA_COUNT] = {"serial", "avx2",  "a
 #define PPLX_TARGET_AVX2
 #define PPLX_TARGET_AVX512
 #define PPLX_TARGET_AVX512_GFNI
-#elif (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#elif !defined(PPLX_SIMDE_NEON) && (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #define PPLX_COMPILE_AVX2 1
 #define PPLX_COMPILE_AVX512 1
 #define PPLX_TARGET_AVX2 __attribute__((target("avx2,popcnt")))

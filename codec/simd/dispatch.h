@@ -51,6 +51,8 @@ static void pplx_fill_serial(pplx_table *t) {
     t->hamming_block = pplx_hamming_block_serial;
     t->dot_block = pplx_dot_block_serial;
     t->dot16_block = pplx_dot16_block_serial;
+    t->i8_qblock = 0;
+    t->dot_i8_block = NULL;
 }
 
 #if PPLX_COMPILE_AVX2

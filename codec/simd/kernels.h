@@ -51,6 +51,16 @@ typedef struct pplx_table {
                       size_t xstride, int32_t *out, size_t ostride);
     void (*dot16_block)(const int16_t *Q16, size_t nq, size_t qstride, const int16_t *X16, size_t nrows,
                         size_t dim, size_t xstride, int32_t *out, size_t ostride);
+    /* int8 queries as stored x int8 rows, 1 <= nq <= i8_qblock (<= PPLX_QBLOCK_MAX) queries per call (any
+     * other nq writes nothing).  For tiers whose instructions multiply int8 by int8 (VNNI, AMX, SDOT):
+     * when set, the scans call it for every group of i8_qblock queries instead of dot_block/dot16_block
+     * (no int16 copy of queries or tiles).  NULL and 0 in tiers without one. */
+    size_t i8_qblock;
+    void (*dot_i8_block)(const int8_t *Q, size_t nq, size_t qstride, const int8_t *X, size_t nrows, size_t dim,
+                         size_t xstride, int32_t *out, size_t ostride);
 } pplx_table;
+
+/* The most queries a dot_i8_block call takes (sizes the scans' score buffer). */
+#define PPLX_QBLOCK_MAX 16
 
 #endif

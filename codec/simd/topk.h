@@ -150,23 +150,32 @@ static void pplx_scan_hamming(const pplx_table *T, const uint8_t *Q, size_t nq, 
     }
 }
 
-/* Same for int8 rows: Q16 holds the queries widened to int16 (qstride
- * elements apart); metric dot (key -dot) or cosine (qn per query, xn per
- * row of X, indexed like X). */
+/* Same for int8 rows: Q8 holds the queries as stored (q8stride bytes apart),
+ * Q16 the same widened to int16 (qstride elements apart); metric dot (key
+ * -dot) or cosine (qn per query, xn per row of X, indexed like X). */
 /* Distances of queries [g, g + ng) to tile rows [t, t + nt): from the int16
  * copy of the tile when there is one, else straight from the int8 rows. */
-static inline void pplx_dot_tile(const pplx_table *T, const int16_t *Q16, size_t ng, size_t qstride,
-                                 const int8_t *X, size_t nt, size_t dim, size_t xstride, const int16_t *W,
-                                 int32_t *buf) {
-    if (W) T->dot16_block(Q16, ng, qstride, W, nt, dim, dim, buf, PPLX_TILE_MAX);
+static inline void pplx_dot_tile(const pplx_table *T, const int8_t *Q8, size_t q8stride, const int16_t *Q16,
+                                 size_t ng, size_t qstride, const int8_t *X, size_t nt, size_t dim, size_t xstride,
+                                 const int16_t *W, int32_t *buf) {
+    if (T->dot_i8_block) T->dot_i8_block(Q8, ng, q8stride, X, nt, dim, xstride, buf, PPLX_TILE_MAX);
+    else if (W) T->dot16_block(Q16, ng, qstride, W, nt, dim, dim, buf, PPLX_TILE_MAX);
     else T->dot_block(Q16, ng, qstride, X, nt, dim, xstride, buf, PPLX_TILE_MAX);
 }
+
+/* Queries per kernel call: the tier's int8 x int8 block when it has one. */
+static inline size_t pplx_qblock(const pplx_table *T) { return T->dot_i8_block ? T->i8_qblock : 4; }
 
 /* With more than one group of 4 queries each tile is read many times: widen
  * it to int16 once (scratch of tile * dim int16; NULL when not worth it or
  * when allocation fails, which only costs speed). */
-static int16_t *pplx_widen_scratch(size_t nq, size_t tile, size_t dim) {
-    return nq > 4 ? (int16_t *)malloc(tile * dim * sizeof(int16_t)) : NULL;
+static int16_t *pplx_widen_scratch(const pplx_table *T, size_t nq, size_t tile, size_t dim) {
+    return nq > 4 && !T->dot_i8_block ? (int16_t *)malloc(tile * dim * sizeof(int16_t)) : NULL;
+}
+
+/* Rows per tile: sized for the int16 copy when one is made. */
+static inline size_t pplx_int8_tile(const pplx_table *T, size_t nq, size_t dim, size_t xstride) {
+    return nq > 4 && !T->dot_i8_block ? pplx_tile16_rows(dim) : pplx_tile_rows(xstride);
 }
 
 static inline void pplx_widen_tile(const int8_t *X, size_t nt, size_t dim, size_t xstride, int16_t *W) {
@@ -174,19 +183,21 @@ static inline void pplx_widen_tile(const int8_t *X, size_t nt, size_t dim, size_
         for (size_t j = 0; j < dim; j++) W[r * dim + j] = X[r * xstride + j];
 }
 
-static void pplx_scan_int8(const pplx_table *T, const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X,
-                           size_t r0, size_t r1, size_t dim, size_t xstride, int metric, const float *qn,
-                           const float *xn, size_t k, int64_t base, int32_t *hk, int64_t *hi) {
-    int32_t buf[4 * PPLX_TILE_MAX];
+static void pplx_scan_int8(const pplx_table *T, const int8_t *Q8, size_t q8stride, const int16_t *Q16, size_t nq,
+                           size_t qstride, const int8_t *X, size_t r0, size_t r1, size_t dim, size_t xstride,
+                           int metric, const float *qn, const float *xn, size_t k, int64_t base, int32_t *hk,
+                           int64_t *hi) {
+    int32_t buf[PPLX_QBLOCK_MAX * PPLX_TILE_MAX];
     if (k == 0) return; /* an empty heap keeps nothing (and has no root to compare with) */
-    const size_t tile = nq > 4 ? pplx_tile16_rows(dim) : pplx_tile_rows(xstride);
-    int16_t *W = pplx_widen_scratch(nq, tile, dim);
+    const size_t tile = pplx_int8_tile(T, nq, dim, xstride), qb = pplx_qblock(T);
+    int16_t *W = pplx_widen_scratch(T, nq, tile, dim);
     for (size_t t = r0; t < r1; t += tile) {
         size_t nt = r1 - t < tile ? r1 - t : tile;
         if (W) pplx_widen_tile(X + t * xstride, nt, dim, xstride, W);
-        for (size_t g = 0; g < nq; g += 4) {
-            size_t ng = nq - g < 4 ? nq - g : 4;
-            pplx_dot_tile(T, Q16 + g * qstride, ng, qstride, X + t * xstride, nt, dim, xstride, W, buf);
+        for (size_t g = 0; g < nq; g += qb) {
+            size_t ng = nq - g < qb ? nq - g : qb;
+            pplx_dot_tile(T, Q8 + g * q8stride, q8stride, Q16 + g * qstride, ng, qstride, X + t * xstride, nt, dim,
+                          xstride, W, buf);
             for (size_t q = 0; q < ng; q++) {
                 int32_t *key = hk + (g + q) * k;
                 int64_t *idx = hi + (g + q) * k;
@@ -230,18 +241,24 @@ static void pplx_matrix_hamming(const pplx_table *T, const uint8_t *Q, size_t nq
     }
 }
 
-static void pplx_matrix_dot(const pplx_table *T, const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X,
-                            size_t r0, size_t r1, size_t dim, size_t xstride, int32_t *out, size_t ostride) {
-    const size_t tile = nq > 4 ? pplx_tile16_rows(dim) : pplx_tile_rows(xstride);
-    int16_t *W = pplx_widen_scratch(nq, tile, dim);
+static void pplx_matrix_dot(const pplx_table *T, const int8_t *Q8, size_t q8stride, const int16_t *Q16, size_t nq,
+                            size_t qstride, const int8_t *X, size_t r0, size_t r1, size_t dim, size_t xstride,
+                            int32_t *out, size_t ostride) {
+    const size_t tile = pplx_int8_tile(T, nq, dim, xstride), qb = pplx_qblock(T);
+    int16_t *W = pplx_widen_scratch(T, nq, tile, dim);
     for (size_t t = r0; t < r1; t += tile) {
         size_t nt = r1 - t < tile ? r1 - t : tile;
         if (W) pplx_widen_tile(X + t * xstride, nt, dim, xstride, W);
-        for (size_t g = 0; g < nq; g += 4) {
-            size_t ng = nq - g < 4 ? nq - g : 4;
-            if (W) T->dot16_block(Q16 + g * qstride, ng, qstride, W, nt, dim, dim, out + g * ostride + t, ostride);
-            else T->dot_block(Q16 + g * qstride, ng, qstride, X + t * xstride, nt, dim, xstride,
-                              out + g * ostride + t, ostride);
+        for (size_t g = 0; g < nq; g += qb) {
+            size_t ng = nq - g < qb ? nq - g : qb;
+            if (T->dot_i8_block)
+                T->dot_i8_block(Q8 + g * q8stride, ng, q8stride, X + t * xstride, nt, dim, xstride,
+                                out + g * ostride + t, ostride);
+            else if (W)
+                T->dot16_block(Q16 + g * qstride, ng, qstride, W, nt, dim, dim, out + g * ostride + t, ostride);
+            else
+                T->dot_block(Q16 + g * qstride, ng, qstride, X + t * xstride, nt, dim, xstride,
+                             out + g * ostride + t, ostride);
         }
     }
     free(W);

@@ -682,12 +682,14 @@ static void check_heaps(const drv_data *d, int metric, size_t nq, size_t k, cons
     }
 }
 
-static void run_scan(const pplx_table *T, const drv_data *d, int metric, const void *Q, size_t nq, const float *qn,
-                     size_t r0, size_t r1, size_t k, int32_t *hk, int64_t *hi) {
+/* Q: the queries as codes (hamming) or widened to int16; Q8: as int8 (the
+ * same bytes as the codes). */
+static void run_scan(const pplx_table *T, const drv_data *d, int metric, const void *Q, const int8_t *Q8, size_t nq,
+                     const float *qn, size_t r0, size_t r1, size_t k, int32_t *hk, int64_t *hi) {
     if (metric == M_HAMMING)
         pplx_scan_hamming(T, Q, nq, d->qstride, d->Xb, r0, r1, d->dim, d->xstride, k, d->base, hk, hi);
     else
-        pplx_scan_int8(T, Q, nq, d->qstride, d->X8, r0, r1, d->dim, d->xstride,
+        pplx_scan_int8(T, Q8, d->qstride, Q, nq, d->qstride, d->X8, r0, r1, d->dim, d->xstride,
                        metric == M_DOT ? PPLX_METRIC_DOT : PPLX_METRIC_COSINE, metric == M_COSINE ? qn : NULL,
                        metric == M_COSINE ? d->xn : NULL, k, d->base, hk, hi);
 }
@@ -708,6 +710,8 @@ static void test_scan(const drv_data *d, int metric, size_t nq, size_t k, int sp
     AT("%s dim=%zu rows [%zu,%zu) of %zu strides q%zu x%zu nq=%zu k=%zu", metric_names[metric], d->dim, d->r0, d->r1,
        d->nrows, d->qstride, d->xstride, nq, k);
     void *Q = queries(d, metric == M_HAMMING, nq, oq);
+    const size_t o8 = (nq + 3) % 4;
+    int8_t *Q8 = queries(d, 1, nq, o8);
     float *qn = xalloc(nq * 4, on);
     memcpy(qn, d->qn_all, nq * 4);
     for (int t = 0; t < ntab; t++) {
@@ -716,7 +720,7 @@ static void test_scan(const drv_data *d, int metric, size_t nq, size_t k, int sp
         int32_t *hk = xalloc(nq * k * 4, ok_);
         int64_t *hi = xalloc(nq * k * 8, oi);
         pplx_heap_init(hk, hi, nq * k);
-        run_scan(&tabs[t], d, metric, Q, nq, qn, d->r0, d->r1, k, hk, hi);
+        run_scan(&tabs[t], d, metric, Q, Q8, nq, qn, d->r0, d->r1, k, hk, hi);
         for (size_t q = 0; q < nq; q++) pplx_heap_sort(hk + q * k, hi + q * k, k);
         check_heaps(d, metric, nq, k, hk, hi, "one range");
         if (split && d->r1 - d->r0 >= 2) {
@@ -725,8 +729,8 @@ static void test_scan(const drv_data *d, int metric, size_t nq, size_t k, int sp
             int64_t *si = xalloc(nq * k * 8, 0);
             pplx_heap_init(hk, hi, nq * k);
             pplx_heap_init(sk, si, nq * k);
-            run_scan(&tabs[t], d, metric, Q, nq, qn, d->r0, mid, k, hk, hi);
-            run_scan(&tabs[t], d, metric, Q, nq, qn, mid, d->r1, k, sk, si);
+            run_scan(&tabs[t], d, metric, Q, Q8, nq, qn, d->r0, mid, k, hk, hi);
+            run_scan(&tabs[t], d, metric, Q, Q8, nq, qn, mid, d->r1, k, sk, si);
             for (size_t q = 0; q < nq; q++) {
                 pplx_heap_merge(hk + q * k, hi + q * k, sk + q * k, si + q * k, k);
                 pplx_heap_sort(hk + q * k, hi + q * k, k);
@@ -740,6 +744,7 @@ static void test_scan(const drv_data *d, int metric, size_t nq, size_t k, int sp
     }
     tier = "";
     xfree(Q, oq);
+    xfree(Q8, o8);
     xfree(qn, on);
 }
 
@@ -750,12 +755,14 @@ static void test_matrix(const drv_data *d, int hamming, size_t nq) {
     AT("%s dim=%zu rows [%zu,%zu) of %zu strides q%zu x%zu nq=%zu", hamming ? "matrix_hamming" : "matrix_dot", d->dim,
        d->r0, d->r1, n, d->qstride, d->xstride, nq);
     void *Q = queries(d, hamming, nq, oq);
+    const size_t o8 = (nq + 2) % 4;
+    int8_t *Q8 = queries(d, 1, nq, o8);
     for (int t = 0; t < ntab; t++) {
         tier = pplx_isa_names[tabs[t].isa];
         const size_t oo = (nq + (size_t)t) % 4 * 4;
         int32_t *out = xalloc(nq * n * 4, oo);
         if (hamming) pplx_matrix_hamming(&tabs[t], Q, nq, d->qstride, d->Xb, d->r0, d->r1, d->dim, d->xstride, out, n);
-        else pplx_matrix_dot(&tabs[t], Q, nq, d->qstride, d->X8, d->r0, d->r1, d->dim, d->xstride, out, n);
+        else pplx_matrix_dot(&tabs[t], Q8, d->qstride, Q, nq, d->qstride, d->X8, d->r0, d->r1, d->dim, d->xstride, out, n);
         size_t bad = nq * n;
         for (size_t i = nq * n; i-- > 0;) {
             const size_t r = i % n;
@@ -770,6 +777,7 @@ static void test_matrix(const drv_data *d, int hamming, size_t nq) {
     }
     tier = "";
     xfree(Q, oq);
+    xfree(Q8, o8);
 }
 
 /* Every driver for rows of dim bytes / dimensions.  Light cases (up to
