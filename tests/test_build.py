@@ -127,13 +127,30 @@ def test_python_build_flags_are_baseline():
     assert not re.search(r"-m(avx|avx2|avx512\w*|fma)\b|-march=(native|haswell|skylake\S*|x86-64-v[34])", flags), flags
 
 
+def is_tile(instruction: str) -> bool:
+    """AMX: tile loads/stores/config and the tile dot products."""
+    mnemonic = instruction.split()[0] if instruction else ""
+    return mnemonic.startswith(("tile", "tdp", "ldtilecfg", "sttilecfg"))
+
+
+def tier_of(function: str) -> str | None:
+    """The x86 tier a kernel function belongs to, by the naming rule of
+    codec/simd/<family>/<tier>.h (clones GCC makes keep the name as prefix)."""
+    for tier in ("avx512", "amx", "avx2"):
+        if re.search(rf"_{tier}(_\w+)?(\.\w+)*$", function):
+            return tier
+    return None
+
+
 @pytest.mark.skipif(not X86_64, reason="AVX2 kernels exist only in x86-64 builds")
-def test_avx2_code_only_in_avx2_kernels():
-    """Built without a global -mavx2: AVX (VEX) instructions appear only in the
-    functions compiled with __attribute__((target("avx2"))), every table kernel
-    has an AVX2 version that uses ymm registers, and the serial kernels and all
-    Cython code use baseline instructions only."""
-    assert "avx2" in pc.capabilities()["compiled"]
+def test_wide_code_only_in_tier_kernels():
+    """Built without a global -mavx2: AVX (VEX/EVEX) and AMX instructions appear
+    only in the functions compiled with a tier's __attribute__((target)),
+    every table kernel has an AVX2 version that uses ymm registers, 512-bit
+    registers appear only in avx512/amx functions, tile instructions only in
+    amx ones, and the serial kernels and all Cython code use baseline
+    instructions only."""
+    assert {"avx2", "avx512"} <= set(pc.capabilities()["compiled"])
     funcs = disassemble(module_file("_dispatch"))
     kernels = ["b64_decode", "b64_encode", "pack_i8", "pack_f32", "pack_f64", "unpack_u8", "unpack_i8",
                "unpack_f32", "reverse_bits", "sumsq_i8", "i8_to_f32", "hamming_block", "dot_block", "dot16_block"]
@@ -141,15 +158,26 @@ def test_avx2_code_only_in_avx2_kernels():
         assert f"pplx_{k}_serial" in funcs, k  # present as real functions (the table points at them)
         avx2 = [ins for f, ins in funcs.items() if f == f"pplx_{k}_avx2" or f.startswith(f"pplx_{k}_avx2.")]
         assert avx2 and any("ymm" in i for ins in avx2 for i in ins), k
-    for k in kernels:
         serial = funcs[f"pplx_{k}_serial"]
         assert not [i for i in serial if is_vex(i)], k
-    stray = {f: [i for i in ins if is_vex(i)][:3] for f, ins in funcs.items() if "avx2" not in f}
-    assert not {f: v for f, v in stray.items() if v}
+    # every avx512 kernel really uses AVX-512: zmm registers or opmasks (%k1..%k7)
+    avx512 = {f: ins for f, ins in funcs.items() if tier_of(f) == "avx512" and f.startswith("pplx_")}
+    for f, ins in avx512.items():
+        if any(f.startswith(f"pplx_{k}_avx512") for k in [*kernels, "dot_i8_block"]):
+            assert any("zmm" in i or re.search(r"%k[1-7]", i) for i in ins), f
+    for f, ins in funcs.items():
+        tier = tier_of(f)
+        wide = [i for i in ins if is_vex(i) or is_tile(i)]
+        if tier is None:
+            assert not wide[:3], f
+        elif tier == "avx2":
+            assert not [i for i in wide if "zmm" in i or is_tile(i)][:3], f
+        elif tier == "avx512":
+            assert not [i for i in wide if is_tile(i)][:3], f
     for name in ("_base64", "_bits", "_int8", "_search"):
         ins = [i for f in disassemble(module_file(name)).values() for i in f]
         assert any("xmm" in i for i in ins), name  # SSE code exists, and would be VEX under -mavx*
-        assert not [i for i in ins if is_vex(i)][:5], name
+        assert not [i for i in ins if is_vex(i) or is_tile(i)][:5], name
 
 
 @pytest.mark.skipif(not (ROOT / "codec" / "simd" / "dispatch.h").exists(), reason="needs the source tree")

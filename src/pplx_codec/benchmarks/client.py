@@ -65,7 +65,7 @@ import numpy as np
 import pplx_codec as pc
 from pplx_codec.constants import MODEL_DIMS
 
-from ._harness import Case, Impl, optional
+from ._harness import Case, Impl, current_label, optional
 
 MODEL = "pplx-embed-v1-0.6b"
 MODEL_4B = "pplx-embed-v1-4b"
@@ -409,8 +409,8 @@ def _e2e_case(n: int, libs: dict, missing: list[str], url: str, label: str) -> C
             s0 = _process_cpu(pid)
             out = fn()
             s1 = _process_cpu(pid)
-            if s0 is not None and s1 is not None:
-                server_cpu.setdefault(name, []).append(s1 - s0)
+            if s0 is not None and s1 is not None:  # per row: ours runs once per tier with --isa
+                server_cpu.setdefault(current_label() or name, []).append(s1 - s0)
             return out
         return Impl(name, run)
 
@@ -425,9 +425,9 @@ def _e2e_case(n: int, libs: dict, missing: list[str], url: str, label: str) -> C
     def report(case: Case, timings) -> tuple[list[str], list[str]]:
         lines = []
         for impl, _ in timings:
-            per_job = server_cpu.get(impl.name)
+            per_job = server_cpu.get(impl.label)
             if per_job:  # /proc counts clock ticks (10 ms): the mean over every job run
-                lines.append(f"server CPU while serving {impl.name}: "
+                lines.append(f"server CPU while serving {impl.label}: "
                              f"{sum(per_job) / len(per_job) / n * 1e6:.2f} us/vector (mean of {len(per_job)} jobs)")
         return lines, []
 
@@ -511,7 +511,7 @@ def _memory_case(n: int, libs: dict, missing: list[str], url: str, label: str) -
             if r.returncode != 0:
                 raise RuntimeError(f"{name}: the memory job failed ({r.returncode}):\n{r.stderr[-3000:]}")
             fig = json.loads(r.stdout.strip().splitlines()[-1])
-            figures[name] = fig
+            figures[current_label() or name] = fig  # per row: ours runs once per tier with --isa
             return fig["sha256"]
         return run
 
@@ -525,18 +525,20 @@ def _memory_case(n: int, libs: dict, missing: list[str], url: str, label: str) -
         lines = [(f"peak RSS increase during the job (output matrix {matrix / 1e6:.1f} MB; row times include "
                   "process start-up):")]
         for impl, _ in timings:
-            f = figures.get(impl.name)
+            f = figures.get(impl.label)
             if f is None:
                 continue
-            lines.append(f"  {impl.name}: {f['peak_increase'] / 1e6:7.1f} MB = {f['peak_increase'] / matrix:.2f}x "
+            lines.append(f"  {impl.label}: {f['peak_increase'] / 1e6:7.1f} MB = {f['peak_increase'] / matrix:.2f}x "
                          f"the matrix; the job alone {f['wall']:.2f} s ({n / f['wall']:,.0f} vectors/s), "
                          f"cpu {f['cpu'] / n * 1e6:.2f} us/vector"
                          + ("" if f["peak_reset"] else " (peak not resettable: a lower bound)"))
         verdicts = []
-        if ours in figures:
-            got = figures[ours]["peak_increase"] / matrix
-            verdicts.append(f"{case.name}: ours peak RSS increase = {got:.2f}x the output matrix "
-                            f"(target <= {MEMORY_TARGET}x) {'met' if got <= MEMORY_TARGET else 'MISSED'}")
+        for impl, _ in timings:
+            if impl.ours and impl.label in figures:
+                got = figures[impl.label]["peak_increase"] / matrix
+                tier = f" [{impl.isa}]" if impl.isa else ""
+                verdicts.append(f"{case.name}{tier}: ours peak RSS increase = {got:.2f}x the output matrix "
+                                f"(target <= {MEMORY_TARGET}x) {'met' if got <= MEMORY_TARGET else 'MISSED'}")
         return lines, verdicts
 
     return Case("client", f"peak memory: {n:,} texts -> {n:,} x 1024 int8{label}", matrix, expected, impls,

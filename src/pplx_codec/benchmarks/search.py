@@ -44,6 +44,7 @@ import pplx_codec as pc
 from pplx_codec import search as ps
 
 from ._harness import Case, Impl, optional
+from .hardware import usearch_kernel
 
 K = 10
 DIM = 1024
@@ -228,7 +229,7 @@ def _hamming_case(nq: int, n: int, peers: dict, missing: list[str], target, limi
 
         impls.append(Impl(f"usearch exact search b1 (threads={THREADS})", lambda: _usearch_result(
             usearch.search(codes, q, K, MetricKind.Hamming, exact=True, dtype=ScalarKind.B1, threads=THREADS),
-            nq), check=peer_check))
+            nq), check=peer_check, kernels=usearch_kernel("Hamming", "B1", DIM)))
     if nq == 1:  # the numpy route materialises n x 16 uint64 per query: one query only
         c64, q64 = codes.view(np.uint64), q.view(np.uint64)
         impls.append(Impl("numpy bitwise_count(xor).sum + argpartition",
@@ -289,7 +290,8 @@ def _int8_case(nq: int, n: int, peers: dict, missing: list[str], target, limit: 
             S, I = _usearch_result(usearch.search(db, q, K, MetricKind.Cos, exact=True, dtype=ScalarKind.I8,
                                                   threads=THREADS), nq)
             return 1.0 - S, I
-        impls.append(Impl(f"usearch exact search i8 cos (threads={THREADS})", us, check=peer_check))
+        impls.append(Impl(f"usearch exact search i8 cos (threads={THREADS})", us, check=peer_check,
+                          kernels=usearch_kernel("Cos", "I8", DIM)))
     if nq == 1:
         # exact int32 dots (einsum casts block by block: 4x faster than db @ q.astype(int32)),
         # divided by cached float32 norms
