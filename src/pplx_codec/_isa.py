@@ -41,7 +41,8 @@ def capabilities() -> dict:
 
 @contextmanager
 def use_isa(name: str):
-    """Run the block with the ``name`` kernels (``"serial"``, ``"avx2"``, ``"avx512"``, ``"amx"``, ``"neon"``, ``"neon_dotprod"``).
+    """Run the block with the ``name`` kernels: ``"serial"``, ``"avx2"``,
+    ``"avx512"``, ``"amx"``, ``"neon"`` or ``"neon_dotprod"``.
 
     Raises ``ValueError`` for an ISA that is unknown, not compiled, or not
     supported by this CPU.  The previous ISA is restored on exit.

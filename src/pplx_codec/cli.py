@@ -31,9 +31,12 @@ def _version(dist: str) -> str | None:
 
 
 def cmd_info(args) -> int:
+    from .benchmarks.hardware import describe_cpu
+
     caps = capabilities()
     print(f"pplx-codec {__version__}")
     print(f"python {platform.python_version()} ({platform.machine()}, {platform.system()}), numpy {np.__version__}")
+    print(f"cpu:          {describe_cpu()}")
     print(f"isa compiled: {', '.join(caps['compiled'])}")
     print(f"isa detected: {', '.join(caps['detected'])}")
     print(f"isa active:   {caps['active']}" + (f" (forced by {caps['forced_by']})" if caps["forced_by"] else ""))
@@ -42,8 +45,45 @@ def cmd_info(args) -> int:
     return 0
 
 
+# every tier name a build may have (capabilities()["compiled"] lists this build's)
+_TIERS = ("serial", "avx2", "avx512", "amx", "neon", "neon_dotprod")
+# peer (benchmarks.hardware.peer_of) -> its distribution, for versions in the header
+_PEER_DIST = {"faiss": "faiss-cpu", "numkong": "numkong", "simsimd": "simsimd", "usearch": "usearch",
+              "pybase64": "pybase64", "numpy": "numpy", "numpy BLAS": "numpy"}
+
+
+def _bench_tiers(text: str, caps: dict) -> list[str]:
+    """``--isa``: a comma list of tiers, or "all" (every tier this CPU runs, opt-in ones
+    included: a benchmark is how an opt-in tier proves itself); each must be detected."""
+    names = [t.strip().lower() for t in text.split(",") if t.strip()]
+    if not names:
+        raise _Refused(f"--isa {text!r}: name at least one tier (or all)")
+    tiers: list[str] = []
+    for name in (t for n in names for t in (caps["detected"] if n == "all" else [n])):
+        if name not in caps["compiled"]:
+            if name not in _TIERS:
+                raise _Refused(f"--isa {name}: unknown tier (known: {', '.join(_TIERS)}, or all)")
+            raise _Refused(f"--isa {name}: not compiled into this build (compiled: {', '.join(caps['compiled'])})")
+        if name not in caps["detected"]:
+            raise _Refused(f"--isa {name}: this CPU does not support it (detected: {', '.join(caps['detected'])})")
+        if name not in tiers:
+            tiers.append(name)
+    return tiers
+
+
+def _json_target(path: str) -> None:
+    """Refuse a --json FILE that cannot be written before the benchmark runs, not after."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise _Refused(f"cannot write --json {path}: it is a directory")
+    if not os.path.isdir(directory):
+        raise _Refused(f"cannot write --json {path}: no directory {directory}")
+    if not os.access(directory, os.W_OK):
+        raise _Refused(f"cannot write --json {path}: {directory} is not writable")
+
+
 def cmd_bench(args) -> int:
-    from .benchmarks import families, format_table, run_cases
+    from .benchmarks import families, format_table, hardware, report, run_cases, with_tiers
 
     fams = families()
     chosen = args.family or list(fams)
@@ -51,17 +91,56 @@ def cmd_bench(args) -> int:
     if unknown:
         print(f"unknown benchmark family: {', '.join(unknown)} (known: {', '.join(fams)})", file=sys.stderr)
         return 2
-    cases = [c for f in chosen for c in fams[f](quick=args.quick)]
     caps = capabilities()
-    print(f"pplx-codec {__version__} bench ({'quick' if args.quick else 'full'}); isa {caps['active']}; "
+    tiers = _bench_tiers(args.isa, caps) if args.isa is not None else None
+    if args.json:
+        _json_target(args.json)
+    cases = [c for f in chosen for c in fams[f](quick=args.quick)]
+    if tiers:
+        with_tiers(cases, tiers)
+    ran = ", ".join(tiers) if tiers else caps["active"]
+    print(f"pplx-codec {__version__} bench ({'quick' if args.quick else 'full'}); isa {ran}; "
           f"medians of {'5' if args.quick else '9'} samples; each result checked before timing")
+    print(f"cpu: {hardware.describe_cpu()}")
+    opt_in = f" (opt-in: {', '.join(caps['opt_in'])})" if caps.get("opt_in") else ""
+    forced = f" (forced by {caps['forced_by']})" if caps["forced_by"] else ""
+    print(f"tiers: compiled {', '.join(caps['compiled'])}; detected {', '.join(caps['detected'])}{opt_in}; "
+          f"active {caps['active']}{forced}; ours ran under {ran}")
+    used = {p for c in cases for impl in c.impls if not impl.ours and not impl.limit
+            if (p := hardware.peer_of(impl.name))}
+    peer_kernels = hardware.peer_kernels([p for p in _PEER_DIST if p in used])
+    if peer_kernels:
+        print("peer kernels:")
+        for peer, info in peer_kernels.items():
+            version = "" if peer == "numpy BLAS" else f" {_version(_PEER_DIST[peer])}"
+            print(f"  {peer}{version}: {info['detail']}")
     results = run_cases(cases, quick=args.quick,
                         progress=lambda name: print(f"  running {name} ...", file=sys.stderr, flush=True))
-    print(format_table(results))
+    print(format_table(results, default_tier=caps["active"],
+                       kernels={k: v["kernels"] for k, v in peer_kernels.items()}))
     missing = sorted({m for c in cases for m in c.missing})
     if missing:
         print(f"\nPeers not installed: {', '.join(missing)}. "
               "Add them with: pip install 'pplx-codec[bench]'")
+    if args.json:
+        doc = report.build(results, version=__version__, mode="quick" if args.quick else "full", families=chosen,
+                           capabilities=caps, default_tier=caps["active"], machine=hardware.machine(),
+                           versions={"numpy": np.__version__, **{d: _version(d) for d in _PEERS}},
+                           peer_kernels=peer_kernels, missing=missing)
+        with _refusing(args.json, "write --json"):
+            report.write(doc, args.json)
+        print(f"\nwrote {args.json} ({len(doc['rows'])} rows)")
+    return 0
+
+
+def cmd_bench_compare(args) -> int:
+    from .benchmarks import report
+
+    docs = []
+    for path in (args.a, args.b):
+        with _refusing(path, "read"):
+            docs.append(report.load(path))
+    print(report.compare(docs[0], docs[1], args.a, args.b))
     return 0
 
 
@@ -335,10 +414,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_jobs(sub)
     info = sub.add_parser("info", help="versions, instruction sets, installed peers")
     info.set_defaults(func=cmd_info)
-    bench = sub.add_parser("bench", help="time our kernels against the peers, in one run, as one table")
+    bench = sub.add_parser("bench", help="time our kernels against the peers, in one run, as one table",
+                           description="Time our kernels against the peers, in one run, as one table; "
+                                       "'pplx-codec bench compare A.json B.json' compares two --json runs.")
     bench.add_argument("--quick", action="store_true", help="fewer, shorter samples (about a minute for all families)")
     bench.add_argument("--family", action="append", help="only this family (repeatable)")
+    bench.add_argument("--isa", metavar="TIERS",
+                       help="run our rows under each of these kernel tiers, side by side (comma list, e.g. "
+                            "serial,avx2; 'all': every tier this CPU supports, opt-in ones included); "
+                            "default: the active tier")
+    bench.add_argument("--json", metavar="FILE",
+                       help="also write every row, with the CPU, tiers, versions and date, to FILE (JSON, "
+                            "schema 1; read by 'bench compare')")
     bench.set_defaults(func=cmd_bench)
+    bench_actions = bench.add_subparsers(dest="bench_action", metavar="{compare}")
+    compare = bench_actions.add_parser(
+        "compare", help="speed ratios between two 'bench --json' files",
+        description="Match the rows of two 'pplx-codec bench --json' files (two machines, or before/after a "
+                    "change) by case, implementation and tier; print both medians and B's speed over A's.")
+    compare.add_argument("a", metavar="A.json")
+    compare.add_argument("b", metavar="B.json")
+    compare.set_defaults(func=cmd_bench_compare)
     _add_serve(sub)
     return p
 
@@ -348,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except _Refused as e:
-        print(f"pplx-codec {args.command}: {e}", file=sys.stderr)
+        action = getattr(args, "bench_action", None)  # "bench compare"
+        print(f"pplx-codec {args.command}{f' {action}' if action else ''}: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader went away (`pplx-codec search ... | head`): not an error

@@ -5,9 +5,9 @@ A case is one workload with a reference answer and several implementations
 result is checked against the reference before it is timed.
 """
 
-from ._harness import Case, Impl, check_case, check_impl, format_table, run_cases
+from ._harness import Case, Impl, check_case, check_impl, format_table, run_cases, with_tiers
 
-__all__ = ["Case", "Impl", "check_case", "check_impl", "run_cases", "format_table", "families"]
+__all__ = ["Case", "Impl", "check_case", "check_impl", "run_cases", "format_table", "families", "with_tiers"]
 
 
 def families() -> dict:

@@ -307,7 +307,7 @@ def _fmt_time(s: float) -> str:
     return f"{s / 1e-9:7.1f} ns"
 
 
-def _verdict(case: Case, timings, prefix: str, want: float, metric: str = "time", tier: str | None = None) -> str:
+def _verdict(case: Case, timings, prefix: str, want: float, metric: str = "time", *, tier: str | None = None) -> str:
     """One target's line: ours against the best peer whose name starts with ``prefix``, by
     wall time or (metric "cpu") by this process's CPU time per call; with ``tier``, ours are
     only the rows timed under that tier."""

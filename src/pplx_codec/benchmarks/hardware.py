@@ -114,11 +114,16 @@ def cpu_flags() -> list[str]:
         dotprod = _sysctl("hw.optional.arm.FEAT_DotProd") == "1"
         return ["asimd"] + (["asimddp"] if dotprod else []) + \
             (["i8mm"] if _sysctl("hw.optional.arm.FEAT_I8MM") == "1" else [])
-    try:  # elsewhere: numpy's own CPU detection (no AMX there)
-        from numpy._core._multiarray_umath import __cpu_features__ as features
-    except ImportError:
-        return []
+    features = _numpy_cpu("__cpu_features__") or {}  # elsewhere: numpy's own detection (no AMX there)
     return [f for f in wanted if features.get(_NUMPY_NAMES.get(f, ""), False)]
+
+
+def _numpy_cpu(name: str):
+    """numpy's private record of the CPU's features and its SIMD dispatch targets, or None."""
+    try:
+        return getattr(importlib.import_module("numpy._core._multiarray_umath"), name)
+    except (ImportError, AttributeError):
+        return None
 
 
 def usable_cpus() -> int:
@@ -149,9 +154,7 @@ def describe_cpu() -> str:
 def _module(name: str):
     try:
         return importlib.import_module(name)
-    except ImportError:  # not installed; faiss & co. may also fail on load for other reasons
-        return None
-    except Exception:  # noqa: BLE001 - a broken install must not stop the benchmark header
+    except Exception:  # not installed, or a broken install: it must not stop the benchmark header
         return None
 
 
@@ -170,14 +173,14 @@ def _faiss(faiss) -> tuple[str, str]:
             if compiled:
                 detail += f" (compiled: {' '.join(compiled)})"
             return level, detail
-        except Exception:  # noqa: BLE001 - fall back to the compile options
+        except Exception:  # fall back to the compile options
             pass
     try:
         options = str(faiss.get_compile_options()).split()
-    except Exception:  # noqa: BLE001
+    except Exception:
         options = []
-    loaded = [m.rsplit("_", 1)[-1] if m != "faiss.swigfaiss" else "generic" for m in sys.modules
-              if m.startswith("faiss.swigfaiss")]
+    loaded = [m[len("faiss.swigfaiss_"):] if m != "faiss.swigfaiss" else "generic" for m in sys.modules
+              if m.startswith("faiss.swigfaiss")]  # faiss.swigfaiss_avx512_spr -> avx512_spr
     levels = [o for o in options if o not in ("OPTIMIZE", "DD")] or ["generic"]
     detail = f"loaded build: {', '.join(loaded) or '?'}; compile options: {' '.join(options) or '?'}"
     return levels[-1], detail
@@ -188,7 +191,7 @@ def _capabilities(lib) -> tuple[str, str]:
     (each kernel uses the best it has, which may be an older one)."""
     try:
         caps = [k for k, v in lib.get_capabilities().items() if v]
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "?", "capabilities unknown"
     best = [c for c in caps if c != "serial"]
     return (best[-1] if best else "serial"), "capabilities: " + " ".join(caps)
@@ -199,7 +202,7 @@ def _pybase64(lib) -> tuple[str, str]:
         path = lib._get_simd_path()
         name = str(lib._get_simd_name(path))
         return name, f"SIMD path {name}"
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "?", "SIMD path unknown"
 
 
@@ -207,7 +210,7 @@ def _usearch(lib) -> tuple[str, str]:
     try:
         compiled = importlib.import_module("usearch.compiled")
         available = str(compiled.hardware_acceleration_available())
-    except Exception:  # noqa: BLE001
+    except Exception:
         return "?", "hardware acceleration unknown"
     caps = [c.strip() for c in available.split(",") if c.strip()]
     best = [c for c in caps if c != "serial"]
@@ -220,14 +223,13 @@ def usearch_kernel(metric: str, dtype: str, ndim: int) -> str | None:
         compiled = importlib.import_module("usearch.compiled")
         return str(compiled.hardware_acceleration(dtype=getattr(compiled.ScalarKind, dtype), ndim=ndim,
                                                   metric_kind=getattr(compiled.MetricKind, metric)))
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 
 def _numpy(np) -> tuple[str, str]:
-    try:
-        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-    except ImportError:
+    __cpu_dispatch__, __cpu_features__ = _numpy_cpu("__cpu_dispatch__"), _numpy_cpu("__cpu_features__")
+    if __cpu_dispatch__ is None or __cpu_features__ is None:
         return "?", "SIMD unknown"
     here = [d for d in __cpu_dispatch__ if __cpu_features__.get(d)]
     best = here[-1] if here else "baseline"
@@ -236,11 +238,10 @@ def _numpy(np) -> tuple[str, str]:
 
 def numpy_blas() -> str | None:
     """numpy's BLAS and the kernels it picked (e.g. ``openblas Haswell``), via threadpoolctl."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
+    tpc = _module("threadpoolctl")
+    if tpc is None:
         return None
-    for lib in threadpool_info():
+    for lib in tpc.threadpool_info():
         if lib.get("user_api") == "blas":
             return " ".join(str(x) for x in (lib.get("internal_api"), lib.get("architecture")) if x)
     return None

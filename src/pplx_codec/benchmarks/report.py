@@ -40,7 +40,7 @@ from ._harness import _fmt_time, best_ours, row_kernels, tiers_of, verdicts
 
 SCHEMA = 1
 KIND = "pplx-codec bench"
-_ROW_FIELDS = {"case": str, "name": str, "side": str, "median_s": (int, float)}
+_ROW_FIELDS: dict[str, type | tuple[type, ...]] = {"case": str, "name": str, "side": str, "median_s": (int, float)}
 
 
 def build(results, *, version: str, mode: str, families: list[str], capabilities: dict, default_tier: str,
@@ -89,7 +89,7 @@ def write(doc: dict, path: str) -> None:
     reader never sees half a file; an interrupted write leaves the old file, if any)."""
     directory, base = os.path.split(os.path.abspath(path))
     tmp = os.path.join(directory, f".{base}.{os.getpid()}.tmp")
-    text = json.dumps(doc, indent=1, allow_nan=False) + "\n"  # before the file exists: nothing to clean on error
+    text = json.dumps(_finite(doc), indent=1, allow_nan=False) + "\n"  # before the file exists
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # the umask applies, as for any new file
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -105,13 +105,24 @@ def write(doc: dict, path: str) -> None:
         raise
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities (not JSON) as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def load(path: str) -> dict[str, Any]:
     """A file ``bench --json`` wrote; ``ValueError`` (one line) for anything else.  (An
     unreadable file raises ``OSError``.)"""
     with open(path, "rb") as f:
         raw = f.read()
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not a pplx-codec bench result (not UTF-8 text)") from None
     except json.JSONDecodeError as e:
@@ -192,7 +203,8 @@ def _describe(label: str, path: str, doc: dict) -> str:
     isa = doc.get("isa") or {}
     flags = " ".join(m.get("flags") or []) or "?"
     ran = ", ".join(isa.get("ran") or []) or "?"
-    return (f"{label}: {path}: pplx-codec {doc.get('pplx_codec', '?')} ({doc.get('mode', '?')}), {doc.get('date', '?')}\n"
+    return (f"{label}: {path}: pplx-codec {doc.get('pplx_codec', '?')} ({doc.get('mode', '?')}), "
+            f"{doc.get('date', '?')}\n"
             f"   cpu {m.get('cpu', '?')} ({m.get('arch', '?')}, {m.get('usable_cpus', '?')} CPUs; {flags}); "
             f"tiers ran {ran} (detected {', '.join(isa.get('detected') or []) or '?'})")
 
@@ -204,8 +216,8 @@ def compare(a: dict, b: dict, path_a: str, path_b: str) -> str:
         lines.append(f"note: A ran {a.get('mode')}, B {b.get('mode')}: quick runs shrink some cases (their names "
                      "say so), which then match nothing")
     pairs = match(a["rows"], b["rows"])
-    width = max([40] + [len(("limit: " if (ra or rb)["side"] == "limit" else "") + (ra or rb)["name"])
-                        for ra, rb, _ in pairs if ra or rb])
+    shown = [row for ra, rb, _ in pairs if (row := ra or rb) is not None]
+    width = max([40] + [len(("limit: " if row["side"] == "limit" else "") + row["name"]) for row in shown])
     tier_width = max([4] + [len(t or "") for _, _, t in pairs])
     header = f"{'case / implementation':{width + 3}} {'tier':{tier_width}} {'A median':>10} {'B median':>10} " \
              f"{'B/A speed':>10}"
@@ -239,5 +251,5 @@ def compare(a: dict, b: dict, path_a: str, path_b: str) -> str:
             g = math.exp(sum(logs[side]) / len(logs[side]))
             lines.append(f"geometric mean B/A speed, {label}: {g:.2f}x over {len(logs[side])} rows")
     if only["A"] or only["B"]:
-        lines.append(f"unmatched: {only['A']} rows only in A, {only['B']} only in B")
+        lines.append(f"rows in one file only: A {only['A']}, B {only['B']}")
     return "\n".join(lines)
