@@ -869,6 +869,9 @@ static void test_drivers(void) {
                 if (!padded || ROWS[ri] * DIMS[di] <= LIGHT) test_drivers_one(DIMS[di], ROWS[ri], padded);
 }
 
+static void test_reverse_avx512_variants(void);
+static void test_base64_blocks(void);
+
 int main(void) {
     signal(SIGABRT, on_fatal);
     signal(SIGFPE, on_fatal);
@@ -885,9 +888,138 @@ int main(void) {
     test_int8();
     test_blocks();
     test_drivers();
+    test_reverse_avx512_variants();
+    test_base64_blocks();
     printf("sanitize: %llu checks, tiers", checks);
     for (int t = 0; t < ntab; t++) printf(" %s", pplx_isa_names[tabs[t].isa]);
     if (failures) printf(", %lu FAILED\n", failures);
     else printf(", ok\n");
     return failures != 0;
+}
+
+/* ---- both avx512 bit reversals -------------------------------------------- */
+
+/* dispatch.h gives the avx512 table the GFNI reversal when CPUID reports
+ * GFNI (always under SIMDe) and the nibble-table one otherwise, so the table
+ * tests only one of them on a given machine: both here, when this CPU runs
+ * the avx512 tier (the GFNI one only when it has GFNI). */
+static void test_reverse_avx512_variants(void) {
+#if PPLX_COMPILE_AVX512
+    int have = 0;
+    for (int t = 0; t < ntab; t++) have |= tabs[t].isa == PPLX_ISA_AVX512;
+    if (!have) return;
+    static const size_t extra[] = {4095, 4096, 4097};
+    const size_t nsizes = NELEM(DIMS) + NELEM(BIT_EXTRA) + NELEM(extra);
+    for (int gfni = 0; gfni < 2; gfni++) {
+        if (gfni && !pplx_cpu_gfni()) continue;
+        tier = gfni ? "avx512 gfni reverse_bits" : "avx512 nibble-table reverse_bits";
+        for (size_t i = 0; i < nsizes; i++) {
+            const size_t n = i < NELEM(DIMS)                     ? DIMS[i]
+                             : i < NELEM(DIMS) + NELEM(BIT_EXTRA) ? BIT_EXTRA[i - NELEM(DIMS)]
+                                                                   : extra[i - NELEM(DIMS) - NELEM(BIT_EXTRA)];
+            const size_t os = off_of(i, (size_t)gfni), od = off_of(i + 1, (size_t)gfni + 2);
+            AT("reverse_bits %s n=%zu", tier, n);
+            uint8_t *s = xalloc(n, os), *d = xalloc(n, od);
+            fill_random(s, n);
+            if (gfni) pplx_reverse_bits_avx512_gfni(s, n, d);
+            else pplx_reverse_bits_avx512(s, n, d);
+            size_t badj = n;
+            for (size_t j = n; j-- > 0;) {
+                unsigned want = 0;
+                for (int b = 0; b < 8; b++) want |= (unsigned)(s[j] >> b & 1) << (7 - b);
+                if (d[j] != want) badj = j;
+            }
+            CHECK(badj == n, "reverse_bits n=%zu: first wrong byte at %zu", n, badj);
+            xfree(s, os);
+            xfree(d, od);
+        }
+    }
+    tier = "";
+#endif
+}
+
+/* ---- base64 around 64-char blocks ---------------------------------------
+ * The avx512 and neon decoders take 64-char blocks, four to a group whose
+ * validity is tested once, and leave the last quad and the < 16 quads after
+ * the last whole block to the serial code; their encoders take 48-byte
+ * blocks (avx512: 64-byte loads while 64 bytes are readable, then one exact
+ * 48-byte block).  Texts whose body (all but the last quad) ends on, just
+ * before and just after 1, 2, 3, 4, 5 and 8 blocks, with a bad char at every
+ * position (test_base64 samples the positions of long texts), pairs of bad
+ * chars (the first must be named, whichever block or group holds the
+ * second), and encodes around multiples of 48 bytes. */
+static void test_base64_blocks(void) {
+    static const size_t bodies[] = {60, 64, 68, 124, 128, 132, 188, 192, 196, 252,
+                                    256, 260, 316, 320, 324, 508, 512, 516};
+    /* 0xC1 and 0xEF are 'A' and 'o' with the high bit set: a 7-bit lookup
+     * finds a valid entry for them, only their own sign bit rejects them. */
+    static const uint8_t bad[] = {'=', '!', 0x80, 0xC1, 0xEF};
+    static const size_t spots[] = {0, 1, 3, 4, 61, 63, 64, 65, 127, 128, 191, 192,
+                                   252, 255, 256, 257, 319, 320, 447, 448, 511, 512};
+    for (size_t bi = 0; bi < NELEM(bodies); bi++) {
+        const size_t m = bodies[bi] + 4, n = m / 4 * 3;
+        uint8_t *src = malloc(n), *plain = malloc(n);
+        uint8_t *text = xalloc(m, bi % 4);
+        fill_random(src, n);
+        ref_b64_encode(src, n, text);
+        size_t err;
+        AT("b64_decode blocks: %zu chars", m);
+        ptrdiff_t r = b64_decode_all(text, m, (bi + 1) % 4, plain, &err);
+        CHECK(r == (ptrdiff_t)n && memcmp(plain, src, n) == 0, "b64_decode blocks round trip m=%zu: %td", m, r);
+        for (size_t p = 0; p < m; p++) {
+            for (size_t b = 0; b < NELEM(bad); b++) {
+                uint8_t keep = text[p];
+                text[p] = bad[b];
+                AT("b64_decode blocks: %zu chars, 0x%02x at %zu", m, bad[b], p);
+                r = b64_decode_all(text, m, (p + b) % 4, NULL, &err);
+                size_t ref_err = p;
+                ptrdiff_t ref = p + 4 < m ? PPLX_B64_BADCHAR : ref_last_quad(text, m, &ref_err);
+                if (ref >= 0) ref += (ptrdiff_t)(m / 4 - 1) * 3;
+                CHECK(r == ref && (r >= 0 || err == ref_err),
+                      "b64_decode blocks m=%zu char 0x%02x at %zu: %td at %zu, reference %td at %zu", m, bad[b], p,
+                      r, err, ref, ref_err);
+                text[p] = keep;
+            }
+        }
+        for (size_t i = 0; i < NELEM(spots); i++) {
+            for (size_t j = i + 1; j < NELEM(spots); j++) {
+                const size_t p = spots[i], q = spots[j];
+                if (q + 4 >= m) continue;
+                uint8_t kp = text[p], kq = text[q];
+                text[p] = bad[(i + j) % NELEM(bad)];
+                text[q] = bad[(i + j + 1) % NELEM(bad)];
+                AT("b64_decode blocks: %zu chars, bad at %zu and %zu", m, p, q);
+                r = b64_decode_all(text, m, (i + j) % 4, NULL, &err);
+                CHECK(r == PPLX_B64_BADCHAR && err == p, "b64_decode blocks m=%zu bad at %zu and %zu: %td at %zu", m,
+                      p, q, r, err);
+                text[p] = kp;
+                text[q] = kq;
+            }
+        }
+        xfree(text, bi % 4);
+        free(src);
+        free(plain);
+    }
+    for (size_t base = 48; base <= 240; base += 48) {
+        for (size_t n = base - 2; n <= base + 2; n++) {
+            const size_t m = pplx_b64_encoded_len(n);
+            uint8_t *want = malloc(m);
+            AT("b64_encode blocks n=%zu", n);
+            for (size_t off = 0; off < 4; off++) {
+                uint8_t *src = xalloc(n, off);
+                fill_random(src, n);
+                ref_b64_encode(src, n, want);
+                for (int t = 0; t < ntab; t++) {
+                    tier = pplx_isa_names[tabs[t].isa];
+                    uint8_t *enc = xalloc(m, 3 - off);
+                    size_t w = tabs[t].b64_encode(src, n, enc);
+                    CHECK(w == m && memcmp(enc, want, m) == 0, "b64_encode blocks n=%zu off=%zu", n, off);
+                    xfree(enc, 3 - off);
+                }
+                tier = "";
+                xfree(src, off);
+            }
+            free(want);
+        }
+    }
 }
