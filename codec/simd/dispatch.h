@@ -79,8 +79,20 @@ static void pplx_fill_avx2(pplx_table *t) {
 #if PPLX_COMPILE_AVX512
 static void pplx_fill_avx512(pplx_table *t) {
     /* base64 */
+    t->b64_decode = pplx_b64_decode_avx512;
+    t->b64_encode = pplx_b64_encode_avx512;
     /* bits */
+    t->pack_i8 = pplx_pack_i8_avx512;
+    t->pack_b8 = pplx_pack_b8_avx512;
+    t->pack_f32 = pplx_pack_f32_avx512;
+    t->pack_f64 = pplx_pack_f64_avx512;
+    t->unpack_u8 = pplx_unpack_u8_avx512;
+    t->unpack_i8 = pplx_unpack_i8_avx512;
+    t->unpack_f32 = pplx_unpack_f32_avx512;
+    t->reverse_bits = pplx_cpu_gfni() ? pplx_reverse_bits_avx512_gfni : pplx_reverse_bits_avx512;
     /* int8 */
+    t->sumsq_i8 = pplx_sumsq_i8_avx512;
+    t->i8_to_f32 = pplx_i8_to_f32_avx512;
     /* hamming */
     /* dot */
     (void)t;
@@ -97,8 +109,20 @@ static void pplx_fill_amx(pplx_table *t) {
 #if PPLX_COMPILE_NEON
 static void pplx_fill_neon(pplx_table *t) {
     /* base64 */
+    t->b64_decode = pplx_b64_decode_neon;
+    t->b64_encode = pplx_b64_encode_neon;
     /* bits */
+    t->pack_i8 = pplx_pack_i8_neon;
+    t->pack_b8 = pplx_pack_b8_neon;
+    t->pack_f32 = pplx_pack_f32_neon;
+    t->pack_f64 = pplx_pack_f64_neon;
+    t->unpack_u8 = pplx_unpack_u8_neon;
+    t->unpack_i8 = pplx_unpack_i8_neon;
+    t->unpack_f32 = pplx_unpack_f32_neon;
+    t->reverse_bits = pplx_reverse_bits_neon;
     /* int8 */
+    t->sumsq_i8 = pplx_sumsq_i8_neon;
+    t->i8_to_f32 = pplx_i8_to_f32_neon;
     /* hamming */
     /* dot */
     (void)t;
