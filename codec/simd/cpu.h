@@ -57,7 +57,14 @@ static const char *const pplx_isa_names[PPLX_ISA_COUNT] = {"serial", "avx2",  "a
 #include <simde/x86/gfni.h>
 #define PPLX_COMPILE_AVX2 1
 #define PPLX_COMPILE_AVX512 1
+#if defined(PPLX_AMX_MODEL)
+/* tests/c/amx_model.h: the tile instructions modelled in plain C (no AMX
+ * hardware or emulator needed), so dot/amx.h's kernel runs on any machine. */
+#define PPLX_COMPILE_AMX 1
+#define PPLX_TARGET_AMX
+#else
 #define PPLX_COMPILE_AMX 0
+#endif
 #define PPLX_TARGET_AVX2
 #define PPLX_TARGET_AVX512
 #define PPLX_TARGET_AVX512_GFNI

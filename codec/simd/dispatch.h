@@ -102,6 +102,8 @@ static void pplx_fill_avx512(pplx_table *t) {
 #if PPLX_COMPILE_AMX
 static void pplx_fill_amx(pplx_table *t) {
     /* dot */
+    t->i8_qblock = 16;
+    t->dot_i8_block = pplx_dot_i8_block_amx;
     (void)t;
 }
 #endif
