@@ -12,6 +12,8 @@ cdef extern from "simd/dispatch.h":
     const char *pplx_isa_names[]
     unsigned pplx_isa_compiled()
     unsigned pplx_isa_detected()
+    long pplx_isa_amx_refusal()
+    long PPLX_AMX_SMALL_TILES
     void pplx_table_fill(pplx_table *t, int isa)
 
 cdef pplx_table _tables[PPLX_ISA_COUNT]
@@ -38,6 +40,21 @@ def opt_in():
     """Detected ISAs that are not made active by default (their kernels have
     not yet run on real hardware: amx); use_isa() selects them explicitly."""
     return _names(_detected & PPLX_ISA_OPT_IN)
+
+
+def amx_refusal():
+    """Why a CPU with AMX has no amx tier here, or None: Linux refused the
+    tile data (its errno; ENOSPC means a sigaltstack in this process is too
+    small for AMX signal frames), or the tile palette is smaller than the
+    kernel's 8 tiles of 16 x 64 bytes."""
+    import errno, os
+    cdef long r = pplx_isa_amx_refusal()
+    if r == 0:
+        return None
+    if r == PPLX_AMX_SMALL_TILES:
+        return "the CPU's AMX tile palette is smaller than 8 tiles of 16 rows x 64 bytes"
+    return (f"Linux refused AMX tile data: arch_prctl(ARCH_REQ_XCOMP_PERM) failed with "
+            f"{errno.errorcode.get(-r, -r)} ({os.strerror(-r)})")
 
 
 def active():

@@ -192,18 +192,42 @@ static inline long pplx_arch_prctl(long code, long arg) {
 }
 #endif
 
+/* Why the amx tier is not usable on a CPU that has AMX: 0 = usable or no
+ * AMX at all, else -errno of Linux's refusal to grant tile data (-ENOSPC:
+ * a signal stack (sigaltstack) in the process is too small for the AMX
+ * signal frame), or PPLX_AMX_SMALL_TILES when the tile palette is smaller
+ * than the kernel's 8 tiles of 16 x 64 bytes.  Set by pplx_isa_detected. */
+#define PPLX_AMX_SMALL_TILES 1
+static long pplx_amx_refusal = 0;
+
 static inline int pplx_cpu_amx_usable(void) {
 #if PPLX_COMPILE_AMX && defined(__linux__)
     if (!pplx_cpu_avx512_usable()) return 0;
-    unsigned b, c, d;
+    unsigned a, b, c, d;
     pplx_cpuid7(&b, &c, &d);
     const unsigned edx = 1u << 24 /* AMX-TILE */ | 1u << 25 /* AMX-INT8 */;
     if ((d & edx) != edx) return 0;
     /* XCR0 bits 17 (XTILECFG) and 18 (XTILEDATA) */
     if ((pplx_xgetbv0() & 0x60000) != 0x60000) return 0;
+    /* The palette the kernel's tile config assumes (every AMX CPU so far):
+     * CPUID.1DH.1 (palette 1) at least 8 tiles, 64 bytes a row, 16 rows;
+     * CPUID.1EH.0 (TMUL) K >= 16 rows and N >= 64 bytes. */
+    int palette_ok = __get_cpuid_max(0, 0) >= 0x1E;
+    if (palette_ok) {
+        __cpuid_count(0x1D, 1, a, b, c, d);
+        palette_ok = (b >> 16) >= 8 && (b & 0xFFFF) >= 64 && (c & 0xFFFF) >= 16;
+        __cpuid_count(0x1E, 0, a, b, c, d);
+        palette_ok = palette_ok && (b & 0xFF) >= 16 && ((b >> 8) & 0xFFFF) >= 64;
+    }
+    (void)a;
+    if (!palette_ok) {
+        pplx_amx_refusal = PPLX_AMX_SMALL_TILES;
+        return 0;
+    }
     /* ARCH_REQ_XCOMP_PERM (0x1023) for XFEATURE_XTILEDATA (18): once per
      * process, granted to every thread; 0 = granted (also when already). */
-    return pplx_arch_prctl(0x1023, 18) == 0;
+    pplx_amx_refusal = pplx_arch_prctl(0x1023, 18);
+    return pplx_amx_refusal == 0;
 #else
     return 0; /* other OSes: not wired (Windows enables AMX differently) */
 #endif
@@ -229,6 +253,15 @@ static inline int pplx_cpu_dotprod(void) {
 #endif
 }
 #endif
+
+/* See pplx_amx_refusal (0 where there is nothing to report). */
+static inline long pplx_isa_amx_refusal(void) {
+#if PPLX_COMPILE_AVX2 && !defined(PPLX_SIMDE_X86)
+    return pplx_amx_refusal;
+#else
+    return 0;
+#endif
+}
 
 /* Bit mask of ISAs this CPU (and OS) can run, among those compiled.  Called
  * once per process (the _dispatch module caches it): the AMX check asks the

@@ -17,7 +17,7 @@ from importlib import metadata
 
 import numpy as np
 
-from . import __version__, capabilities
+from . import __version__, _dispatch, capabilities
 
 # peers the bench extra installs, by distribution name
 _PEERS = ("pybase64", "numkong", "simsimd", "faiss-cpu", "usearch", "msgspec", "orjson", "perplexityai")
@@ -38,7 +38,10 @@ def cmd_info(args) -> int:
     print(f"python {platform.python_version()} ({platform.machine()}, {platform.system()}), numpy {np.__version__}")
     print(f"cpu:          {describe_cpu()}")
     print(f"isa compiled: {', '.join(caps['compiled'])}")
-    print(f"isa detected: {', '.join(caps['detected'])}")
+    print(f"isa detected: {', '.join(caps['detected'])}"
+          + (f" ({', '.join(caps['opt_in'])}: opt-in, not active by default)" if caps["opt_in"] else ""))
+    if refusal := _dispatch.amx_refusal():
+        print(f"isa amx:      not usable: {refusal}")
     print(f"isa active:   {caps['active']}" + (f" (forced by {caps['forced_by']})" if caps["forced_by"] else ""))
     print(f"threads:      {caps['threads']} (no OpenMP)")
     print("peers: " + ", ".join(f"{d} {_version(d) or '(not installed)'}" for d in _PEERS))
