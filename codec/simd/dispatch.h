@@ -94,7 +94,12 @@ static void pplx_fill_avx512(pplx_table *t) {
     t->sumsq_i8 = pplx_sumsq_i8_avx512;
     t->i8_to_f32 = pplx_i8_to_f32_avx512;
     /* hamming */
+    t->hamming_block = pplx_hamming_block_avx512;
     /* dot */
+    t->dot_block = pplx_dot_block_avx512;
+    t->dot16_block = pplx_dot16_block_avx512;
+    t->i8_qblock = PPLX_DOT_I8_QBLOCK_AVX512;
+    t->dot_i8_block = pplx_dot_i8_block_avx512;
     (void)t;
 }
 #endif
@@ -126,7 +131,12 @@ static void pplx_fill_neon(pplx_table *t) {
     t->sumsq_i8 = pplx_sumsq_i8_neon;
     t->i8_to_f32 = pplx_i8_to_f32_neon;
     /* hamming */
+    t->hamming_block = pplx_hamming_block_neon;
     /* dot */
+    t->dot_block = pplx_dot_block_neon;
+    t->dot16_block = pplx_dot16_block_neon;
+    t->i8_qblock = PPLX_DOT_I8_QBLOCK_NEON;
+    t->dot_i8_block = pplx_dot_i8_block_neon;
     (void)t;
 }
 #endif
@@ -134,6 +144,8 @@ static void pplx_fill_neon(pplx_table *t) {
 #if PPLX_COMPILE_NEON_DOTPROD
 static void pplx_fill_neon_dotprod(pplx_table *t) {
     /* dot */
+    t->i8_qblock = PPLX_DOT_I8_QBLOCK_NEON_DOTPROD;
+    t->dot_i8_block = pplx_dot_i8_block_neon_dotprod;
     (void)t;
 }
 #endif

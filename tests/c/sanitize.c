@@ -871,6 +871,7 @@ static void test_drivers(void) {
 
 static void test_reverse_avx512_variants(void);
 static void test_base64_blocks(void);
+static void test_dot_i8_blocks(void);
 
 int main(void) {
     signal(SIGABRT, on_fatal);
@@ -890,6 +891,7 @@ int main(void) {
     test_drivers();
     test_reverse_avx512_variants();
     test_base64_blocks();
+    test_dot_i8_blocks();
     printf("sanitize: %llu checks, tiers", checks);
     for (int t = 0; t < ntab; t++) printf(" %s", pplx_isa_names[tabs[t].isa]);
     if (failures) printf(", %lu FAILED\n", failures);
@@ -1022,4 +1024,152 @@ static void test_base64_blocks(void) {
             free(want);
         }
     }
+}
+
+/* ---- dot_i8_block of every tier, called directly -------------------------- */
+
+/* The drivers above use at most 9 queries, so a tier's i8_qblock (8 or 16)
+ * is barely exercised through them.  Here every tier's dot_i8_block, against
+ * a plain reference, for nq = 0 .. i8_qblock + 1 (0 and i8_qblock + 1 must
+ * write nothing), dimensions around the kernels' 16-, 32- and 64-element
+ * steps, row counts around their 1-, 2- and 4-row tiles, tight and odd
+ * strides with starts 1..3 bytes off a 64-byte boundary, exact-size buffers,
+ * and extreme values: -128 everywhere, rows of 127 against queries of -128
+ * (the largest biased sums of the VNNI kernel: they wrap int32 over the
+ * longest rows, the result must not), random -128/127 mixes; the same at
+ * PPLX_DOT_MAX_DIM.  Then the int8 scan and matrix with 17 and 33 queries
+ * (full groups and a remainder for every i8_qblock) against the serial
+ * table. */
+static void dot_i8_fill(int8_t *p, size_t n, int kind, int query) {
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t r = rnd();
+        p[i] = kind == 0   ? (int8_t)r
+               : kind == 1 ? -128
+               : kind == 2 ? (query ? -128 : 127)
+                           : (r & 1 ? 127 : -128);
+    }
+}
+
+static void dot_i8_case(const pplx_table *T, size_t dim, size_t nrows, size_t nq, int kind, int odd) {
+    const size_t qstride = dim + (odd ? 3 : 0), xstride = dim + (odd ? 5 : 0), ostride = nrows + (odd ? 3 : 0);
+    const size_t oq = odd ? 1 + (dim + nq) % 3 : 0, ox = odd ? 1 + (dim + nrows) % 3 : 0, oo = odd ? 4 * (1 + nq % 3) : 0;
+    const size_t qbytes = span(nq, qstride, dim), xbytes = span(nrows, xstride, dim), onum = span(nq, ostride, nrows);
+    AT("dot_i8_block dim=%zu nrows=%zu nq=%zu kind=%d strides q%zu x%zu o%zu", dim, nrows, nq, kind, qstride, xstride,
+       ostride);
+    int8_t *Q = xalloc(qbytes, oq), *X = xalloc(xbytes, ox);
+    dot_i8_fill(Q, qbytes, kind, 1);
+    dot_i8_fill(X, xbytes, kind, 0);
+    int32_t *ref = malloc((onum + 1) * 4), *out = xalloc(onum * 4, oo);
+    for (size_t i = 0; i < onum; i++) ref[i] = JUNK32;
+    if (nq >= 1 && nq <= T->i8_qblock)
+        for (size_t q = 0; q < nq; q++)
+            for (size_t r = 0; r < nrows; r++) {
+                int64_t s = 0;
+                for (size_t j = 0; j < dim; j++) s += (int64_t)Q[q * qstride + j] * X[r * xstride + j];
+                ref[q * ostride + r] = (int32_t)s;
+            }
+    T->dot_i8_block(Q, nq, qstride, X, nrows, dim, xstride, out, ostride);
+    size_t bad = onum;
+    for (size_t i = onum; i-- > 0;)
+        if (out[i] != ref[i]) bad = i;
+    CHECK(bad == onum, "dot_i8_block dim=%zu nrows=%zu nq=%zu kind=%d strides q%zu x%zu o%zu: out[%zu] = %d, want %d",
+          dim, nrows, nq, kind, qstride, xstride, ostride, bad, bad < onum ? out[bad] : 0, bad < onum ? ref[bad] : 0);
+    xfree(out, oo);
+    free(ref);
+    xfree(Q, oq);
+    xfree(X, ox);
+}
+
+/* pplx_scan_int8 (dot and cosine) and pplx_matrix_dot of every tier against
+ * the serial table's, nq queries over rows [r0, nrows). */
+static void dot_i8_scan_case(size_t dim, size_t nrows, size_t nq, size_t r0) {
+    const size_t qstride = dim + 1, xstride = dim + 2, k = 5;
+    AT("scan_int8/matrix_dot dim=%zu nrows=%zu nq=%zu r0=%zu", dim, nrows, nq, r0);
+    int8_t *Q8 = xalloc(span(nq, qstride, dim), 1), *X = xalloc(span(nrows, xstride, dim), 2);
+    int16_t *Q16 = xalloc(span(nq, qstride, dim) * 2, 2);
+    dot_i8_fill(Q8, span(nq, qstride, dim), 0, 1);
+    dot_i8_fill(X, span(nrows, xstride, dim), 0, 0);
+    for (size_t i = 0; i < span(nq, qstride, dim); i++) Q16[i] = Q8[i];
+    float *qn = xalloc(nq * 4, 0), *xn = xalloc(nrows * 4, 0);
+    for (size_t q = 0; q < nq; q++) {
+        int64_t s = 0;
+        for (size_t j = 0; j < dim; j++) s += (int64_t)Q8[q * qstride + j] * Q8[q * qstride + j];
+        qn[q] = (float)sqrt((double)s);
+    }
+    for (size_t r = 0; r < nrows; r++) {
+        int64_t s = 0;
+        for (size_t j = 0; j < dim; j++) s += (int64_t)X[r * xstride + j] * X[r * xstride + j];
+        xn[r] = (float)sqrt((double)s);
+    }
+    int32_t *mat0 = xalloc(nq * nrows * 4, 0), *hk0 = xalloc(nq * k * 4, 0), *hk = xalloc(nq * k * 4, 0);
+    int64_t *hi0 = xalloc(nq * k * 8, 0), *hi = xalloc(nq * k * 8, 0);
+    int32_t *mat = xalloc(nq * nrows * 4, 0);
+    for (int metric = 0; metric < 3; metric++)
+        for (int t = 0; t < ntab; t++) {
+            const pplx_table *T = &tabs[t];
+            tier = pplx_isa_names[T->isa];
+            int32_t *m = t ? mat : mat0, *key = t ? hk : hk0;
+            int64_t *idx = t ? hi : hi0;
+            if (metric == 2) {
+                memset(m, JUNK, nq * nrows * 4);
+                pplx_matrix_dot(T, Q8, qstride, Q16, nq, qstride, X, r0, nrows, dim, xstride, m, nrows);
+            } else {
+                pplx_heap_init(key, idx, nq * k);
+                pplx_scan_int8(T, Q8, qstride, Q16, nq, qstride, X, r0, nrows, dim, xstride,
+                               metric ? PPLX_METRIC_COSINE : PPLX_METRIC_DOT, qn, xn, k, 7, key, idx);
+                for (size_t q = 0; q < nq; q++) pplx_heap_sort(key + q * k, idx + q * k, k);
+            }
+            if (t == 0) continue;
+            if (metric == 2)
+                CHECK(memcmp(m, mat0, nq * nrows * 4) == 0, "matrix_dot dim=%zu nrows=%zu nq=%zu r0=%zu differs from serial",
+                      dim, nrows, nq, r0);
+            else
+                CHECK(memcmp(key, hk0, nq * k * 4) == 0 && memcmp(idx, hi0, nq * k * 8) == 0,
+                      "scan_int8 %s dim=%zu nrows=%zu nq=%zu r0=%zu differs from serial", metric ? "cosine" : "dot", dim,
+                      nrows, nq, r0);
+        }
+    tier = "";
+    xfree(mat0, 0);
+    xfree(mat, 0);
+    xfree(hk0, 0);
+    xfree(hk, 0);
+    xfree(hi0, 0);
+    xfree(hi, 0);
+    xfree(qn, 0);
+    xfree(xn, 0);
+    xfree(Q8, 1);
+    xfree(Q16, 2);
+    xfree(X, 2);
+}
+
+static void test_dot_i8_blocks(void) {
+    static const size_t dims[] = {0,  1,  2,  3,  4,  5,   6,   7,   8,    9,   15, 16, 17,
+                                  31, 32, 33, 63, 64, 65, 127, 128, 129, 1024, 2560};
+    static const size_t rows[] = {0, 1, 2, 3, 4, 5, 7, 9};
+    for (int t = 0; t < ntab; t++) {
+        const pplx_table *T = &tabs[t];
+        if (!T->dot_i8_block) continue;
+        tier = pplx_isa_names[T->isa];
+        CHECK(T->i8_qblock >= 1 && T->i8_qblock <= PPLX_QBLOCK_MAX, "i8_qblock %zu", T->i8_qblock);
+        for (size_t di = 0; di < NELEM(dims); di++)
+            for (size_t ri = 0; ri < NELEM(rows); ri++)
+                for (size_t nq = 0; nq <= T->i8_qblock + 1; nq++)
+                    for (int kind = 0; kind < 4; kind++)
+                        for (int odd = 0; odd < 2; odd++) {
+                            if (kind && odd && dims[di] > 129) continue;
+                            dot_i8_case(T, dims[di], rows[ri], nq, kind, odd);
+                        }
+        /* the longest rows: the dot products reach -128 * 127 * 131071 and 2^14 * 131071 */
+        for (int kind = 1; kind < 4; kind++) {
+            dot_i8_case(T, PPLX_DOT_MAX_DIM, 5, T->i8_qblock, kind, 1);
+            dot_i8_case(T, PPLX_DOT_MAX_DIM, 3, 1, kind, 0);
+        }
+    }
+    tier = "";
+    static const size_t sdims[] = {1, 17, 64, 65, 129, 1024}, snq[] = {17, 33};
+    for (size_t di = 0; di < NELEM(sdims); di++)
+        for (size_t qi = 0; qi < NELEM(snq); qi++) {
+            dot_i8_scan_case(sdims[di], sdims[di] > 129 ? 70 : 600, snq[qi], 0);
+            dot_i8_scan_case(sdims[di], 37, snq[qi], 3);
+        }
 }

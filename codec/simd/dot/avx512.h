@@ -1,10 +1,350 @@
-/* dot/avx512.h - the avx512 tier of the dot kernels. */
+/* dot/avx512.h - the avx512 tier of the dot kernels (the reference: dot/serial.h).
+ *
+ * Three kernels on one engine (pplx_dotz_tile: a tile of NQ queries x NR
+ * rows, one zmm accumulator of 16 int32 lanes per pair), all with AVX512_VNNI
+ * multiply-adds that accumulate into int32 lanes without saturation:
+ *
+ *   dot_i8_block   int8 queries as stored x int8 rows: vpdpbusd, 64 dims per
+ *                  instruction.  This is what the scans call (one query
+ *                  included), so it carries the prefetch and the blocking.
+ *   dot_block      int16 queries x int8 rows: 32 row bytes widened with
+ *                  vpmovsxbw, vpdpwssd with the query (32 dims).
+ *   dot16_block    int16 queries x int16 rows: vpdpwssd.
+ * The last two are what the table offers callers that hold int16 queries;
+ * with dot_i8_block set the scans never call them (topk.h), so they share
+ * the engine rather than being tuned separately.
+ *
+ * vpdpbusd multiplies UNSIGNED bytes by SIGNED bytes (4 products summed into
+ * each int32 lane).  The rows are made unsigned by the bias trick: x ^ 0x80
+ * read as u8 is x + 128, so the instruction accumulates
+ *     sum_j (x_j + 128) q_j  =  dot(q, x) + 128 sum_j q_j.
+ * Biasing the rows costs one vpxorq per row vector, shared by all the
+ * queries of the tile; biasing the queries instead would need a per-row
+ * correction (sum_j x_j) in every tile.  The correction -128 sum_j q_j is
+ * computed once per query and call, lane by lane (vpdpbusd of a vector of
+ * ones with the query: lane l gets the query bytes that the multiply-adds
+ * will add into lane l, bytes 4l..4l+3 of every 64-byte step), and is the
+ * initial value of the query's accumulators, not a final subtraction.
+ *
+ * Exactness.  Each product (x + 128) q lies in [-255 * 128, 255 * 127] and
+ * four of them sum exactly inside the instruction; vpdpbusd (NOT vpdpbusds,
+ * which saturates) adds into the lane.  Over 131071 dims (PPLX_DOT_MAX_DIM)
+ * the biased total could reach 255 * 128 * 131071 = 4278206720 > 2^31, so
+ * it is never formed: a lane starting at -128 (its sum of q) holds, at
+ * every step, sum x_j q_j over its dims done so far minus 128 sum q_j over
+ * its dims still to come, at most 2^14 * 8192 = 2^27 in magnitude (a lane
+ * gets 4 of every 64 dims: at most 8192 of 131071), and in the end exactly
+ * its share of dot(q, x).  (The one-query tiles' second accumulator starts
+ * at zero and holds biased sums of half a lane's dims: < 2^27 too.)  The
+ * lane reduction then adds true partial dot products, each at most 2^14 *
+ * 131071 < 2^31.  No int32 value ever wraps, so the result is the serial
+ * one (and the SIMDe test build, which emulates the lanes with C int
+ * arithmetic, has no signed overflow for UBSan to find).  Summing first and
+ * subtracting 128 sum q at the end would also be exact, but only by the
+ * modulo-2^32 argument.  vpdpwssd (int16 x int16 pairs, at most 2^15 per
+ * lane and step) stays within the same 2^14 * 131071 bound.
+ *
+ * Tails: the last dim % 64 (32 for the int16 kernels) elements are read
+ * with zero-masking loads (fault-suppressing, nothing past a row is read).
+ * For dot_i8_block the masked-off row bytes load as 0 and the XOR turns them
+ * into 128, but the QUERY bytes there load as 0 too, so those lanes add
+ * 128 * 0 = 0; the correction is taken over the same masked query bytes.
+ *
+ * Blocking (32 zmm registers): dot_i8_block takes up to 8 queries
+ * (i8_qblock = PPLX_DOT_I8_QBLOCK_AVX512).  8 queries x 2 rows = 16
+ * accumulators + 2 biased row vectors + 1 query vector = 19 registers, with
+ * room for the compiler's temporaries (no spills in the inner loop); each
+ * row vector feeds 8 multiply-adds and each query vector 2, so a step is 10
+ * loads per 16 vpdpbusd (two loads per cycle against about one vpdpbusd
+ * per cycle on Ice Lake and Zen 4), and 16 independent accumulators cover
+ * the instruction's 5-cycle latency.  Going from 4 to 8 queries per call
+ * halves the number of times the scans re-read each tile from L2; 8 x 3
+ * (28 registers) would save little more and risk spills.  2-4 queries take
+ * 4 rows per step (8-16 accumulators), 5-8 queries 2 rows.  One query reads
+ * its rows one after the other (one sequential stream, which the avx2 tier
+ * measured faster than interleaved rows), with two accumulators per row
+ * alternating between 64-dim steps, and reduces 4 rows together.
+ *
+ * Reduction: the NQ x NR accumulators (at most 16) are transposed and added
+ * in a tree (vpunpck{l,h}dq, vpunpck{l,h}qdq, vshufi32x4 twice: 15 steps of
+ * two shuffles and an add for 16 results, about three instructions each)
+ * into one zmm whose lane i * NR + c is the (query i, row c) sum; 4
+ * accumulators take a cheaper 4-way tree.
+ *
+ * Prefetch: each row line PPLX_DOT_PREFETCH (2 KiB) ahead, as the avx2
+ * kernel (measured there on Zen 3: 10 -> 11.5 GB/s for the one-query scan).
+ * Not measured on AVX-512 hardware; for query groups after the first the
+ * tile is already in cache and the hint is redundant, not harmful.
+ */
 #ifndef PPLX_DOT_AVX512_H
 #define PPLX_DOT_AVX512_H
 
+#include <string.h>
 #include "avx2.h"
 
 #if PPLX_COMPILE_AVX512
+
+/* Loops over the queries and rows of a tile (constant trip counts after
+ * inlining) must be unrolled so the accumulators live in registers: GCC
+ * needs the pragma; clang unrolls them by itself and does worse with it. */
+#if defined(__clang__)
+#define PPLX_DZ_UNROLL
+#else
+#define PPLX_DZ_UNROLL _Pragma("GCC unroll 16")
+#endif
+/* After a loop, PPLX_DZ_FRESH(acc) for each accumulator: an empty asm that
+ * "may change" it (no instruction).  Without it GCC (12) sees the int32
+ * view of the accumulators the loop computes as also needed after the loop
+ * (by the tail step and the reduction), keeps two copies of each loop-
+ * carried value and, with 16 accumulators, copies ~28 zmm registers and
+ * spills two per step (object code inspected; clang does not). */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(PPLX_SIMDE_X86)
+#define PPLX_DZ_FRESH(v) __asm__("" : "+v"(v))
+#else
+#define PPLX_DZ_FRESH(v) (void)0
+#endif
+
+/* Queries per pplx_dot_i8_block_avx512 call (i8_qblock of the avx512 tier). */
+#define PPLX_DOT_I8_QBLOCK_AVX512 8
+
+/* SIMDe 0.7.4 has no masked loads: the PPLX_SIMDE_X86 test build gets
+ * element loops that read only the selected elements (so ASan still checks
+ * every byte the kernel touches); the native build calls the intrinsics. */
+#if defined(PPLX_SIMDE_X86)
+static inline __m512i pplx_d512_maskz_loadu_epi8(uint64_t k, const void *p) {
+    int8_t t[64];
+    for (int i = 0; i < 64; i++) t[i] = (k >> i & 1) ? ((const int8_t *)p)[i] : 0;
+    return _mm512_loadu_si512(t);
+}
+static inline __m512i pplx_d512_maskz_loadu_epi16(uint32_t k, const void *p) {
+    int16_t t[32];
+    for (int i = 0; i < 32; i++) t[i] = (k >> i & 1) ? ((const int16_t *)p)[i] : 0;
+    return _mm512_loadu_si512(t);
+}
+static inline __m256i pplx_d256_maskz_loadu_epi8(uint32_t k, const void *p) {
+    int8_t t[32];
+    for (int i = 0; i < 32; i++) t[i] = (k >> i & 1) ? ((const int8_t *)p)[i] : 0;
+    return _mm256_loadu_si256((const __m256i *)(const void *)t);
+}
+#else
+#define pplx_d512_maskz_loadu_epi8 _mm512_maskz_loadu_epi8
+#define pplx_d512_maskz_loadu_epi16 _mm512_maskz_loadu_epi16
+#define pplx_d256_maskz_loadu_epi8 _mm256_maskz_loadu_epi8
+#endif
+
+/* Engine kinds: queries x rows. */
+enum { PPLX_DZ_I8 = 0, PPLX_DZ_W8 = 1, PPLX_DZ_W16 = 2 };
+
+/* Row vector of the step at element j (masked: the elements selected by k). */
+__attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m512i pplx_dz_row(int kind, const char *x, size_t j,
+                                                                                   uint64_t k, int masked) {
+    if (kind == PPLX_DZ_I8) {
+        const __m512i v = masked ? pplx_d512_maskz_loadu_epi8(k, x + j) : _mm512_loadu_si512((const void *)(x + j));
+        return _mm512_xor_si512(v, _mm512_set1_epi8(-128)); /* x + 128 as u8 */
+    }
+    if (kind == PPLX_DZ_W8)
+        return _mm512_cvtepi8_epi16(masked ? pplx_d256_maskz_loadu_epi8((uint32_t)k, x + j)
+                                           : _mm256_loadu_si256((const __m256i *)(const void *)(x + j)));
+    return masked ? pplx_d512_maskz_loadu_epi16((uint32_t)k, x + 2 * j) : _mm512_loadu_si512((const void *)(x + 2 * j));
+}
+
+__attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m512i pplx_dz_query(int kind, const char *q,
+                                                                                     size_t j, uint64_t k,
+                                                                                     int masked) {
+    if (kind == PPLX_DZ_I8)
+        return masked ? pplx_d512_maskz_loadu_epi8(k, q + j) : _mm512_loadu_si512((const void *)(q + j));
+    return masked ? pplx_d512_maskz_loadu_epi16((uint32_t)k, q + 2 * j) : _mm512_loadu_si512((const void *)(q + 2 * j));
+}
+
+__attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m512i pplx_dz_madd(int kind, __m512i acc,
+                                                                                    __m512i row, __m512i q) {
+    return kind == PPLX_DZ_I8 ? _mm512_dpbusd_epi32(acc, row, q) : _mm512_dpwssd_epi32(acc, row, q);
+}
+
+/* One step at element j for queries [0, nq) and rows [c0, c1) of the tile:
+ * acc[i * nr + c + shift] += q_i . row_c over the step's elements. */
+__attribute__((always_inline)) PPLX_TARGET_AVX512 static inline void pplx_dz_step(
+        int kind, const char *const *q, int nq, const char *const *x, int c0, int c1, int nr, int shift, size_t j,
+        uint64_t k, int masked, __m512i *acc) {
+    __m512i xv[4];
+PPLX_DZ_UNROLL
+    for (int c = c0; c < c1; c++) {
+        /* one prefetch per step: per 64-byte line, or per half line for W8
+         * (a branch to skip every other one costs GCC register copies) */
+        _mm_prefetch(x[c] + (kind == PPLX_DZ_W16 ? 2 * j : j) + PPLX_DOT_PREFETCH, _MM_HINT_T0);
+        xv[c] = pplx_dz_row(kind, x[c], j, k, masked);
+    }
+PPLX_DZ_UNROLL
+    for (int i = 0; i < nq; i++) {
+        const __m512i qv = pplx_dz_query(kind, q[i], j, k, masked);
+PPLX_DZ_UNROLL
+        for (int c = c0; c < c1; c++) acc[i * nr + c + shift] = pplx_dz_madd(kind, acc[i * nr + c + shift], xv[c], qv);
+    }
+}
+
+/* Per 128-bit block: [a, b, a, b] partial sums. */
+PPLX_TARGET_AVX512 static inline __m512i pplx_dz_red32(__m512i a, __m512i b) {
+    return _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+}
+/* Of two [a, b, a, b] and [c, d, c, d]: per block [a, b, c, d]. */
+PPLX_TARGET_AVX512 static inline __m512i pplx_dz_red64(__m512i ab, __m512i cd) {
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+}
+/* Of u, v with blocks [u0 u1 u2 u3], [v0 v1 v2 v3]: [u0+u1, u2+u3, v0+v1, v2+v3]. */
+PPLX_TARGET_AVX512 static inline __m512i pplx_dz_red128(__m512i u, __m512i v) {
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(u, v, 0x88), _mm512_shuffle_i32x4(u, v, 0xDD));
+}
+
+/* One query x one row (the one-query tiles): two accumulators alternating
+ * between steps, so consecutive multiply-adds do not wait for each other;
+ * the first starts at init (the bias correction, or zero). */
+__attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m512i pplx_dz_row1(int kind, const char *q,
+                                                                                    const char *x, size_t dim,
+                                                                                    __m512i init) {
+    const size_t step = kind == PPLX_DZ_I8 ? 64 : 32;
+    const char *const qs[1] = {q}, *const xs[1] = {x};
+    __m512i s[2] = {init, _mm512_setzero_si512()};
+    size_t j = 0;
+    for (; j + 2 * step <= dim; j += 2 * step) {
+        pplx_dz_step(kind, qs, 1, xs, 0, 1, 1, 0, j, 0, 0, s);
+        pplx_dz_step(kind, qs, 1, xs, 0, 1, 1, 1, j + step, 0, 0, s);
+    }
+    PPLX_DZ_FRESH(s[0]);
+    PPLX_DZ_FRESH(s[1]);
+    if (j + step <= dim) {
+        pplx_dz_step(kind, qs, 1, xs, 0, 1, 1, 0, j, 0, 0, s);
+        j += step;
+    }
+    if (j < dim) pplx_dz_step(kind, qs, 1, xs, 0, 1, 1, 1, j, ~(uint64_t)0 >> (64 - (dim - j)), 1, s);
+    return _mm512_add_epi32(s[0], s[1]);
+}
+
+/* NQ queries x NR rows (NQ * NR <= 16; constants after inlining), dim
+ * elements: d[i * NR + c] = q_i . row_c.  The accumulators of query i start
+ * at bias[i] (the int8 kernel's correction, lane by lane; NULL: zero).  One
+ * query: its rows one after the other. */
+__attribute__((always_inline)) PPLX_TARGET_AVX512 static inline void pplx_dotz_tile(
+        int kind, const char *const *q, int nq, const char *x0, size_t xbytes, int nr, size_t dim,
+        const __m512i *bias, int32_t *d) {
+    const size_t step = kind == PPLX_DZ_I8 ? 64 : 32;
+    const int seq = nq == 1;
+    const char *x[4];
+PPLX_DZ_UNROLL
+    for (int c = 0; c < 4; c++) x[c] = x0 + (size_t)(c < nr ? c : 0) * xbytes;
+    __m512i a[16];
+PPLX_DZ_UNROLL
+    for (int i = 0; i < 16; i++) a[i] = bias && i < nq * nr ? bias[i / nr] : _mm512_setzero_si512();
+    if (seq) {
+        a[0] = pplx_dz_row1(kind, q[0], x[0], dim, a[0]);
+        if (nr > 1) a[1] = pplx_dz_row1(kind, q[0], x[1], dim, a[1]);
+        if (nr > 2) a[2] = pplx_dz_row1(kind, q[0], x[2], dim, a[2]);
+        if (nr > 3) a[3] = pplx_dz_row1(kind, q[0], x[3], dim, a[3]);
+    } else {
+        size_t j = 0;
+        for (; j + step <= dim; j += step) pplx_dz_step(kind, q, nq, x, 0, nr, nr, 0, j, 0, 0, a);
+PPLX_DZ_UNROLL
+        for (int i = 0; i < 16; i++)
+            if (i < nq * nr) PPLX_DZ_FRESH(a[i]);
+        if (j < dim) pplx_dz_step(kind, q, nq, x, 0, nr, nr, 0, j, ~(uint64_t)0 >> (64 - (dim - j)), 1, a);
+    }
+    if (nq * nr <= 4) {
+        /* a[0..3] -> [s0, s1, s2, s3] */
+        const __m512i u = pplx_dz_red64(pplx_dz_red32(a[0], a[1]), pplx_dz_red32(a[2], a[3]));
+        const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(u), _mm512_extracti64x4_epi64(u, 1));
+        const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        _mm_storeu_si128((__m128i *)(void *)d, s);
+    } else {
+        /* a[0..15] -> lane k = sum of a[k] (blocks: a[0..3], a[4..7], a[8..11], a[12..15]) */
+        const __m512i u0 = pplx_dz_red64(pplx_dz_red32(a[0], a[1]), pplx_dz_red32(a[2], a[3]));
+        const __m512i u1 = pplx_dz_red64(pplx_dz_red32(a[4], a[5]), pplx_dz_red32(a[6], a[7]));
+        const __m512i u2 = pplx_dz_red64(pplx_dz_red32(a[8], a[9]), pplx_dz_red32(a[10], a[11]));
+        const __m512i u3 = pplx_dz_red64(pplx_dz_red32(a[12], a[13]), pplx_dz_red32(a[14], a[15]));
+        const __m512i s = pplx_dz_red128(pplx_dz_red128(u0, u1), pplx_dz_red128(u2, u3));
+        _mm512_storeu_si512((void *)d, s);
+    }
+}
+
+/* Rows of one (NQ, NR) combination: tiles of NR rows, then the rows left
+ * over one at a time. */
+#define PPLX_DZ_ROWS(KIND, NQ, NR)                                                                             \
+    {                                                                                                          \
+        size_t r = 0;                                                                                          \
+        int32_t d[16];                                                                                         \
+        for (; r + (NR) <= nrows; r += (NR)) {                                                                 \
+            pplx_dotz_tile(KIND, q, NQ, X8 + r * xbytes, xbytes, NR, dim, bias, d);                            \
+            for (int i = 0; i < (NQ); i++) memcpy(out + (size_t)i * ostride + r, d + i * (NR), (NR) * 4);      \
+        }                                                                                                      \
+        for (; r < nrows; r++) {                                                                               \
+            pplx_dotz_tile(KIND, q, NQ, X8 + r * xbytes, xbytes, 1, dim, bias, d);                             \
+            for (int i = 0; i < (NQ); i++) out[(size_t)i * ostride + r] = d[i];                                \
+        }                                                                                                      \
+    }
+
+/* The bias correction of a query: lane l holds -128 times the sum of the
+ * query bytes that vpdpbusd adds into lane l (bytes 4l..4l+3 of every 64-
+ * byte step, the masked tail included): |.| <= 128 * 128 * 8192 = 2^27. */
+PPLX_TARGET_AVX512 static __m512i pplx_dz_bias(const int8_t *q, size_t dim) {
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i a = _mm512_setzero_si512();
+    size_t j = 0;
+    for (; j + 64 <= dim; j += 64) a = _mm512_dpbusd_epi32(a, ones, _mm512_loadu_si512((const void *)(q + j)));
+    PPLX_DZ_FRESH(a);
+    if (j < dim) a = _mm512_dpbusd_epi32(a, ones, pplx_d512_maskz_loadu_epi8(~(uint64_t)0 >> (64 - (dim - j)), q + j));
+    return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(a, 7));
+}
+
+/* int8 queries as stored (1 <= nq <= PPLX_DOT_I8_QBLOCK_AVX512) x int8 rows. */
+PPLX_TARGET_AVX512 static void pplx_dot_i8_block_avx512(const int8_t *Q, size_t nq, size_t qstride, const int8_t *X,
+                                                       size_t nrows, size_t dim, size_t xstride, int32_t *out,
+                                                       size_t ostride) {
+    if (nq == 0 || nq > PPLX_DOT_I8_QBLOCK_AVX512) return; /* outside the contract (kernels.h): touch nothing */
+    const char *q[PPLX_DOT_I8_QBLOCK_AVX512];
+    __m512i bias[PPLX_DOT_I8_QBLOCK_AVX512];
+    for (size_t i = 0; i < PPLX_DOT_I8_QBLOCK_AVX512; i++) {
+        q[i] = (const char *)(Q + (i < nq ? i : 0) * qstride);
+        bias[i] = i < nq ? pplx_dz_bias(Q + i * qstride, dim) : _mm512_setzero_si512();
+    }
+    const char *X8 = (const char *)X;
+    const size_t xbytes = xstride;
+    switch (nq) {
+        case 1: PPLX_DZ_ROWS(PPLX_DZ_I8, 1, 4) break;
+        case 2: PPLX_DZ_ROWS(PPLX_DZ_I8, 2, 4) break;
+        case 3: PPLX_DZ_ROWS(PPLX_DZ_I8, 3, 4) break;
+        case 4: PPLX_DZ_ROWS(PPLX_DZ_I8, 4, 4) break;
+        case 5: PPLX_DZ_ROWS(PPLX_DZ_I8, 5, 2) break;
+        case 6: PPLX_DZ_ROWS(PPLX_DZ_I8, 6, 2) break;
+        case 7: PPLX_DZ_ROWS(PPLX_DZ_I8, 7, 2) break;
+        default: PPLX_DZ_ROWS(PPLX_DZ_I8, 8, 2) break;
+    }
+}
+
+/* int16 queries (1 <= nq <= 4) x int8 rows (KIND W8) or int16 rows (W16). */
+#define PPLX_DZ_W_BLOCK(KIND, XE)                                                                              \
+    {                                                                                                          \
+        if (nq == 0 || nq > 4) return; /* outside the contract (kernels.h): touch nothing */                   \
+        const char *q[4];                                                                                      \
+        for (size_t i = 0; i < 4; i++) q[i] = (const char *)(Q + (i < nq ? i : 0) * qstride);                  \
+        const __m512i *bias = NULL;                                                                            \
+        const char *X8 = (const char *)X;                                                                      \
+        const size_t xbytes = xstride * (XE);                                                                  \
+        switch (nq) {                                                                                          \
+            case 1: PPLX_DZ_ROWS(KIND, 1, 4) break;                                                            \
+            case 2: PPLX_DZ_ROWS(KIND, 2, 4) break;                                                            \
+            case 3: PPLX_DZ_ROWS(KIND, 3, 4) break;                                                            \
+            default: PPLX_DZ_ROWS(KIND, 4, 4) break;                                                           \
+        }                                                                                                      \
+    }
+
+PPLX_TARGET_AVX512 static void pplx_dot_block_avx512(const int16_t *Q, size_t nq, size_t qstride, const int8_t *X,
+                                                    size_t nrows, size_t dim, size_t xstride, int32_t *out,
+                                                    size_t ostride) PPLX_DZ_W_BLOCK(PPLX_DZ_W8, 1)
+
+PPLX_TARGET_AVX512 static void pplx_dot16_block_avx512(const int16_t *Q, size_t nq, size_t qstride,
+                                                      const int16_t *X, size_t nrows, size_t dim, size_t xstride,
+                                                      int32_t *out, size_t ostride) PPLX_DZ_W_BLOCK(PPLX_DZ_W16, 2)
+
+#undef PPLX_DZ_W_BLOCK
+#undef PPLX_DZ_ROWS
 
 #endif /* PPLX_COMPILE_AVX512 */
 #endif
