@@ -88,7 +88,7 @@
  * queries x 64 dims; assuming (not measured) that its cost follows M and
  * not N, fewer queries per call only waste it.  For the same reason the
  * avx512 tier's VNNI kernel (pplx_dot_i8_block_avx512) is probably the
- * better one for small nq: see the PPLX_AMX_MIN_NQ note in the kernel.
+ * better one for small nq: groups of fewer than PPLX_AMX_MIN_NQ queries go to it.
  *
  * Compilers.  Every tile instruction goes through the PPLX_TILE_* macros:
  * by default the intrinsics, with a compiler barrier that names the pointer,
@@ -275,15 +275,24 @@ PPLX_TARGET_AMX static void pplx_amx_emit(const int32_t *cbuf, size_t nq, int32_
         pplx_amx_emit(cbuf, nq, out + s[i], ostride, nrows - s[i] < 16 ? nrows - s[i] : 16);                \
     } while (0)
 
+#ifndef PPLX_AMX_MIN_NQ
+#define PPLX_AMX_MIN_NQ 4
+#endif
+#if PPLX_AMX_MIN_NQ > PPLX_DOT_I8_QBLOCK_AVX512 + 1
+#error "PPLX_AMX_MIN_NQ: the avx512 kernel takes at most PPLX_DOT_I8_QBLOCK_AVX512 queries"
+#endif
+
 PPLX_TARGET_AMX static void pplx_dot_i8_block_amx(const int8_t *Q, size_t nq, size_t qstride, const int8_t *X,
                                                  size_t nrows, size_t dim, size_t xstride, int32_t *out,
                                                  size_t ostride) {
     if (nq == 0 || nq > 16) return; /* outside the contract (kernels.h): touch nothing */
-    /* PPLX_AMX_MIN_NQ (say 8; to be measured): once the avx512 tier has its VNNI kernel, delegate the
-     * small groups to it with
-     *     if (nq < PPLX_AMX_MIN_NQ) { pplx_dot_i8_block_avx512(Q, nq, qstride, X, nrows, dim, xstride, out,
-     *                                                          ostride); return; }
-     * and build tests/c/amx_model.c with -DPPLX_AMX_MIN_NQ=1 too, so the tiles still see every nq. */
+    /* A group of few queries leaves most of each tile product idle: the avx512 VNNI kernel (qblock 8) takes
+     * those.  The threshold is a guess until measured on AMX hardware; tests/c/amx_model.c is built with
+     * PPLX_AMX_MIN_NQ=1 so the tile path sees every nq. */
+    if (nq < PPLX_AMX_MIN_NQ) {
+        pplx_dot_i8_block_avx512(Q, nq, qstride, X, nrows, dim, xstride, out, ostride);
+        return;
+    }
     if (nrows == 0) return;
     if (dim == 0) {
         for (size_t q = 0; q < nq; q++)
