@@ -30,7 +30,8 @@ def isa(request):
     by tests/test_c_tiers.py (SIMDe on x86-64, qemu-aarch64 for Arm)."""
     if request.param not in DETECTED:
         pytest.skip(f"isa={request.param}: not supported by this CPU (detected: {', '.join(DETECTED)}); "
-                    "its kernels run in the C harnesses instead (tests/test_c_tiers.py; amx: tests/test_c_amx_model.py)")
+                    "its kernels run in the C harnesses instead "
+                    "(tests/test_c_tiers.py; amx: tests/test_c_amx_model.py)")
     with pplx_codec.use_isa(request.param):
         assert pplx_codec.capabilities()["active"] == request.param
         yield request.param

@@ -29,7 +29,8 @@ SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-o
 # SIMDe's 512-bit types are passed by value: -Wno-psabi silences GCC's notes on that ABI.
 # PPLX_AMX_MIN_NQ=1: every query count through the tiles (the kernel hands
 # groups of fewer than 4 queries to the avx512 kernel, tested on its own).
-FLAGS = ["-O1", "-g1", "-DPPLX_SIMDE_X86", "-DPPLX_AMX_MIN_NQ=1", "-Wno-psabi", *SANITIZE, "-Wall", "-Wextra", "-Werror"]
+FLAGS = ["-O1", "-g1", "-DPPLX_SIMDE_X86", "-DPPLX_AMX_MIN_NQ=1", "-Wno-psabi", *SANITIZE,
+         "-Wall", "-Wextra", "-Werror"]
 if platform.machine().lower() in ("x86_64", "amd64"):
     FLAGS.insert(0, "-march=x86-64-v2")  # SIMDe then runs its 128-bit parts on SSE4.2
 ENV = {"ASAN_OPTIONS": "abort_on_error=1", "UBSAN_OPTIONS": "print_stacktrace=1:abort_on_error=1"}
