@@ -15,8 +15,9 @@ three more ways:
 - x86-64 with the NEON intrinsics from SIMDe: the same NEON code through a
   second, independent implementation of the intrinsics.
 
-AMX has no emulator; its kernel's data layout is checked against a software
-model of the tile instructions (tests/test_c_amx_model.py), and it runs for
+AMX has no emulator; its kernel is checked against a software model of the
+tile instructions (here in the SIMDe build, and in depth by
+tests/test_c_amx_model.py), and it runs for
 real only where the CPU has it (then natively in tests/test_c_sanitize.py and
 under the `isa` fixture everywhere).  Speed is not measured here: these
 builds only prove the answers.
@@ -27,6 +28,7 @@ import platform
 import re
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,7 @@ SIMDE_HEADER = "simde/x86/avx512.h"
 # every such function is static to the one translation unit).
 WARN = ["-Wall", "-Wextra", "-Werror", "-Wno-psabi"]
 QEMU_LIBS = "/usr/aarch64-linux-gnu"
+AMX_MODEL = HARNESS.parent / "amx_model.h"
 
 
 def _summary(run: subprocess.CompletedProcess) -> list[str]:
@@ -53,66 +56,105 @@ def _summary(run: subprocess.CompletedProcess) -> list[str]:
     return m.group(2).split()
 
 
-def _build(cmd: list[str], what: str) -> None:
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, f"{what} does not build cleanly:\n{' '.join(cmd)}\n{_tail(r.stderr)}"
+def _build_and_run(build: list[str], runs: list[list[str]], env: dict | None = None):
+    """Build, then each run; the CompletedProcess of the build if it failed,
+    else of every run."""
+    b = subprocess.run(build, capture_output=True, text=True, timeout=900)
+    if b.returncode != 0:
+        return b, []
+    return b, [subprocess.run(r, capture_output=True, text=True, timeout=900, env=env) for r in runs]
 
 
-def _simde_compiler(tmp_path: Path) -> str:
+def _results(future, what: str) -> list[subprocess.CompletedProcess]:
+    b, runs = future.result()
+    assert b.returncode == 0, f"{what} does not build cleanly:\n{' '.join(b.args)}\n{_tail(b.stderr)}"
+    return runs
+
+
+def _simde_compiler(tmp: Path) -> str | None:
+    """gcc with SIMDe's headers, or None (the reason recorded)."""
     if not X86_64:
-        pytest.skip(f"the SIMDe builds of the x86 harness need an x86-64 machine, this is {platform.machine()}")
+        # not a missing tool: on another architecture these builds do not apply
+        _NOT_APPLICABLE["simde"] = f"the SIMDe builds of the x86 harness need x86-64, this is {platform.machine()}"
+        return None
     cc = shutil.which("gcc") or shutil.which("cc")
     if not cc:
-        required_in_ci("the SIMDe tier harness", "no C compiler (gcc/cc) on PATH")
-    probe = tmp_path / "probe.c"
+        _UNAVAILABLE["simde"] = "no C compiler (gcc/cc) on PATH"
+        return None
+    probe = tmp / "probe.c"
     probe.write_text(f"#include <{SIMDE_HEADER}>\nint main(void) {{ return 0; }}\n")
     r = subprocess.run([cc, "-fsyntax-only", str(probe)], capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
-        required_in_ci("the SIMDe tier harness",
-                       f"SIMDe headers not found ({SIMDE_HEADER}; Debian: apt-get install libsimde-dev)")
+        _UNAVAILABLE["simde"] = f"SIMDe headers not found ({SIMDE_HEADER}; Debian: apt-get install libsimde-dev)"
+        return None
     return cc
 
 
-def test_avx2_and_avx512_kernels_through_simde_under_sanitizers(tmp_path):
-    """The AVX-512 kernels (and the AVX2 ones once more) on a baseline x86-64
-    (-march=x86-64-v2: no AVX at all), intrinsics from SIMDe."""
-    cc = _simde_compiler(tmp_path)
-    exe = tmp_path / "tiers-simde-x86"
-    _build([cc, "-O1", "-g1", "-march=x86-64-v2", "-DPPLX_SIMDE_X86", *SANITIZE, *WARN, f"-I{HEADERS}",
-            str(HARNESS), "-o", str(exe), "-lm"], "the SIMDe x86 harness")
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=900, env={**os.environ, **ENV})
-    assert _summary(run) == ["serial", "avx2", "avx512"]
-
-
-def test_neon_kernels_through_simde(tmp_path):
-    """The NEON and dotprod kernels compiled for x86-64, intrinsics from SIMDe."""
-    cc = _simde_compiler(tmp_path)
-    exe = tmp_path / "tiers-simde-neon"
-    _build([cc, "-O1", "-g1", "-DPPLX_SIMDE_NEON", *WARN, f"-I{HEADERS}", str(HARNESS), "-o", str(exe), "-lm"],
-           "the SIMDe NEON harness")
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=900)
-    assert _summary(run) == ["serial", "neon", "neon_dotprod"]
+# why a group of builds is not run: a tool missing (a failure under CI) or
+# not applicable on this machine (a skip everywhere)
+_UNAVAILABLE: dict[str, str] = {}
+_NOT_APPLICABLE: dict[str, str] = {}
+AARCH64_CPUS = {"max": ["serial", "neon", "neon_dotprod"], "cortex-a53": ["serial", "neon"]}
 
 
 @pytest.fixture(scope="module")
-def aarch64_harness(tmp_path_factory) -> Path:
+def harnesses(tmp_path_factory):
+    """Every build of the module started at once, in threads: each is one
+    compiler and then one single-threaded program, and the rest of the suite
+    runs on one core, so side by side they take about half the time."""
+    tmp = tmp_path_factory.mktemp("tiers")
+    jobs = {}
+    cc = _simde_compiler(tmp)
+    if cc:
+        x86 = tmp / "tiers-simde-x86"
+        jobs["simde-x86"] = ([cc, "-O1", "-g1", "-march=x86-64-v2", "-DPPLX_SIMDE_X86", "-include", str(AMX_MODEL),
+                              *SANITIZE, *WARN, f"-I{HEADERS}", str(HARNESS), "-o", str(x86), "-lm"],
+                             [[str(x86)]], {**os.environ, **ENV})
+        neon = tmp / "tiers-simde-neon"
+        jobs["simde-neon"] = ([cc, "-O1", "-g1", "-DPPLX_SIMDE_NEON", *WARN, f"-I{HEADERS}", str(HARNESS),
+                               "-o", str(neon), "-lm"], [[str(neon)]], None)
+    a64_cc, qemu = shutil.which("aarch64-linux-gnu-gcc"), shutil.which("qemu-aarch64")
     if platform.machine().lower() in ("aarch64", "arm64"):
-        pytest.skip("on an aarch64 machine the neon tiers run natively (tests/test_c_sanitize.py and the isa fixture)")
-    cc, qemu = shutil.which("aarch64-linux-gnu-gcc"), shutil.which("qemu-aarch64")
-    if not cc or not qemu:
-        required_in_ci("the aarch64 tier harness under qemu",
-                       "aarch64-linux-gnu-gcc or qemu-aarch64 not on PATH (Debian: gcc-aarch64-linux-gnu, qemu-user)")
-    exe = tmp_path_factory.mktemp("aarch64") / "tiers-aarch64"
-    _build([cc, "-O2", "-g1", *WARN, f"-I{HEADERS}", str(HARNESS), "-o", str(exe), "-lm"],
-           "the aarch64 harness")
-    return exe
+        _NOT_APPLICABLE["aarch64"] = ("on an aarch64 machine the neon tiers run natively "
+                                      "(tests/test_c_sanitize.py and the isa fixture)")
+    elif not a64_cc or not qemu:
+        _UNAVAILABLE["aarch64"] = ("aarch64-linux-gnu-gcc or qemu-aarch64 not on PATH "
+                                   "(Debian: gcc-aarch64-linux-gnu, qemu-user)")
+    else:
+        a64 = tmp / "tiers-aarch64"
+        jobs["aarch64"] = ([a64_cc, "-O2", "-g1", *WARN, f"-I{HEADERS}", str(HARNESS), "-o", str(a64), "-lm"],
+                           [[qemu, "-cpu", cpu, "-L", QEMU_LIBS, str(a64)] for cpu in AARCH64_CPUS], None)
+    with ThreadPoolExecutor(max_workers=len(jobs) or 1) as pool:
+        yield {name: pool.submit(_build_and_run, *job) for name, job in jobs.items()}
 
 
-@pytest.mark.parametrize(("cpu", "tiers"), [("max", ["serial", "neon", "neon_dotprod"]),
-                                             ("cortex-a53", ["serial", "neon"])])
-def test_neon_kernels_on_emulated_aarch64(aarch64_harness, cpu, tiers):
+def _job(harnesses, name: str, group: str, what: str):
+    if name not in harnesses:
+        if group in _NOT_APPLICABLE:
+            pytest.skip(_NOT_APPLICABLE[group])
+        required_in_ci(what, _UNAVAILABLE[group])
+    return _results(harnesses[name], what)
+
+
+def test_avx2_avx512_and_amx_kernels_through_simde_under_sanitizers(harnesses):
+    """The AVX-512 kernels (and the AVX2 ones once more) on a baseline x86-64
+    (-march=x86-64-v2: no AVX at all), intrinsics from SIMDe; the amx tier
+    too, its tile instructions from the software model of
+    tests/c/amx_model.h (so the scans and its hand-off of small query
+    groups to the avx512 kernel are checked as dispatch wires them)."""
+    (run,) = _job(harnesses, "simde-x86", "simde", "the SIMDe x86 tier harness")
+    assert _summary(run) == ["serial", "avx2", "avx512", "amx"]
+
+
+def test_neon_kernels_through_simde(harnesses):
+    """The NEON and dotprod kernels compiled for x86-64, intrinsics from SIMDe."""
+    (run,) = _job(harnesses, "simde-neon", "simde", "the SIMDe NEON tier harness")
+    assert _summary(run) == ["serial", "neon", "neon_dotprod"]
+
+
+@pytest.mark.parametrize("cpu", list(AARCH64_CPUS))
+def test_neon_kernels_on_emulated_aarch64(harnesses, cpu):
     """Real NEON/SDOT instructions under qemu; an Armv8.0 core (cortex-a53)
     has no dotprod and the HWCAP check must say so."""
-    run = subprocess.run(["qemu-aarch64", "-cpu", cpu, "-L", QEMU_LIBS, str(aarch64_harness)],
-                         capture_output=True, text=True, timeout=900)
-    assert _summary(run) == tiers
+    runs = _job(harnesses, "aarch64", "aarch64", "the aarch64 tier harness under qemu")
+    assert _summary(runs[list(AARCH64_CPUS).index(cpu)]) == AARCH64_CPUS[cpu]
