@@ -123,6 +123,8 @@ static const char *const pplx_isa_names[PPLX_ISA_COUNT] = {"serial", "avx2",  "a
 #include <sys/sysctl.h>
 #endif
 
+#include "simde_gaps.h"
+
 /* Bit mask of ISAs compiled into this binary (bit i = enum pplx_isa i). */
 static inline unsigned pplx_isa_compiled(void) {
     return (1u << PPLX_ISA_SERIAL) | (PPLX_COMPILE_AVX2 ? (1u << PPLX_ISA_AVX2) : 0u) |

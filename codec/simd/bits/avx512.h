@@ -59,47 +59,6 @@
 
 #if PPLX_COMPILE_AVX512
 
-/* Intrinsics SIMDe 0.7.4 lacks.  The PPLX_SIMDE_X86 test build gets element
- * loops with the documented semantics (a masked-off element is neither read
- * nor written, so ASan still checks every byte a kernel touches); the native
- * build calls the intrinsics.  The kernels are the same code in both. */
-#if defined(PPLX_SIMDE_X86)
-static inline __m512i pplx_b512_maskz_loadu_epi8(uint64_t k, const void *p) {
-    uint8_t t[64];
-    for (int i = 0; i < 64; i++) t[i] = (k >> i & 1) ? ((const uint8_t *)p)[i] : 0;
-    return _mm512_loadu_si512(t);
-}
-static inline void pplx_b512_mask_storeu_epi8(void *p, uint64_t k, __m512i v) {
-    uint8_t t[64];
-    _mm512_storeu_si512(t, v);
-    for (int i = 0; i < 64; i++)
-        if (k >> i & 1) ((uint8_t *)p)[i] = t[i];
-}
-static inline __m512 pplx_b512_maskz_loadu_ps(uint16_t k, const float *p) {
-    float t[16];
-    for (int i = 0; i < 16; i++) t[i] = (k >> i & 1) ? p[i] : 0.0f;
-    return _mm512_loadu_ps(t);
-}
-static inline __m512d pplx_b512_maskz_loadu_pd(uint8_t k, const double *p) {
-    double t[8];
-    for (int i = 0; i < 8; i++) t[i] = (k >> i & 1) ? p[i] : 0.0;
-    return _mm512_loadu_pd(t);
-}
-static inline void pplx_b512_mask_storeu_ps(float *p, uint16_t k, __m512 v) {
-    float t[16];
-    _mm512_storeu_ps(t, v);
-    for (int i = 0; i < 16; i++)
-        if (k >> i & 1) p[i] = t[i];
-}
-static inline void pplx_b512_stream_si512(void *p, __m512i v) { _mm512_store_si512(p, v); }
-#else
-#define pplx_b512_maskz_loadu_epi8 _mm512_maskz_loadu_epi8
-#define pplx_b512_mask_storeu_epi8 _mm512_mask_storeu_epi8
-#define pplx_b512_maskz_loadu_ps _mm512_maskz_loadu_ps
-#define pplx_b512_maskz_loadu_pd _mm512_maskz_loadu_pd
-#define pplx_b512_mask_storeu_ps _mm512_mask_storeu_ps
-#define pplx_b512_stream_si512(p, v) _mm512_stream_si512((__m512i *)(p), (v))
-#endif
 
 /* The low r bits set, r <= 64 (bzhi). */
 static inline uint64_t pplx_low_bits64(size_t r) { return r >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << r) - 1; }
@@ -136,8 +95,8 @@ PPLX_TARGET_AVX512 static inline void pplx_pack_bytes_avx512(const uint8_t *x, s
     }
     if (j < n) {
         const size_t r = n - j;
-        uint64_t m = pplx_pack64_bytes_avx512(pplx_b512_maskz_loadu_epi8(pplx_low_bits64(r), x + j), msb, isbool, rev);
-        pplx_b512_mask_storeu_epi8(d + j / 8, pplx_low_bits64((r + 7) / 8), _mm512_set1_epi64((long long)m));
+        uint64_t m = pplx_pack64_bytes_avx512(pplx_mm512_maskz_loadu_epi8(pplx_low_bits64(r), x + j), msb, isbool, rev);
+        pplx_mm512_mask_storeu_epi8(d + j / 8, pplx_low_bits64((r + 7) / 8), _mm512_set1_epi64((long long)m));
     }
 }
 
@@ -153,7 +112,7 @@ PPLX_TARGET_AVX512 static void pplx_pack_b8_avx512(const uint8_t *x, size_t n, u
 PPLX_TARGET_AVX512 static inline void pplx_store_code64_avx512(uint8_t *d, uint64_t m, size_t r, int msb) {
     if (msb) m = pplx_rev8x8_u64(m);
     if (r >= 64) memcpy(d, &m, 8);
-    else pplx_b512_mask_storeu_epi8(d, pplx_low_bits64((r + 7) / 8), _mm512_set1_epi64((long long)m));
+    else pplx_mm512_mask_storeu_epi8(d, pplx_low_bits64((r + 7) / 8), _mm512_set1_epi64((long long)m));
 }
 
 PPLX_TARGET_AVX512 static void pplx_pack_f32_avx512(const float *x, size_t n, uint8_t *d, int msb) {
@@ -169,7 +128,7 @@ PPLX_TARGET_AVX512 static void pplx_pack_f32_avx512(const float *x, size_t n, ui
         const size_t r = n - j;
         uint64_t m = 0;
         for (size_t k = 0; 16 * k < r; k++) {
-            __m512 v = pplx_b512_maskz_loadu_ps((uint16_t)pplx_low_bits64(r - 16 * k), x + j + 16 * k);
+            __m512 v = pplx_mm512_maskz_loadu_ps((uint16_t)pplx_low_bits64(r - 16 * k), x + j + 16 * k);
             m |= (uint64_t)_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ) << (16 * k);
         }
         pplx_store_code64_avx512(d + j / 8, m, r, msb);
@@ -189,7 +148,7 @@ PPLX_TARGET_AVX512 static void pplx_pack_f64_avx512(const double *x, size_t n, u
         const size_t r = n - j;
         uint64_t m = 0;
         for (size_t k = 0; 8 * k < r; k++) {
-            __m512d v = pplx_b512_maskz_loadu_pd((uint8_t)pplx_low_bits64(r - 8 * k), x + j + 8 * k);
+            __m512d v = pplx_mm512_maskz_loadu_pd((uint8_t)pplx_low_bits64(r - 8 * k), x + j + 8 * k);
             m |= (uint64_t)_mm512_cmp_pd_mask(v, zero, _CMP_GT_OQ) << (8 * k);
         }
         pplx_store_code64_avx512(d + j / 8, m, r, msb);
@@ -209,7 +168,7 @@ PPLX_TARGET_AVX512 static inline uint64_t pplx_code_mask64_avx512(uint64_t w, in
 
 /* Up to 8 code bytes as a word (masked load: nothing past them is read). */
 PPLX_TARGET_AVX512 static inline uint64_t pplx_code_word_avx512(const uint8_t *s, size_t nbytes) {
-    return (uint64_t)_mm_cvtsi128_si64(_mm512_castsi512_si128(pplx_b512_maskz_loadu_epi8(pplx_low_bits64(nbytes), s)));
+    return (uint64_t)_mm_cvtsi128_si64(_mm512_castsi512_si128(pplx_mm512_maskz_loadu_epi8(pplx_low_bits64(nbytes), s)));
 }
 
 /* 64 dimensions -> 64 bytes: 0/1, or -1/+1 when sign. */
@@ -222,7 +181,7 @@ PPLX_TARGET_AVX512 static inline __m512i pplx_bytes_of_mask64_avx512(uint64_t k,
 PPLX_TARGET_AVX512 static inline void pplx_unpack_bytes_part_avx512(const uint8_t *s, size_t r, uint8_t *y, int msb,
                                                                    int sign) {
     uint64_t k = pplx_code_mask64_avx512(pplx_code_word_avx512(s, (r + 7) / 8), msb);
-    pplx_b512_mask_storeu_epi8(y, pplx_low_bits64(r), pplx_bytes_of_mask64_avx512(k, sign));
+    pplx_mm512_mask_storeu_epi8(y, pplx_low_bits64(r), pplx_bytes_of_mask64_avx512(k, sign));
 }
 
 /* Shared by the u8 (0/1) and i8 (-1/+1) unpackers: one output byte per bit. */
@@ -238,7 +197,7 @@ PPLX_TARGET_AVX512 static inline void pplx_unpack_bytes_avx512(const uint8_t *s,
             for (j = p; j + 64 <= n; j += 64) {
                 uint64_t w;
                 memcpy(&w, s + j / 8, 8);
-                pplx_b512_stream_si512(y + j, pplx_bytes_of_mask64_avx512(pplx_code_mask64_avx512(w, msb), sign));
+                pplx_mm512_stream_si512(y + j, pplx_bytes_of_mask64_avx512(pplx_code_mask64_avx512(w, msb), sign));
             }
             _mm_sfence();
         }
@@ -273,7 +232,7 @@ PPLX_TARGET_AVX512 static void pplx_unpack_f32_avx512(const uint8_t *s, size_t n
         const size_t r = n - j;
         const uint64_t k = pplx_code_mask64_avx512(pplx_code_word_avx512(s + j / 8, (r + 7) / 8), msb);
         for (size_t q = 0; 16 * q < r; q++)
-            pplx_b512_mask_storeu_ps(y + j + 16 * q, (uint16_t)pplx_low_bits64(r - 16 * q),
+            pplx_mm512_mask_storeu_ps(y + j + 16 * q, (uint16_t)pplx_low_bits64(r - 16 * q),
                                      _mm512_mask_blend_ps((uint16_t)(k >> (16 * q)), neg, pos));
     }
 }
@@ -298,7 +257,7 @@ PPLX_TARGET_AVX512 static void pplx_reverse_bits_avx512(const uint8_t *s, size_t
     for (; i + 64 <= n; i += 64) _mm512_storeu_si512(d + i, pplx_rev8_avx512(_mm512_loadu_si512(s + i)));
     if (i < n) {
         const uint64_t k = pplx_low_bits64(n - i);
-        pplx_b512_mask_storeu_epi8(d + i, k, pplx_rev8_avx512(pplx_b512_maskz_loadu_epi8(k, s + i)));
+        pplx_mm512_mask_storeu_epi8(d + i, k, pplx_rev8_avx512(pplx_mm512_maskz_loadu_epi8(k, s + i)));
     }
 }
 
@@ -311,7 +270,7 @@ PPLX_TARGET_AVX512_GFNI static void pplx_reverse_bits_avx512_gfni(const uint8_t 
     for (; i + 64 <= n; i += 64) _mm512_storeu_si512(d + i, pplx_rev8_avx512_gfni(_mm512_loadu_si512(s + i)));
     if (i < n) {
         const uint64_t k = pplx_low_bits64(n - i);
-        pplx_b512_mask_storeu_epi8(d + i, k, pplx_rev8_avx512_gfni(pplx_b512_maskz_loadu_epi8(k, s + i)));
+        pplx_mm512_mask_storeu_epi8(d + i, k, pplx_rev8_avx512_gfni(pplx_mm512_maskz_loadu_epi8(k, s + i)));
     }
 }
 

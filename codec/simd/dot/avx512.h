@@ -107,30 +107,6 @@
 /* Queries per pplx_dot_i8_block_avx512 call (i8_qblock of the avx512 tier). */
 #define PPLX_DOT_I8_QBLOCK_AVX512 8
 
-/* SIMDe 0.7.4 has no masked loads: the PPLX_SIMDE_X86 test build gets
- * element loops that read only the selected elements (so ASan still checks
- * every byte the kernel touches); the native build calls the intrinsics. */
-#if defined(PPLX_SIMDE_X86)
-static inline __m512i pplx_d512_maskz_loadu_epi8(uint64_t k, const void *p) {
-    int8_t t[64];
-    for (int i = 0; i < 64; i++) t[i] = (k >> i & 1) ? ((const int8_t *)p)[i] : 0;
-    return _mm512_loadu_si512(t);
-}
-static inline __m512i pplx_d512_maskz_loadu_epi16(uint32_t k, const void *p) {
-    int16_t t[32];
-    for (int i = 0; i < 32; i++) t[i] = (k >> i & 1) ? ((const int16_t *)p)[i] : 0;
-    return _mm512_loadu_si512(t);
-}
-static inline __m256i pplx_d256_maskz_loadu_epi8(uint32_t k, const void *p) {
-    int8_t t[32];
-    for (int i = 0; i < 32; i++) t[i] = (k >> i & 1) ? ((const int8_t *)p)[i] : 0;
-    return _mm256_loadu_si256((const __m256i *)(const void *)t);
-}
-#else
-#define pplx_d512_maskz_loadu_epi8 _mm512_maskz_loadu_epi8
-#define pplx_d512_maskz_loadu_epi16 _mm512_maskz_loadu_epi16
-#define pplx_d256_maskz_loadu_epi8 _mm256_maskz_loadu_epi8
-#endif
 
 /* Engine kinds: queries x rows. */
 enum { PPLX_DZ_I8 = 0, PPLX_DZ_W8 = 1, PPLX_DZ_W16 = 2 };
@@ -139,21 +115,21 @@ enum { PPLX_DZ_I8 = 0, PPLX_DZ_W8 = 1, PPLX_DZ_W16 = 2 };
 __attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m512i pplx_dz_row(int kind, const char *x, size_t j,
                                                                                    uint64_t k, int masked) {
     if (kind == PPLX_DZ_I8) {
-        const __m512i v = masked ? pplx_d512_maskz_loadu_epi8(k, x + j) : _mm512_loadu_si512((const void *)(x + j));
+        const __m512i v = masked ? pplx_mm512_maskz_loadu_epi8(k, x + j) : _mm512_loadu_si512((const void *)(x + j));
         return _mm512_xor_si512(v, _mm512_set1_epi8(-128)); /* x + 128 as u8 */
     }
     if (kind == PPLX_DZ_W8)
-        return _mm512_cvtepi8_epi16(masked ? pplx_d256_maskz_loadu_epi8((uint32_t)k, x + j)
+        return _mm512_cvtepi8_epi16(masked ? pplx_mm256_maskz_loadu_epi8((uint32_t)k, x + j)
                                            : _mm256_loadu_si256((const __m256i *)(const void *)(x + j)));
-    return masked ? pplx_d512_maskz_loadu_epi16((uint32_t)k, x + 2 * j) : _mm512_loadu_si512((const void *)(x + 2 * j));
+    return masked ? pplx_mm512_maskz_loadu_epi16((uint32_t)k, x + 2 * j) : _mm512_loadu_si512((const void *)(x + 2 * j));
 }
 
 __attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m512i pplx_dz_query(int kind, const char *q,
                                                                                      size_t j, uint64_t k,
                                                                                      int masked) {
     if (kind == PPLX_DZ_I8)
-        return masked ? pplx_d512_maskz_loadu_epi8(k, q + j) : _mm512_loadu_si512((const void *)(q + j));
-    return masked ? pplx_d512_maskz_loadu_epi16((uint32_t)k, q + 2 * j) : _mm512_loadu_si512((const void *)(q + 2 * j));
+        return masked ? pplx_mm512_maskz_loadu_epi8(k, q + j) : _mm512_loadu_si512((const void *)(q + j));
+    return masked ? pplx_mm512_maskz_loadu_epi16((uint32_t)k, q + 2 * j) : _mm512_loadu_si512((const void *)(q + 2 * j));
 }
 
 __attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m512i pplx_dz_madd(int kind, __m512i acc,
@@ -289,7 +265,7 @@ PPLX_TARGET_AVX512 static __m512i pplx_dz_bias(const int8_t *q, size_t dim) {
     size_t j = 0;
     for (; j + 64 <= dim; j += 64) a = _mm512_dpbusd_epi32(a, ones, _mm512_loadu_si512((const void *)(q + j)));
     PPLX_DZ_FRESH(a);
-    if (j < dim) a = _mm512_dpbusd_epi32(a, ones, pplx_d512_maskz_loadu_epi8(~(uint64_t)0 >> (64 - (dim - j)), q + j));
+    if (j < dim) a = _mm512_dpbusd_epi32(a, ones, pplx_mm512_maskz_loadu_epi8(~(uint64_t)0 >> (64 - (dim - j)), q + j));
     return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(a, 7));
 }
 

@@ -60,23 +60,11 @@
 #define PPLX_H512_FRESH(v) (void)0
 #endif
 
-/* SIMDe 0.7.4 has no masked loads: the PPLX_SIMDE_X86 test build gets an
- * element loop that reads only the selected bytes (so ASan still checks
- * every byte the kernel touches); the native build calls the intrinsic. */
-#if defined(PPLX_SIMDE_X86)
-static inline __m512i pplx_h512_maskz_loadu_epi8(uint64_t k, const void *p) {
-    uint8_t t[64];
-    for (int i = 0; i < 64; i++) t[i] = (k >> i & 1) ? ((const uint8_t *)p)[i] : 0;
-    return _mm512_loadu_si512(t);
-}
-#else
-#define pplx_h512_maskz_loadu_epi8 _mm512_maskz_loadu_epi8
-#endif
 
 /* 64 bytes at p, or the first bytes selected by k (the others zero). */
 __attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m512i pplx_h512_load(const uint8_t *p, uint64_t k,
                                                                                       int masked) {
-    return masked ? pplx_h512_maskz_loadu_epi8(k, p) : _mm512_loadu_si512((const void *)p);
+    return masked ? pplx_mm512_maskz_loadu_epi8(k, p) : _mm512_loadu_si512((const void *)p);
 }
 
 /* acc[i * nr + c] += popcount(q_i ^ row_c) over bytes [j, j + 64) (masked: k). */

@@ -30,42 +30,6 @@
 
 #if PPLX_COMPILE_AVX512
 
-/* Intrinsics SIMDe 0.7.4 lacks.  The PPLX_SIMDE_X86 test build gets element
- * loops with the documented semantics (a masked-off element is neither read
- * nor written, so ASan still checks every byte a kernel touches); the native
- * build calls the intrinsics.  The kernels are the same code in both. */
-#if defined(PPLX_SIMDE_X86)
-static inline __m512i pplx_i512_maskz_loadu_epi8(uint64_t k, const void *p) {
-    int8_t t[64];
-    for (int i = 0; i < 64; i++) t[i] = (k >> i & 1) ? ((const int8_t *)p)[i] : 0;
-    return _mm512_loadu_si512(t);
-}
-static inline void pplx_i512_mask_storeu_ps(float *p, uint16_t k, __m512 v) {
-    float t[16];
-    _mm512_storeu_ps(t, v);
-    for (int i = 0; i < 16; i++)
-        if (k >> i & 1) p[i] = t[i];
-}
-static inline __m512i pplx_i512_cvtepi8_epi32(__m128i v) {
-    int8_t b[16];
-    int32_t t[16];
-    _mm_storeu_si128((__m128i *)b, v);
-    for (int i = 0; i < 16; i++) t[i] = b[i];
-    return _mm512_loadu_si512(t);
-}
-static inline __m512 pplx_i512_cvtepi32_ps(__m512i v) {
-    int32_t b[16];
-    float t[16];
-    _mm512_storeu_si512(b, v);
-    for (int i = 0; i < 16; i++) t[i] = (float)b[i];
-    return _mm512_loadu_ps(t);
-}
-#else
-#define pplx_i512_maskz_loadu_epi8 _mm512_maskz_loadu_epi8
-#define pplx_i512_mask_storeu_ps _mm512_mask_storeu_ps
-#define pplx_i512_cvtepi8_epi32 _mm512_cvtepi8_epi32
-#define pplx_i512_cvtepi32_ps _mm512_cvtepi32_ps
-#endif
 
 /* Elements per int32 block (see the bound above); a multiple of 128. */
 #define PPLX_SUMSQ_BLOCK_AVX512 ((size_t)1 << 16)
@@ -90,7 +54,7 @@ PPLX_TARGET_AVX512 static int64_t pplx_sumsq_i8_avx512(const int8_t *x, size_t n
         for (; j + 32 <= stop; j += 32) a0 = pplx_sq_acc_avx512(a0, _mm256_loadu_si256((const __m256i *)(x + j)));
         if (j < stop) {
             const size_t r = stop - j; /* < 32 */
-            __m512i v = pplx_i512_maskz_loadu_epi8(((uint64_t)1 << r) - 1, x + j);
+            __m512i v = pplx_mm512_maskz_loadu_epi8(((uint64_t)1 << r) - 1, x + j);
             a1 = pplx_sq_acc_avx512(a1, _mm512_castsi512_si256(v));
             j = stop;
         }
@@ -108,14 +72,14 @@ PPLX_TARGET_AVX512 static void pplx_i8_to_f32_avx512(const int8_t *x, size_t n, 
     const __m512 d = _mm512_set1_ps(div);
     size_t j = 0;
     for (; j + 16 <= n; j += 16) {
-        const __m512i v = pplx_i512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(x + j)));
-        _mm512_storeu_ps(y + j, _mm512_div_ps(pplx_i512_cvtepi32_ps(v), d));
+        const __m512i v = pplx_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(x + j)));
+        _mm512_storeu_ps(y + j, _mm512_div_ps(pplx_mm512_cvtepi32_ps(v), d));
     }
     if (j < n) {
         const uint16_t k = (uint16_t)((1u << (n - j)) - 1);
-        const __m128i b = _mm512_castsi512_si128(pplx_i512_maskz_loadu_epi8(k, x + j));
+        const __m128i b = _mm512_castsi512_si128(pplx_mm512_maskz_loadu_epi8(k, x + j));
         /* masked-off lanes hold 0 / div; the masked store drops them */
-        pplx_i512_mask_storeu_ps(y + j, k, _mm512_div_ps(pplx_i512_cvtepi32_ps(pplx_i512_cvtepi8_epi32(b)), d));
+        pplx_mm512_mask_storeu_ps(y + j, k, _mm512_div_ps(pplx_mm512_cvtepi32_ps(pplx_mm512_cvtepi8_epi32(b)), d));
     }
 }
 

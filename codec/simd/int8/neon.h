@@ -27,20 +27,6 @@
 
 #if PPLX_COMPILE_NEON
 
-/* vdivq_f32 is A64-only and SIMDe 0.7.4 lacks it: the PPLX_SIMDE_NEON test
- * build divides lane by lane (the same IEEE division); the real build uses
- * FDIV.  The kernel is the same code in both. */
-#if defined(PPLX_SIMDE_NEON)
-static inline float32x4_t pplx_n_divq_f32(float32x4_t a, float32x4_t b) {
-    float x[4], y[4];
-    vst1q_f32(x, a);
-    vst1q_f32(y, b);
-    for (int i = 0; i < 4; i++) x[i] = x[i] / y[i];
-    return vld1q_f32(x);
-}
-#else
-#define pplx_n_divq_f32 vdivq_f32
-#endif
 
 /* Elements per int32 block (see the bound above). */
 #define PPLX_SUMSQ_BLOCK_NEON ((size_t)1 << 16)
@@ -88,10 +74,10 @@ static int64_t pplx_sumsq_i8_neon(const int8_t *x, size_t n) {
 /* 16 int8 -> 16 float32 divided by d, stored at y. */
 static inline void pplx_i8x16_to_f32_neon(int8x16_t v, float32x4_t d, float *y) {
     const int16x8_t lo = vmovl_s8(vget_low_s8(v)), hi = vmovl_high_s8(v);
-    vst1q_f32(y, pplx_n_divq_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), d));
-    vst1q_f32(y + 4, pplx_n_divq_f32(vcvtq_f32_s32(vmovl_high_s16(lo)), d));
-    vst1q_f32(y + 8, pplx_n_divq_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), d));
-    vst1q_f32(y + 12, pplx_n_divq_f32(vcvtq_f32_s32(vmovl_high_s16(hi)), d));
+    vst1q_f32(y, pplx_vdivq_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), d));
+    vst1q_f32(y + 4, pplx_vdivq_f32(vcvtq_f32_s32(vmovl_high_s16(lo)), d));
+    vst1q_f32(y + 8, pplx_vdivq_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), d));
+    vst1q_f32(y + 12, pplx_vdivq_f32(vcvtq_f32_s32(vmovl_high_s16(hi)), d));
 }
 
 static void pplx_i8_to_f32_neon(const int8_t *x, size_t n, float div, float *y) {
