@@ -9,6 +9,17 @@
 # `usage`) is validated and either interpreted on the fly (`index`) or kept
 # as raw bytes and parsed with the json module at finish().
 #
+# Two fast paths ride on the state machine, and each leaves it exactly where
+# the bytewise scan would have (tests/test_stream_scan.py compares them with
+# it, split everywhere).  Runs of whole items in the service's layout
+# (`{"object":"embedding","index":N,"embedding":"..."}`, one after the other):
+# _items_run checks every byte with word compares, reads the index digits in
+# a plain loop and decodes each row with one call, about 110 instructions per
+# item besides the base64 (the state machine took ~580).  And the bytes of a
+# string up to the next '"', '\', control or non-ASCII byte (or, in an
+# embedding, the next '"' or '\'), found 16 or 32 at a time by the scanners
+# of simd/json, whose tier follows the active kernel table.
+#
 # Rows are placed by `index`, never by position.  When an item's `index`
 # comes after its `embedding` (or, contextualized, a document's `index` after
 # its chunks), the row is decoded into scratch space and copied once the
@@ -31,7 +42,7 @@ cimport numpy as cnp
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from libc.stdint cimport uint8_t, int64_t, INT64_MAX
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcpy, memchr, memset
+from libc.string cimport memcpy, memset
 from _kernels cimport (pplx_table, load_table, pplx_b64_decoded_len,
                        PPLX_B64_BADCHAR, PPLX_B64_BADPAD, PPLX_B64_BADLEN, PPLX_B64_NONCANON)
 from _arrays cimport checked, row_geometry
@@ -39,24 +50,12 @@ from _arrays cimport checked, row_geometry
 import json
 import operator
 
-cdef extern from *:
-    """
-    /* Equality of n bytes with a literal, as 8-byte words: libc memcmp is an
-     * out-of-line call that cost a quarter of the scan on small rows. */
-    static inline int pplx_same(const unsigned char *p, const char *lit, size_t n) {
-        size_t i = 0;
-        for (; i + 8 <= n; i += 8) {
-            unsigned long long a, b;
-            memcpy(&a, p + i, 8);
-            memcpy(&b, lit + i, 8);
-            if (a != b) return 0;
-        }
-        for (; i < n; i++)
-            if (p[i] != (unsigned char)lit[i]) return 0;
-        return 1;
-    }
-    """
-    bint pplx_same(const uint8_t *p, const char *lit, size_t n) nogil
+cdef extern from "simd/json/json.h" nogil:
+    int pplx_json_tier(int isa)
+    bint pplx_json_tier_usable(int tier)
+    size_t pplx_json_special(int tier, const uint8_t *s, size_t n)
+    size_t pplx_json_quote(int tier, const uint8_t *s, size_t n)
+    bint pplx_json_same(const uint8_t *p, const char *lit, size_t n)
 
 import numpy as np
 
@@ -111,6 +110,102 @@ cdef enum:  # error codes (details in the decoder's err_* fields)
     E_TOO_MANY_CHUNKS
 
 
+ctypedef ptrdiff_t (*b64_decode_fn)(const uint8_t *, size_t, uint8_t *, size_t *) noexcept nogil
+
+cdef struct items_run:
+    int64_t count           # items decoded and marked
+    int64_t last_index      # the `index` of the last one
+    Py_ssize_t done         # the byte after its '}'
+    int pad                 # '=' a row's base64 ends with
+
+
+cdef inline void _items_loop(const uint8_t *s, Py_ssize_t n, Py_ssize_t j, const char *mid, Py_ssize_t ml,
+                             const char *between, Py_ssize_t bl, Py_ssize_t enc, Py_ssize_t w, int64_t base,
+                             int64_t limit, uint8_t *seen, uint8_t *rows, b64_decode_fn decode,
+                             items_run *r) noexcept nogil:
+    """StreamDecoder._items_run's loop, j at the index digits of the first item
+    (its head checked).  An item qualifies when its bytes are
+    {"object":"embedding","index":N,"embedding":"B64"} (or with json.dumps's
+    default spacing: the literals `mid` and `between` say which), N a JSON
+    integer < 10**15 naming an unfilled row of the array (or document), B64
+    exactly the length of a row, ending in the row's padding and decoding
+    without error; every byte is checked (the literals by word compares: the
+    33 bytes `"},{"object":"embedding","index":` from one item's closing quote
+    to the next one's index digits are five loads).  A qualifying item is
+    committed (its row marked filled) when its closing '}' is in the chunk.
+    Anything else, even valid JSON in another layout, ends the run before that
+    item with nothing of it committed (its row may have been written, never
+    marked filled): the general path then scans it and reports any error
+    exactly as it would have without this run."""
+    cdef Py_ssize_t d, p, e
+    cdef int64_t v, row
+    cdef bint more, eq1
+    cdef size_t err = 0
+    while True:
+        d = j
+        v = 0
+        while j < n and j - d < 15 and <unsigned>(s[j] - c'0') <= 9:
+            v = v * 10 + (s[j] - c'0')
+            j += 1
+        if j == d or (s[d] == c'0' and j - d > 1) or n - j < ml + enc + 2 or not pplx_json_same(s + j, mid, ml):
+            return
+        p = j + ml
+        e = p + enc  # the closing quote, if the string has the length of a row
+        if n - e >= bl and pplx_json_same(s + e, between, bl):
+            more = True
+        elif s[e] == c'"' and s[e + 1] == c'}':
+            more = False
+        else:
+            return
+        if v >= limit:
+            return
+        row = base + v
+        eq1 = s[e - 1] == c'='
+        if seen[row] or eq1 + (eq1 and s[e - 2] == c'=') != r.pad or decode(s + p, enc, rows + row * w, &err) < 0:
+            return
+        seen[row] = 1
+        r.count += 1
+        r.last_index = v
+        r.done = e + 2
+        if not more:
+            return
+        j = e + bl
+
+
+cdef inline bint _plain_tail(const uint8_t *p, Py_ssize_t n) noexcept nogil:
+    """No quote or backslash among the n (< 4) bytes at p."""
+    cdef Py_ssize_t j
+    for j in range(n):
+        if p[j] == c'"' or p[j] == c'\\':
+            return False
+    return True
+
+
+# Whether feed() takes the runs of items in the service's layout (_items_run)
+# and decodes embeddings cut by a chunk boundary without searching for their
+# quote (_embedding_run); off only in tests, to compare with the scan without
+# them.
+cdef bint _fast_paths = True
+
+# json.loads's own scanner (json.loads(s) is _default_decoder.decode(s), which
+# calls this after its Python layers: the BOM test, two regex matches for
+# whitespace, raw_decode; they cost as much as the scan of a `usage` object).
+cdef object _json_scan_once = json.decoder.JSONDecoder().scan_once
+
+
+cdef object _json_value(str text):
+    """json.loads(text) for the text of one JSON value the scanner validated,
+    as sent (no whitespace around it, no BOM).  Anything unexpected goes
+    through json.loads itself, which raises what it always did."""
+    try:
+        value, end = _json_scan_once(text, 0)
+    except Exception:
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
+
+
 @cython.final
 cdef class StreamDecoder:
     """Decode one Embeddings API response, fed in chunks, into ``out``.
@@ -143,6 +238,8 @@ cdef class StreamDecoder:
     cdef uint8_t *doc_seen       # documents whose index has arrived
     cdef Py_ssize_t max_doc_rows # chunks of the largest document: the most scratch rows a valid body needs
     cdef bint busy               # a call is inside feed() (maybe without the GIL): see _check_idle
+    cdef int jtier               # tier of the byte scanners (simd/json), from the active table per feed()
+    cdef Py_ssize_t run_items    # items decoded by _items_run (for tests: see _run_items)
     cdef uint8_t *seen
     cdef Py_ssize_t nseen
 
@@ -215,7 +312,7 @@ cdef class StreamDecoder:
         self.cap = NULL
 
     def __init__(self, out, doc_rows=None):
-        cdef Py_ssize_t n, w, rs, d
+        cdef Py_ssize_t n, w, rs, d, c
         cdef cnp.ndarray a
         self._check_idle("__init__()")
         if self.doc_start != NULL:
@@ -240,7 +337,6 @@ cdef class StreamDecoder:
         if self.contextual and (any(c < 1 for c in counts) or sum(counts) != n):
             raise ValueError(f"doc_rows must be positive chunk counts summing to the {n} rows of out")
         self.ndocs = len(counts)
-        self.max_doc_rows = max(counts, default=0)
         self.seen = <uint8_t *>malloc(n + 1)
         self.doc_seen = <uint8_t *>malloc(self.ndocs + 1)
         self.doc_start = <int64_t *>malloc((self.ndocs + 1) * sizeof(int64_t))
@@ -248,8 +344,12 @@ cdef class StreamDecoder:
             raise MemoryError()
         memset(self.doc_seen, 0, self.ndocs + 1)
         self.doc_start[0] = 0
+        self.max_doc_rows = 0  # (max() with its keyword costs half of __init__)
         for d in range(self.ndocs):
-            self.doc_start[d + 1] = self.doc_start[d] + counts[d]
+            c = counts[d]
+            self.doc_start[d + 1] = self.doc_start[d] + c
+            if c > self.max_doc_rows:
+                self.max_doc_rows = c
         memset(self.seen, 0, n + 1)
         self.nseen = 0
         self.state = S_VALUE
@@ -315,6 +415,10 @@ cdef class StreamDecoder:
         finally:
             self.busy = False
 
+    def _run_items(self):
+        """Tests only: how many items runs of items (_items_run) decoded."""
+        return self.run_items
+
     def finish(self):
         """Check the body was complete and every row arrived; return the other
         top-level fields (``model``, ``usage``, ``object``, ...) parsed."""
@@ -328,19 +432,26 @@ cdef class StreamDecoder:
             missing = [i for i in range(self.nrows) if not self.seen[i]]
             raise StreamDecodeError(f"response is missing {len(missing)} of {self.nrows} rows "
                                     f"(first missing rows: {missing[:10]})")
+        cdef bytes raw_key, raw
+        cdef list parts
+        cdef Py_ssize_t f
         meta = {}
         parts = (<char *>self.cap)[:self.cap_len].split(bytes([SEP])) if self.cap_len else [b""]
-        for raw_key, raw in zip(parts[0:len(parts) - 1:2], parts[1::2]):
+        for f in range(0, len(parts) - 1, 2):
+            raw_key = parts[f]
+            raw = parts[f + 1]
             # strict UTF-8 (json.loads(bytes) would let encoded surrogates through)
             try:
                 # plain ASCII keys and strings (what the service sends) need no JSON parser;
                 # the scanner has validated the syntax already
-                key = raw_key.decode("ascii") if raw_key.isascii() and b"\\" not in raw_key else \
-                    json.loads((b'"' + raw_key + b'"').decode("utf-8"))
-                if len(raw) >= 2 and raw[0] == 34 and raw.isascii() and b"\\" not in raw:  # 34: '"'
+                # (92: '\\', an int: `bytes in bytes` first tries the argument as an int, and
+                # the TypeError it raises and clears cost more than the rest of finish())
+                key = raw_key.decode("ascii") if raw_key.isascii() and 92 not in raw_key else \
+                    _json_value((b'"' + raw_key + b'"').decode("utf-8"))
+                if len(raw) >= 2 and raw[0] == 34 and raw.isascii() and 92 not in raw:  # 34: '"'
                     meta[key] = raw[1:len(raw) - 1].decode("ascii")
                 else:
-                    meta[key] = json.loads(raw.decode("utf-8"))
+                    meta[key] = _json_value(raw.decode("utf-8"))
             except ValueError as e:
                 raise StreamDecodeError(f"top-level field {raw_key[:40]!r}: {e}") from None
         return meta
@@ -423,6 +534,7 @@ cdef class StreamDecoder:
         cdef int st
         self.chunk = s
         self.cap_from = 0
+        self.jtier = pplx_json_tier(T[0].isa)
         while i < n:
             st = self.state
             if st == S_ERROR:
@@ -436,11 +548,7 @@ cdef class StreamDecoder:
                 # incomplete (an ASCII byte there is an error)
                 j = i
                 if self.u8_need == 0:
-                    while j < n:
-                        c = s[j]
-                        if c == c'"' or c == c'\\' or c < 0x20 or c >= 0x80:
-                            break
-                        j += 1
+                    j = i + <Py_ssize_t>pplx_json_special(self.jtier, s + i, n - i)
                 if self.purpose == P_KEY:
                     self._key_run(s + i, j - i)
                 i = j
@@ -453,7 +561,9 @@ cdef class StreamDecoder:
                     continue
                 if c == c'{' and st == S_VALUE and (self.role[self.depth] == R_CHUNKS or
                                                     (self.role[self.depth] == R_DATA and not self.contextual)):
-                    j = self._item_fast(s, n, i)
+                    j = self._items_run(s, n, i) if _fast_paths else i
+                    if j == i:
+                        j = self._item_fast(s, n, i)
                     if j > i:
                         i = j
                         continue
@@ -464,6 +574,61 @@ cdef class StreamDecoder:
                 not self._capture(s + self.cap_from, n - self.cap_from, self.key_capturing):
             self._fail(E_CAPTURE_SIZE, n - 1)
 
+    cdef Py_ssize_t _items_run(self, const uint8_t *s, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
+        """Whole items written exactly as the service writes them, one after
+        the other: at the '{' of an item of a flat `data` array (or of the
+        chunks of a document whose index is known), in state S_VALUE, decode
+        every item the chunk holds up to its closing '}', and return the byte
+        after the last one's '}', the state machine exactly where the bytewise
+        scan would have left it; return i when the first item does not
+        qualify (see _items_loop)."""
+        cdef int64_t base, limit, row
+        cdef items_run r
+        if self.depth >= MAX_DEPTH:
+            return i
+        if self.role[self.depth] == R_CHUNKS:
+            if self.doc_index < 0:
+                return i  # rows wait in scratch for the document's index: the general path
+            base = self.doc_start[self.doc_index]
+            limit = self.doc_start[self.doc_index + 1] - base
+        else:
+            base = 0
+            limit = self.nrows
+        r.count = 0
+        r.pad = <int>(self.enc_len // 4 * 3 - self.width)
+        # the same loop for the two spacings, each with its literals as constants
+        if n - i >= 30 and pplx_json_same(s + i, b'{"object":"embedding","index":', 30):
+            _items_loop(s, n, i + 30, b',"embedding":"', 14, b'"},{"object":"embedding","index":', 33,
+                        self.enc_len, self.width, base, limit, self.seen, self.rows, T[0].b64_decode, &r)
+        elif n - i >= 33 and pplx_json_same(s + i, b'{"object": "embedding", "index": ', 33):
+            _items_loop(s, n, i + 33, b', "embedding": "', 16, b'"}, {"object": "embedding", "index": ', 37,
+                        self.enc_len, self.width, base, limit, self.seen, self.rows, T[0].b64_decode, &r)
+        if r.count == 0:
+            return i
+        # the state after the last item's '}', as the bytewise scan leaves it
+        row = base + r.last_index
+        self.nseen += r.count
+        self.run_items += r.count
+        self.item_number += r.count
+        self.item_index = r.last_index
+        self.item_has_embedding = True
+        self.emb_row = row
+        self.emb_dst = self.rows + row * self.width
+        self.emb_in_scratch = False
+        self.emb_pos = self.width
+        self.emb_chars = self.enc_len
+        self.ncarry = 0
+        self.padded = False
+        self.ctype[self.depth + 1] = c'{'
+        self.role[self.depth + 1] = R_ITEM
+        self.keys_seen[self.depth + 1] = (1 << K_INDEX) | (1 << K_EMBEDDING)
+        self.key_role[self.depth + 1] = K_EMBEDDING
+        self.value_role = K_EMBEDDING
+        self.purpose = P_EMBEDDING
+        self._after_comma = False
+        self.state = S_AFTER_VALUE
+        return r.done
+
     cdef Py_ssize_t _item_fast(self, const uint8_t *s, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
         """The common shape of an item, as the service (and json.dumps) write it:
         {"object": "embedding", "index": N, "embedding": "...  (with or without
@@ -473,11 +638,11 @@ cdef class StreamDecoder:
         cdef const char *mid
         cdef Py_ssize_t hl, ml, j, d
         cdef int64_t v = 0
-        if n - i >= 33 and pplx_same(s + i, b'{"object": "embedding", "index": ', 33):
+        if n - i >= 33 and pplx_json_same(s + i, b'{"object": "embedding", "index": ', 33):
             hl = 33
             mid = b', "embedding": "'
             ml = 16
-        elif n - i >= 30 and pplx_same(s + i, b'{"object":"embedding","index":', 30):
+        elif n - i >= 30 and pplx_json_same(s + i, b'{"object":"embedding","index":', 30):
             hl = 30
             mid = b',"embedding":"'
             ml = 14
@@ -488,7 +653,7 @@ cdef class StreamDecoder:
         while j < n and s[j] >= c'0' and s[j] <= c'9' and j - d < 15:
             v = v * 10 + (s[j] - c'0')
             j += 1
-        if j == d or (s[d] == c'0' and j - d > 1) or n - j < ml or not pplx_same(s + j, mid, ml):
+        if j == d or (s[d] == c'0' and j - d > 1) or n - j < ml or not pplx_json_same(s + j, mid, ml):
             return i
         # as if scanned: '{' opened an item, "object" was skipped, index read, key "embedding" seen
         self._open(c'{', i)
@@ -565,11 +730,47 @@ cdef class StreamDecoder:
                 self._embedding_end(i + rem)
                 self._value_done(i + rem)
                 return i + rem + 1
-        cdef const uint8_t *q = <const uint8_t *>memchr(p, c'"', n - i)
-        cdef Py_ssize_t stop = (q - s) if q != NULL else n
-        cdef const uint8_t *b = <const uint8_t *>memchr(p, c'\\', stop - i)
-        if b != NULL:
-            stop = b - s
+        # The same where a chunk boundary cuts the string (64 KiB pieces cut one
+        # item each), again with no search for the quote: what the general path
+        # would do, done only when the decoder accepts every char (so there is no
+        # quote or backslash among them) and undone (by the general path redoing
+        # the run) otherwise.
+        cdef Py_ssize_t k = n - i, full, rest, t
+        cdef uint8_t quad[4]
+        if not _fast_paths or self.padded:
+            pass
+        elif self.ncarry == 0 and k < rem:
+            # the chunk ends inside the string: decode its whole quads, carry the
+            # rest (none may be a quote or backslash); no '=' before the end
+            full = k - k % 4
+            if full > 0 and p[full - 1] != c'=' and _plain_tail(p + full, k - full) and \
+                    T[0].b64_decode(p, full, self.emb_dst + self.emb_pos, &err) == full // 4 * 3:
+                self.emb_pos += full // 4 * 3  # (k < rem: still short of the row)
+                self.emb_chars += full
+                memcpy(self.carry, p + full, k - full)
+                self.ncarry = <int>(k - full)
+                return n
+        elif self.ncarry > 0 and rem > 4 and i + rem - self.ncarry < n and \
+                s[i + rem - self.ncarry] == c'"':
+            # the string began in an earlier chunk and ends where its length says:
+            # the carried quad (a middle one: 3 bytes), then the rest in one pass
+            t = 4 - self.ncarry   # chars of this chunk that complete the quad
+            rest = rem - 4        # chars after them, up to the quote at p[t + rest]
+            memcpy(quad, self.carry, self.ncarry)
+            memcpy(quad + self.ncarry, p, t)
+            if self.emb_pos + 3 + pplx_b64_decoded_len(p + t, rest) == self.width and \
+                    T[0].b64_decode(quad, 4, self.emb_dst + self.emb_pos, &err) == 3 and \
+                    T[0].b64_decode(p + t, rest, self.emb_dst + self.emb_pos + 3, &err) >= 0:
+                self.emb_pos = self.width
+                self.emb_chars += 4 + rest
+                self.padded = p[t + rest - 1] == c'='
+                self.ncarry = 0
+                self._embedding_end(i + t + rest)
+                self._value_done(i + t + rest)
+                return i + t + rest + 1
+        # the run ends at the first quote or backslash (any other byte that is not
+        # base64 is the decoder's to report)
+        cdef Py_ssize_t stop = i + <Py_ssize_t>pplx_json_quote(self.jtier, p, n - i)
         if stop > i and not self._b64_feed(s + i, stop - i, i):
             return n
         if stop == n:
@@ -1201,3 +1402,48 @@ cdef class StreamDecoder:
                 self._step(c, s, at)
         else:
             self._fail(E_SYNTAX, at)
+
+
+# ---------------------------------------------------------------- tests only
+
+_JSON_TIERS = ("serial", "sse2", "avx2", "neon")  # PPLX_JSON_* order
+# (asked once: CPUID traps to the hypervisor in a VM)
+_JSON_USABLE = tuple(bool(pplx_json_tier_usable(t)) for t in range(len(_JSON_TIERS)))
+
+
+def _json_tier():
+    """The byte scanners' tier the active kernel table selects (what feed() runs)."""
+    return _JSON_TIERS[pplx_json_tier(T[0].isa)]
+
+
+def _set_fast_paths(bint on):
+    """Tests only: turn the runs of items and the quote-less decoding of
+    embeddings cut by a chunk boundary off (the scan as before them) or back
+    on, for every decoder of the process; returns the previous setting."""
+    global _fast_paths
+    was = _fast_paths
+    _fast_paths = on
+    return was
+
+
+def _json_scan(data, str what, str tier):
+    """Tests only: index of the first byte the scanner `what` stops at in
+    `data` (len(data) if none): "special" ('"', '\\', < 0x20, >= 0x80) or
+    "quote" ('"', '\\'), run by scanner tier `tier` (serial, sse2, avx2,
+    neon); None when this build or this CPU has no such tier."""
+    cdef Py_buffer view
+    cdef int t = _JSON_TIERS.index(tier)
+    cdef bint special = what == "special"
+    cdef size_t r
+    if what not in ("special", "quote"):
+        raise ValueError(f"unknown scanner {what!r}")
+    if not _JSON_USABLE[t]:
+        return None
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        with nogil:
+            r = pplx_json_special(t, <const uint8_t *>view.buf, view.len) if special else \
+                pplx_json_quote(t, <const uint8_t *>view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
+    return r

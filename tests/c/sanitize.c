@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include "simd/dispatch.h"
 #include "simd/topk.h"
+#include "simd/json/json.h"
 
 static unsigned long long checks;
 static unsigned long failures;
@@ -871,6 +872,7 @@ static void test_drivers(void) {
 
 static void test_reverse_avx512_variants(void);
 static void test_base64_blocks(void);
+static void test_json_scanners(void);
 static void test_dot_i8_blocks(void);
 
 int main(void) {
@@ -892,6 +894,7 @@ int main(void) {
     test_reverse_avx512_variants();
     test_base64_blocks();
     test_dot_i8_blocks();
+    test_json_scanners();
     printf("sanitize: %llu checks, tiers", checks);
     for (int t = 0; t < ntab; t++) printf(" %s", pplx_isa_names[tabs[t].isa]);
     if (failures) printf(", %lu FAILED\n", failures);
@@ -1172,4 +1175,78 @@ static void test_dot_i8_blocks(void) {
             dot_i8_scan_case(sdims[di], sdims[di] > 129 ? 70 : 600, snq[qi], 0);
             dot_i8_scan_case(sdims[di], 37, snq[qi], 3);
         }
+}
+
+/* ---- the JSON byte scanners of the streaming decoder (simd/json) ----------- */
+
+/* Not table entries: codec/_stream.pyx picks the scanner tier from the active
+ * table (pplx_json_tier).  Every compiled and usable tier against the serial
+ * twin: every length 0..160 at every offset 0..3 past a 64-byte boundary (in
+ * exact-size buffers: ASan catches a read past the end), each kind of stop
+ * byte at every position, a second stop after it, and every byte value at
+ * every position of 1..70-byte runs. */
+static void test_json_scan_one(const uint8_t *s, size_t n) {
+    size_t want_s = pplx_json_special_serial(s, n), want_q = pplx_json_quote_serial(s, n);
+    for (int t = PPLX_JSON_SSE2; t <= PPLX_JSON_NEON; t++) {
+        if (!pplx_json_tier_usable(t)) continue;
+        size_t got_s = pplx_json_special(t, s, n), got_q = pplx_json_quote(t, s, n);
+        CHECK(got_s == want_s, "json special tier %d n=%zu: %zu, serial %zu", t, n, got_s, want_s);
+        CHECK(got_q == want_q, "json quote tier %d n=%zu: %zu, serial %zu", t, n, got_q, want_q);
+    }
+}
+
+static void test_json_scanners(void) {
+    static const uint8_t stops[] = {'"', '\\', 0x00, 0x01, 0x0A, 0x1F, 0x80, 0xBF, 0xC3, 0xFF};
+    static const uint8_t plain[] = {' ', '!', '#', 'A', 'z', '0', '+', '/', '=', '[', ']', 0x7F, '{', ':'};
+    tier = "json";
+    for (size_t n = 0; n <= 160; n++)
+        for (size_t off = 0; off < 4; off++) {
+            AT("json scanners n=%zu off=%zu", n, off);
+            uint8_t *s = xalloc(n, off);
+            for (size_t i = 0; i < n; i++) s[i] = plain[(i + n) % NELEM(plain)];
+            test_json_scan_one(s, n);
+            CHECK(pplx_json_special_serial(s, n) == n && pplx_json_quote_serial(s, n) == n, "json serial n=%zu", n);
+            for (size_t k = 0; k < n; k++)
+                for (size_t c = 0; c < NELEM(stops); c++) {
+                    uint8_t was = s[k];
+                    s[k] = stops[c];
+                    CHECK(pplx_json_special_serial(s, n) == k, "json serial special n=%zu k=%zu", n, k);
+                    test_json_scan_one(s, n);
+                    if (k + 1 < n) {
+                        size_t k2 = k + 1 + (k * 7 + c) % (n - k - 1);
+                        uint8_t was2 = s[k2];
+                        s[k2] = stops[(c + 1) % NELEM(stops)];
+                        test_json_scan_one(s, n);
+                        s[k2] = was2;
+                    }
+                    s[k] = was;
+                }
+            xfree(s, off);
+        }
+    for (size_t n = 1; n <= 70; n++) {
+        AT("json scanners byte values n=%zu", n);
+        uint8_t *s = xalloc(n, n % 4);
+        for (size_t k = 0; k < n; k++)
+            for (int v = 0; v < 256; v++) {
+                memset(s, 'A', n);
+                s[k] = (uint8_t)v;
+                test_json_scan_one(s, n);
+            }
+        xfree(s, n % 4);
+    }
+    /* pplx_json_same: the literal the decoder compares, every prefix, one byte off anywhere */
+    static const char lit[] = "\"},{\"object\":\"embedding\",\"index\":";
+    for (size_t n = 0; n < sizeof lit; n++) {
+        AT("json same n=%zu", n);
+        uint8_t *p = xalloc(n, n % 4);
+        memcpy(p, lit, n);
+        CHECK(pplx_json_same(p, lit, n), "json same n=%zu", n);
+        for (size_t k = 0; k < n; k++) {
+            p[k] ^= 0x20;
+            CHECK(!pplx_json_same(p, lit, n), "json same n=%zu k=%zu", n, k);
+            p[k] ^= 0x20;
+        }
+        xfree(p, n % 4);
+    }
+    tier = "";
 }
