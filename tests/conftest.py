@@ -3,6 +3,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+import background
 import pplx_codec
 
 # The `isa` fixture is set once per test, not per example (that is the point:
@@ -35,3 +36,19 @@ def isa(request):
     with pplx_codec.use_isa(request.param):
         assert pplx_codec.capabilities()["active"] == request.param
         yield request.param
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The tests that wait on background builds (tests/background.py) run
+    last, so their builds overlap the rest of the suite."""
+    items.sort(key=lambda item: item.path.name in background.MODULES)
+
+
+def pytest_collection_finish(session):
+    """Start the background builds of the tests that were selected."""
+    if session.config.option.collectonly:
+        return
+    for item in session.items:
+        if item.path.name in background.MODULES:
+            for name in getattr(item.module, "BACKGROUND_JOBS", ()):
+                background.start(name)

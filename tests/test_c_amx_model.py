@@ -18,8 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import NoReturn
 
-import pytest
-
+import background
 from helpers import required_in_ci
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,28 +43,37 @@ def _tail(text: str, lines: int = 60) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-@pytest.fixture(scope="module")
-def compiler(tmp_path_factory) -> list[str]:
+BACKGROUND_JOBS = ("amx-model",)
+
+
+@background.job("amx-model")
+def _build_and_run(tmp: Path):
+    """("unavailable", reason), ("failed", build) or ("ran", run); started with
+    the session (tests/background.py), collected by the test at the end."""
     cc = shlex.split(os.environ.get("CC", "")) or [
         shutil.which("cc") or shutil.which("gcc") or shutil.which("clang") or ""]
     if not cc[0] or not shutil.which(cc[0]):
-        _unavailable("no C compiler on PATH (cc/gcc/clang, or $CC): tests/c/amx_model.c cannot be built")
-    probe = tmp_path_factory.mktemp("probe")
-    (probe / "p.c").write_text("#include <simde/x86/avx512.h>\nint main(void) { return 0; }\n")
-    r = subprocess.run([*cc, *FLAGS, str(probe / "p.c"), "-o", str(probe / "p")],
+        return "unavailable", "no C compiler on PATH (cc/gcc/clang, or $CC): tests/c/amx_model.c cannot be built"
+    (tmp / "p.c").write_text("#include <simde/x86/avx512.h>\nint main(void) { return 0; }\n")
+    r = subprocess.run([*cc, *FLAGS, str(tmp / "p.c"), "-o", str(tmp / "p")],
                        capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
-        _unavailable(f"{cc[0]} cannot build a SIMDe program with -fsanitize=address,undefined here (SIMDe "
-                     f"headers, e.g. libsimde-dev, or the sanitizer runtimes missing): {_tail(r.stderr, 5)}")
-    return cc
-
-
-def test_amx_kernel_on_the_tile_model(compiler, tmp_path):
-    exe = tmp_path / "amx_model"
-    build = subprocess.run([*compiler, *FLAGS, f"-I{HEADERS}", str(HARNESS), "-o", str(exe), "-lm"],
+        return "unavailable", (f"{cc[0]} cannot build a SIMDe program with -fsanitize=address,undefined here (SIMDe "
+                               f"headers, e.g. libsimde-dev, or the sanitizer runtimes missing): {_tail(r.stderr, 5)}")
+    exe = tmp / "amx_model"
+    build = subprocess.run([*cc, *FLAGS, f"-I{HEADERS}", str(HARNESS), "-o", str(exe), "-lm"],
                            capture_output=True, text=True, timeout=900)
-    assert build.returncode == 0, f"the harness does not build cleanly:\n{_tail(build.stderr)}"
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=900, env={**os.environ, **ENV})
+    if build.returncode != 0:
+        return "failed", build
+    return "ran", subprocess.run([str(exe)], capture_output=True, text=True, timeout=900, env={**os.environ, **ENV})
+
+
+def test_amx_kernel_on_the_tile_model():
+    status, got = background.result("amx-model")
+    if status == "unavailable":
+        _unavailable(got)
+    assert status == "ran", f"the harness does not build cleanly:\n{_tail(got.stderr)}"
+    run = got
     report = f"exit {run.returncode}\nstdout:\n{_tail(run.stdout)}\nstderr:\n{_tail(run.stderr, 80)}"
     assert run.returncode == 0, report
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""

@@ -28,11 +28,11 @@ import platform
 import re
 import shutil
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+import background
 from helpers import required_in_ci
 from test_c_sanitize import ENV, HARNESS, HEADERS, SANITIZE, _tail
 
@@ -57,104 +57,99 @@ def _summary(run: subprocess.CompletedProcess) -> list[str]:
 
 
 def _build_and_run(build: list[str], runs: list[list[str]], env: dict | None = None):
-    """Build, then each run; the CompletedProcess of the build if it failed,
-    else of every run."""
+    """Build, then each run: ("built", build, [runs]) or ("failed", build, [])."""
     b = subprocess.run(build, capture_output=True, text=True, timeout=900)
     if b.returncode != 0:
-        return b, []
-    return b, [subprocess.run(r, capture_output=True, text=True, timeout=900, env=env) for r in runs]
+        return "failed", b, []
+    return "built", b, [subprocess.run(r, capture_output=True, text=True, timeout=900, env=env) for r in runs]
 
 
-def _results(future, what: str) -> list[subprocess.CompletedProcess]:
-    b, runs = future.result()
-    assert b.returncode == 0, f"{what} does not build cleanly:\n{' '.join(b.args)}\n{_tail(b.stderr)}"
-    return runs
-
-
-def _simde_compiler(tmp: Path) -> str | None:
-    """gcc with SIMDe's headers, or None (the reason recorded)."""
+def _simde_compiler(tmp: Path):
+    """gcc with SIMDe's headers, or ("skip" | "unavailable", reason)."""
     if not X86_64:
         # not a missing tool: on another architecture these builds do not apply
-        _NOT_APPLICABLE["simde"] = f"the SIMDe builds of the x86 harness need x86-64, this is {platform.machine()}"
-        return None
+        return "skip", f"the SIMDe builds of the x86 harness need x86-64, this is {platform.machine()}"
     cc = shutil.which("gcc") or shutil.which("cc")
     if not cc:
-        _UNAVAILABLE["simde"] = "no C compiler (gcc/cc) on PATH"
-        return None
+        return "unavailable", "no C compiler (gcc/cc) on PATH"
     probe = tmp / "probe.c"
     probe.write_text(f"#include <{SIMDE_HEADER}>\nint main(void) {{ return 0; }}\n")
     r = subprocess.run([cc, "-fsyntax-only", str(probe)], capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
-        _UNAVAILABLE["simde"] = f"SIMDe headers not found ({SIMDE_HEADER}; Debian: apt-get install libsimde-dev)"
-        return None
+        return "unavailable", f"SIMDe headers not found ({SIMDE_HEADER}; Debian: apt-get install libsimde-dev)"
     return cc
 
 
-# why a group of builds is not run: a tool missing (a failure under CI) or
-# not applicable on this machine (a skip everywhere)
-_UNAVAILABLE: dict[str, str] = {}
-_NOT_APPLICABLE: dict[str, str] = {}
+BACKGROUND_JOBS = ("tiers-simde-x86", "tiers-simde-neon", "tiers-aarch64")
 AARCH64_CPUS = {"max": ["serial", "neon", "neon_dotprod"], "cortex-a53": ["serial", "neon"]}
 
 
-@pytest.fixture(scope="module")
-def harnesses(tmp_path_factory):
-    """Every build of the module started at once, in threads: each is one
-    compiler and then one single-threaded program, and the rest of the suite
-    runs on one core, so side by side they take about half the time."""
-    tmp = tmp_path_factory.mktemp("tiers")
-    jobs = {}
+# Each build a job started with the session (tests/background.py): they run
+# beside the rest of the suite, and these tests, run last, collect them.
+@background.job("tiers-simde-x86")
+def _simde_x86(tmp: Path):
     cc = _simde_compiler(tmp)
-    if cc:
-        x86 = tmp / "tiers-simde-x86"
-        jobs["simde-x86"] = ([cc, "-O1", "-g1", "-march=x86-64-v2", "-DPPLX_SIMDE_X86", "-include", str(AMX_MODEL),
-                              *SANITIZE, *WARN, f"-I{HEADERS}", str(HARNESS), "-o", str(x86), "-lm"],
-                             [[str(x86)]], {**os.environ, **ENV})
-        neon = tmp / "tiers-simde-neon"
-        jobs["simde-neon"] = ([cc, "-O1", "-g1", "-DPPLX_SIMDE_NEON", *WARN, f"-I{HEADERS}", str(HARNESS),
-                               "-o", str(neon), "-lm"], [[str(neon)]], None)
-    a64_cc, qemu = shutil.which("aarch64-linux-gnu-gcc"), shutil.which("qemu-aarch64")
+    if isinstance(cc, tuple):
+        return cc
+    exe = tmp / "tiers-simde-x86"
+    return _build_and_run([cc, "-O1", "-g1", "-march=x86-64-v2", "-DPPLX_SIMDE_X86", "-include", str(AMX_MODEL),
+                           *SANITIZE, *WARN, f"-I{HEADERS}", str(HARNESS), "-o", str(exe), "-lm"],
+                          [[str(exe)]], {**os.environ, **ENV})
+
+
+@background.job("tiers-simde-neon")
+def _simde_neon(tmp: Path):
+    cc = _simde_compiler(tmp)
+    if isinstance(cc, tuple):
+        return cc
+    exe = tmp / "tiers-simde-neon"
+    return _build_and_run([cc, "-O1", "-g1", "-DPPLX_SIMDE_NEON", *WARN, f"-I{HEADERS}", str(HARNESS),
+                           "-o", str(exe), "-lm"], [[str(exe)]])
+
+
+@background.job("tiers-aarch64")
+def _aarch64(tmp: Path):
     if platform.machine().lower() in ("aarch64", "arm64"):
-        _NOT_APPLICABLE["aarch64"] = ("on an aarch64 machine the neon tiers run natively "
-                                      "(tests/test_c_sanitize.py and the isa fixture)")
-    elif not a64_cc or not qemu:
-        _UNAVAILABLE["aarch64"] = ("aarch64-linux-gnu-gcc or qemu-aarch64 not on PATH "
-                                   "(Debian: gcc-aarch64-linux-gnu, qemu-user)")
-    else:
-        a64 = tmp / "tiers-aarch64"
-        jobs["aarch64"] = ([a64_cc, "-O2", "-g1", *WARN, f"-I{HEADERS}", str(HARNESS), "-o", str(a64), "-lm"],
-                           [[qemu, "-cpu", cpu, "-L", QEMU_LIBS, str(a64)] for cpu in AARCH64_CPUS], None)
-    with ThreadPoolExecutor(max_workers=len(jobs) or 1) as pool:
-        yield {name: pool.submit(_build_and_run, *job) for name, job in jobs.items()}
+        return "skip", "on an aarch64 machine the neon tiers run natively (tests/test_c_sanitize.py, the isa fixture)"
+    cc, qemu = shutil.which("aarch64-linux-gnu-gcc"), shutil.which("qemu-aarch64")
+    if not cc or not qemu:
+        return "unavailable", ("aarch64-linux-gnu-gcc or qemu-aarch64 not on PATH "
+                               "(Debian: gcc-aarch64-linux-gnu, qemu-user)")
+    exe = tmp / "tiers-aarch64"
+    return _build_and_run([cc, "-O2", "-g1", *WARN, f"-I{HEADERS}", str(HARNESS), "-o", str(exe), "-lm"],
+                          [[qemu, "-cpu", cpu, "-L", QEMU_LIBS, str(exe)] for cpu in AARCH64_CPUS])
 
 
-def _job(harnesses, name: str, group: str, what: str):
-    if name not in harnesses:
-        if group in _NOT_APPLICABLE:
-            pytest.skip(_NOT_APPLICABLE[group])
-        required_in_ci(what, _UNAVAILABLE[group])
-    return _results(harnesses[name], what)
+def _runs(name: str, what: str) -> list[subprocess.CompletedProcess]:
+    status, *rest = background.result(name)
+    if status == "skip":
+        pytest.skip(rest[0])
+    if status == "unavailable":
+        required_in_ci(what, rest[0])
+    b, runs = rest
+    assert status == "built", f"{what} does not build cleanly:\n{' '.join(b.args)}\n{_tail(b.stderr)}"
+    return runs
 
 
-def test_avx2_avx512_and_amx_kernels_through_simde_under_sanitizers(harnesses):
+def test_avx2_avx512_and_amx_kernels_through_simde_under_sanitizers():
     """The AVX-512 kernels (and the AVX2 ones once more) on a baseline x86-64
     (-march=x86-64-v2: no AVX at all), intrinsics from SIMDe; the amx tier
     too, its tile instructions from the software model of
     tests/c/amx_model.h (so the scans and its hand-off of small query
     groups to the avx512 kernel are checked as dispatch wires them)."""
-    (run,) = _job(harnesses, "simde-x86", "simde", "the SIMDe x86 tier harness")
+    (run,) = _runs("tiers-simde-x86", "the SIMDe x86 tier harness")
     assert _summary(run) == ["serial", "avx2", "avx512", "amx"]
 
 
-def test_neon_kernels_through_simde(harnesses):
+def test_neon_kernels_through_simde():
     """The NEON and dotprod kernels compiled for x86-64, intrinsics from SIMDe."""
-    (run,) = _job(harnesses, "simde-neon", "simde", "the SIMDe NEON tier harness")
+    (run,) = _runs("tiers-simde-neon", "the SIMDe NEON tier harness")
     assert _summary(run) == ["serial", "neon", "neon_dotprod"]
 
 
 @pytest.mark.parametrize("cpu", list(AARCH64_CPUS))
-def test_neon_kernels_on_emulated_aarch64(harnesses, cpu):
+def test_neon_kernels_on_emulated_aarch64(cpu):
     """Real NEON/SDOT instructions under qemu; an Armv8.0 core (cortex-a53)
     has no dotprod and the HWCAP check must say so."""
-    runs = _job(harnesses, "aarch64", "aarch64", "the aarch64 tier harness under qemu")
+    runs = _runs("tiers-aarch64", "the aarch64 tier harness under qemu")
     assert _summary(runs[list(AARCH64_CPUS).index(cpu)]) == AARCH64_CPUS[cpu]
