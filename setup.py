@@ -1,4 +1,9 @@
-"""Build the compiled core: one extension per codec/*.pyx, as pplx_codec._<name>.
+"""Build the compiled core: one extension per src/pplx_codec/*.pyx, named by its path.
+
+The Cython sources sit beside the Python modules that import them
+(src/pplx_codec/_search.pyx is pplx_codec._search, imported by search.py), so
+a module's import names a file in the package.  The C they include is pure C
+under codec/simd/ (no Python.h), found through include_dirs.
 
 Directives are set once here.  PPLX_CODEC_DEBUG=1 turns bounds checks,
 wraparound and line tracing on (for debugging and coverage), at a cost.
@@ -46,11 +51,12 @@ macros = [("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")]
 if DEBUG:
     macros += [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")]
 
-sources = sorted(Path("codec").glob("*.pyx"))
+PACKAGE = Path("src", "pplx_codec")
+sources = sorted(PACKAGE.glob("*.pyx"))
 if not sources:
     # An sdist without the Cython sources would otherwise build a wheel with
     # no compiled module at all, which installs and then fails on import.
-    raise SystemExit(f"setup.py: no codec/*.pyx under {Path.cwd()}: the source tree or sdist is incomplete")
+    raise SystemExit(f"setup.py: no {PACKAGE}/*.pyx under {Path.cwd()}: the source tree or sdist is incomplete")
 
 extensions = [
     Extension(
@@ -58,7 +64,7 @@ extensions = [
         [str(pyx)],
         include_dirs=["codec", np.get_include()],
         define_macros=macros,
-        depends=[str(h) for h in Path("codec").rglob("*.h")] + [str(p) for p in Path("codec").glob("*.pxd")],
+        depends=[str(h) for h in Path("codec").rglob("*.h")] + [str(p) for p in PACKAGE.glob("*.pxd")],
     )
     for pyx in sources
 ]
@@ -67,7 +73,7 @@ setup(
     cmdclass={"build_ext": BuildExt},
     ext_modules=cythonize(
         extensions,
-        include_path=["codec"],
+        include_path=["src"],
         compiler_directives={
             "language_level": 3,
             "boundscheck": DEBUG,

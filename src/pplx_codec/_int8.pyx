@@ -4,8 +4,8 @@ cimport numpy as cnp
 from libc.math cimport sqrt
 from libc.stdint cimport int8_t
 from libc.string cimport memset
-from _kernels cimport pplx_table, load_table
-from _arrays cimport checked, row_geometry, out_array, out_rows, disjoint_array
+from ._kernels cimport pplx_table, load_table
+from ._arrays cimport checked, row_geometry, out_array, out_rows, disjoint_array
 
 cnp.import_array()
 cdef const pplx_table **T = load_table()

@@ -10,8 +10,8 @@ cimport numpy as cnp
 from libc.math cimport INFINITY
 from libc.string cimport memset
 from libc.stdint cimport int8_t, uint8_t, int16_t, int32_t, int64_t
-from _kernels cimport pplx_table, load_table
-from _arrays cimport checked, row_geometry, out_array, disjoint_array
+from ._kernels cimport pplx_table, load_table
+from ._arrays cimport checked, row_geometry, out_array, disjoint_array
 
 import numpy as np
 

@@ -2,7 +2,7 @@
 # CPU runs made active.  Other extensions hold a pointer to `_active` (see
 # _kernels.pxd), so set_active() switches every kernel at once.
 from cpython.pycapsule cimport PyCapsule_New
-from _kernels cimport pplx_table
+from ._kernels cimport pplx_table
 
 cdef extern from "simd/dispatch.h":
     enum:

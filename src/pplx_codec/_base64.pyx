@@ -10,8 +10,8 @@ from cpython.ref cimport Py_INCREF
 from libc.stdint cimport uint8_t
 from libc.stdlib cimport malloc, free
 
-from _arrays cimport checked, row_geometry, out_array, disjoint
-from _kernels cimport pplx_table, load_table, pplx_b64_decoded_len, pplx_b64_encoded_len, b64_error_message
+from ._arrays cimport checked, row_geometry, out_array, disjoint
+from ._kernels cimport pplx_table, load_table, pplx_b64_decoded_len, pplx_b64_encoded_len, b64_error_message
 
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object o)

@@ -43,9 +43,9 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from libc.stdint cimport uint8_t, int64_t, INT64_MAX
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset
-from _kernels cimport (pplx_table, load_table, pplx_b64_decoded_len,
+from ._kernels cimport (pplx_table, load_table, pplx_b64_decoded_len,
                        PPLX_B64_BADCHAR, PPLX_B64_BADPAD, PPLX_B64_BADLEN, PPLX_B64_NONCANON)
-from _arrays cimport checked, row_geometry
+from ._arrays cimport checked, row_geometry
 
 import json
 import operator
