@@ -32,7 +32,7 @@ from pplx_codec.server import ServerConfig, create_app, guards, running
 from pplx_codec.server.backends import HashBackend, contextualize, encode_rows, quantize_int8
 from pplx_codec.server.cache import LRU
 from pplx_codec.server.runner import bind
-from pplx_codec.server.tokens import ESTIMATE_PATTERN, EstimateCounter, TokenizerCounter
+from pplx_codec.server.token_counts import ESTIMATE_PATTERN, EstimateCounter, TokenizerCounter
 from server_support import (
     AUTH,
     HTTP_VALIDATION_ERROR,

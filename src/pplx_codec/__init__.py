@@ -8,7 +8,8 @@ order, int8 norms, exact Hamming / int8 cosine top-k search and indexes.  See
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._isa import _apply_env, capabilities, use_isa
+from . import _isa
+from ._isa import capabilities, use_isa
 from ._stream import StreamDecodeError, StreamDecoder
 from .b64 import b64decode, b64encode, decode_binary, decode_int8, encode_binary, encode_int8
 from .bits import pack_bits, reverse_bitorder, unpack_bits
@@ -41,7 +42,8 @@ try:
 except PackageNotFoundError:  # running from a source tree without metadata
     __version__ = "0+unknown"
 
-_apply_env()
+# PPLX_CODEC_ISA=<tier> picks the tier for the whole process, at import.
+_isa.apply_env()
 
 __all__ = [
     "__version__",

@@ -55,7 +55,8 @@ def use_isa(name: str):
         _dispatch.set_active(previous)
 
 
-def _apply_env() -> None:
+def apply_env() -> None:
+    """Make the tier named by the environment (``ENV_VAR``) active; called once, at import."""
     forced = os.environ.get(ENV_VAR)
     if forced:
         try:

@@ -300,7 +300,7 @@ def run_cases(cases: list[Case], quick: bool = False, progress: Callable[[str], 
     return results
 
 
-def _fmt_time(s: float) -> str:
+def fmt_time(s: float) -> str:
     for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
         if s >= scale:
             return f"{s / scale:7.2f} {unit}"
@@ -416,7 +416,7 @@ def format_table(results, default_tier: str | None = None, kernels: dict[str, st
         for impl, t in sorted(timings, key=lambda it: it[1]):
             mark = "*" if impl.ours else "=" if impl.limit else " "
             name = f"limit: {impl.label}" if impl.limit else impl.label
-            row = f" {mark} {name:{width}} {_fmt_time(t):>10} {case.nbytes / t / 1e9:7.2f}"
+            row = f" {mark} {name:{width}} {fmt_time(t):>10} {case.nbytes / t / 1e9:7.2f}"
             for key, w in zip(tiers if multi else [None], ratio_widths, strict=True):
                 ratio = "" if impl.ours or impl.limit or key not in best else f"{t / best[key]:8.2f}x"
                 row += f" {ratio:>{w}}"

@@ -36,7 +36,7 @@ import platform
 from datetime import datetime, timezone
 from typing import Any
 
-from ._harness import _fmt_time, best_ours, row_kernels, tiers_of, verdicts
+from ._harness import best_ours, fmt_time, row_kernels, tiers_of, verdicts
 
 SCHEMA = 1
 KIND = "pplx-codec bench"
@@ -233,8 +233,8 @@ def compare(a: dict, b: dict, path_a: str, path_b: str) -> str:
             lines.append(case)
         mark = "*" if row["side"] == "ours" else "=" if row["side"] == "limit" else " "
         name = ("limit: " if row["side"] == "limit" else "") + row["name"]
-        ta = _fmt_time(ra["median_s"]) if ra else "-"
-        tb = _fmt_time(rb["median_s"]) if rb else "-"
+        ta = fmt_time(ra["median_s"]) if ra else "-"
+        tb = fmt_time(rb["median_s"]) if rb else "-"
         if ra and rb:
             speed = ra["median_s"] / rb["median_s"]
             ratio = f"{speed:9.2f}x"

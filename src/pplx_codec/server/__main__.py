@@ -1,5 +1,5 @@
 import sys
 
-from .runner import _child_main
+from .runner import child_main
 
-sys.exit(_child_main())
+sys.exit(child_main())

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..constants import CURRENCY, MAX_CHUNKS, MAX_INPUT_TOKENS, MAX_REQUEST_TOKENS, PRICE_PER_MILLION_TOKENS
 from .backends import make_backend
+from .bodies import contextualized_body, embeddings_body
 from .cache import LRU
 from .config import CONFIG_ENV, ServerConfig
 from .faults import FAULT_HEADER, FAULT_SCOPE_KEY, DropFilter, Fault, FaultPlan
@@ -27,8 +28,7 @@ from .schemas import (
     EmbeddingsResponse,
     ValidationError,
 )
-from .stream import contextualized_body, embeddings_body
-from .tokens import load_counter
+from .token_counts import load_counter
 
 log = logging.getLogger("pplx_codec.server")
 

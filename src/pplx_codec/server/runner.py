@@ -273,7 +273,7 @@ def _wait_ready(child: subprocess.Popen, url: str, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def _child_main(argv: list[str] | None = None) -> int:
+def child_main(argv: list[str] | None = None) -> int:
     """Entry of ``running()``'s child process: config from the environment, socket inherited."""
     p = argparse.ArgumentParser(prog="python -m pplx_codec.server")
     p.add_argument("--fd", type=int, required=True)

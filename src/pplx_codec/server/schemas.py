@@ -3,7 +3,7 @@ seed spec's (``perplexity-embeddings-openapi.yaml``) key for key, plus the
 contextualized endpoint's from API-NOTES.md and Perplexity's API reference.
 
 Request models validate (FastAPI turns their errors into 422s).  Response
-models are never instantiated: bodies are streamed row by row (stream.py);
+models are never instantiated: bodies are streamed row by row (bodies.py);
 the models only document them in ``/openapi.json``.
 """
 
