@@ -33,7 +33,7 @@ from dask.sizeof import sizeof
 
 from .. import store
 from ..store._core import npy_header
-from ..store._layout import FILES, META
+from ..store._meta import FILES, META
 
 __all__ = ["from_shards", "ShardArray", "MANIFEST"]
 

@@ -17,8 +17,10 @@ opens without reading it).  ``to_arrow``/``from_arrow``/``write_parquet``/
 and ``to_usearch`` need faiss-cpu / usearch.
 """
 
-from ._core import Stored, load, save
-from ._layout import FORMAT, VERSION, Texts
+from ._core import load, save
+from ._meta import FORMAT, VERSION
+from ._stored import Stored
+from ._texts import Texts
 from .arrow import from_arrow, read_parquet, to_arrow, write_parquet
 from .export import to_faiss_binary_index, to_usearch
 from .writer import Writer

@@ -25,8 +25,9 @@ import numpy as np
 
 from .. import _checks
 from . import _fs
-from ._core import Stored
-from ._layout import FILES, STRUCTURAL, build_meta, dimensions_of, prepare
+from ._meta import FILES, STRUCTURAL, build_meta, dimensions_of
+from ._payload import prepare
+from ._stored import Stored
 
 __all__ = ["to_arrow", "from_arrow", "write_parquet", "read_parquet"]
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import _checks
 from ..bits import reverse_bitorder
-from ._layout import check_rows
+from ._meta import check_rows
 
 __all__ = ["to_faiss_binary_index", "to_usearch"]
 

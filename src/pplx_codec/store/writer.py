@@ -28,21 +28,22 @@ import numpy as np
 
 from .. import _checks
 from . import _fs
-from ._core import Stored, finish, install, load, open_npy
-from ._layout import (
+from ._core import finish, install, load, open_npy
+from ._meta import (
     FILES,
     build_meta,
     check_dimensions,
     check_encodings,
     check_meta,
     check_rows,
-    check_texts,
     is_store,
     json_encodings,
     json_int,
     partial_path,
     row_width,
 )
+from ._stored import Stored
+from ._texts import check_texts
 
 __all__ = ["Writer"]
 

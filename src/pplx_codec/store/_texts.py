@@ -1,0 +1,111 @@
+"""texts.jsonl: one JSON string per line, written synced and read on demand."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ._fs import fsync_file
+
+
+def check_texts(texts, count: int):
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+        raise TypeError(f"texts must be a sequence of str (one per row), got {type(texts).__name__}")
+    if len(texts) != count:
+        raise ValueError(f"got {len(texts)} texts for {count} rows")
+    return texts
+
+
+def _line(text: str) -> bytes:
+    # json.dumps escapes newlines and quotes, so a line is a row.  UTF-8 keeps
+    # the file readable; a lone surrogate (not encodable) falls back to the
+    # ASCII escape form, which json.loads turns back into the same str.
+    s = json.dumps(text, ensure_ascii=False)
+    try:
+        return s.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:
+        return json.dumps(text).encode("ascii") + b"\n"
+
+
+def write_texts(path: Path, texts, count: int) -> None:
+    with open(path, "wb") as f:
+        n = 0
+        for n, t in enumerate(texts, 1):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{n - 1}] must be str, got {type(t).__name__}")
+            f.write(_line(t))
+        if n != count:
+            raise ValueError(f"got {n} texts for {count} rows")
+        fsync_file(f)
+
+
+class Texts(Sequence[str]):
+    """texts.jsonl read on demand: ``len()`` is free; the first ``[i]`` scans
+    the file once for line starts, keeping one offset per ``STRIDE`` lines
+    (8 bytes per 64 rows), so a lookup reads at most 64 lines."""
+
+    STRIDE = 64
+    _CHUNK = 1 << 24
+
+    def __init__(self, path: Path, count: int):
+        self.path = Path(path)
+        self._count = count
+        self._starts: np.ndarray | None = None   # byte offset of lines 0, STRIDE, 2*STRIDE, ..., then EOF
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __repr__(self) -> str:
+        return f"Texts({str(self.path)!r}, {self._count} rows)"
+
+    def _index(self) -> np.ndarray:
+        if self._starts is None:
+            starts, seen, size, last = [np.zeros(1, np.int64)], 0, 0, b"\n"
+            buf = bytearray(self._CHUNK)
+            with open(self.path, "rb") as f:
+                while (got := f.readinto(buf)):
+                    ends = np.flatnonzero(np.frombuffer(buf, np.uint8, got) == 10)   # b"\n"
+                    lines = seen + 1 + np.arange(ends.size)      # the line after each newline
+                    keep = (lines % self.STRIDE == 0) & (lines < self._count)
+                    starts.append(size + ends[keep] + 1)
+                    seen += ends.size
+                    size += got
+                    last = bytes(buf[got - 1:got])
+            if seen != self._count or last != b"\n":
+                partial = "" if last == b"\n" else " and an unterminated one"
+                raise ValueError(f"{self.path}: {seen} complete lines{partial} for {self._count} rows: corrupt store")
+            self._starts = np.concatenate(starts + [np.array([size], np.int64)])
+        return self._starts
+
+    def _block(self, b: int) -> list[bytes]:
+        starts = self._index()
+        with open(self.path, "rb") as f:
+            f.seek(int(starts[b]))
+            data = f.read(int(starts[b + 1] - starts[b]))
+        return data.split(b"\n")[:-1]
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._count))]
+        n = self._count
+        try:
+            if not -n <= i < n:
+                raise IndexError(f"text {i} out of range for {n} rows")
+        except TypeError:
+            raise TypeError(f"texts indices must be integers or slices, got {type(i).__name__}") from None
+        i = int(i) % n
+        return json.loads(self._block(i // self.STRIDE)[i % self.STRIDE])
+
+    def __iter__(self):
+        # one sequential pass (Sequence's default would seek once per row)
+        n = 0
+        with open(self.path, "rb") as f:
+            for n, line in enumerate(f, 1):
+                if n > self._count:
+                    break
+                yield json.loads(line)
+        if n < self._count:
+            raise ValueError(f"{self.path}: {n} lines for {self._count} rows: corrupt store")
