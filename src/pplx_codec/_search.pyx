@@ -4,7 +4,8 @@
 # Work is split by queries when there are enough of them (each part owns
 # whole heaps), by row ranges otherwise (each part fills its own heaps,
 # merged at the end); either way the result is the same, because the heap
-# order is total.  A part is a plain C function of a _Job and its number.
+# order is total.  A part is a plain C function of a _Job and its number:
+# one skeleton of parts, with the kernel plugged in as a hook (see the parts).
 # Docstrings, defaults and metric names live in pplx_codec.search.
 cimport numpy as cnp
 from libc.math cimport INFINITY
@@ -85,9 +86,20 @@ def _refuse_threads_after(limit):
     return before
 
 
+cdef struct _Job
+
+# The hooks a job plugs into the one skeleton of parts (below): a top-k scan of
+# queries [q0, q1) against rows [r0, r1) into heaps hk/hi (k per query), or a
+# matrix fill of columns [r0, r1) for every query.
+ctypedef void (*scan_fn)(const _Job *j, Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t r0, Py_ssize_t r1,
+                         int32_t *hk, int64_t *hi) noexcept nogil
+ctypedef void (*fill_fn)(const _Job *j, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil
+
 cdef struct _Job:
     # one search, read by every part: each part writes only its own output
     const pplx_table *t
+    scan_fn scan            # top-k: the kernel's scan (_scan_hamming, _scan_int8)
+    fill_fn fill            # matrix: the kernel's fill (_fill_hamming, _fill_dot)
     const uint8_t *Qb       # binary queries (qs bytes apart)
     const int8_t *Q8        # int8 queries as given (qs bytes apart)
     const int16_t *Q16      # the same widened to int16 (width elements apart)
@@ -181,54 +193,55 @@ cdef tuple _padded(object V, object I, Py_ssize_t k, object fill):
 
 
 # ---------------------------------------------------------------- the parts
-# Each runs on whichever thread takes it (the caller's or a pool thread),
-# reads the job and writes only the output that belongs to its part.
+# One skeleton for every search (as scikit-learn's pairwise reductions have
+# one): a part takes its range of queries or rows and calls the job's hook.
+# Each part runs on whichever thread takes it (the caller's or a pool
+# thread), reads the job and writes only the output that belongs to it.
 
-cdef void _hamming_by_rows(void *ctx, int part) noexcept nogil:
+cdef void _part_by_rows(void *ctx, int part) noexcept nogil:
+    """Top-k over a range of rows for every query, into this part's own heaps."""
     cdef _Job *j = <_Job *>ctx
     cdef Py_ssize_t lo = _bound(j.n, j.nparts, part, 1), hi = _bound(j.n, j.nparts, part + 1, 1)
     cdef int32_t *sk = j.sk + part * j.m * j.k
     cdef int64_t *si = j.si + part * j.m * j.k
     pplx_heap_init(sk, si, j.m * j.k)
-    pplx_scan_hamming(j.t, j.Qb, j.m, j.qs, j.Xb, lo, hi, j.width, j.xs, j.k, j.base, sk, si)
+    j.scan(j, 0, j.m, lo, hi, sk, si)
 
 
-cdef void _hamming_by_queries(void *ctx, int part) noexcept nogil:
+cdef void _part_by_queries(void *ctx, int part) noexcept nogil:
+    """Top-k over every row for a range of queries (in fours, the kernels'
+    query block), into those queries' result heaps."""
     cdef _Job *j = <_Job *>ctx
     cdef Py_ssize_t lo = _bound(j.m, j.nparts, part, 4), hi = _bound(j.m, j.nparts, part + 1, 4)
     if hi > lo:
-        pplx_scan_hamming(j.t, j.Qb + lo * j.qs, hi - lo, j.qs, j.Xb, 0, j.n, j.width, j.xs, j.k, j.base,
-                          j.hk + lo * j.k, j.hi + lo * j.k)
+        j.scan(j, lo, hi, 0, j.n, j.hk + lo * j.k, j.hi + lo * j.k)
 
 
-cdef void _int8_by_rows(void *ctx, int part) noexcept nogil:
+cdef void _part_matrix(void *ctx, int part) noexcept nogil:
+    """A full matrix's columns for a range of rows."""
     cdef _Job *j = <_Job *>ctx
-    cdef Py_ssize_t lo = _bound(j.n, j.nparts, part, 1), hi = _bound(j.n, j.nparts, part + 1, 1)
-    cdef int32_t *sk = j.sk + part * j.m * j.k
-    cdef int64_t *si = j.si + part * j.m * j.k
-    pplx_heap_init(sk, si, j.m * j.k)
-    pplx_scan_int8(j.t, j.Q8, j.qs, j.Q16, j.m, j.width, j.X8, lo, hi, j.width, j.xs, j.metric, j.qn, j.xn, j.k, j.base,
-                   sk, si)
+    j.fill(j, _bound(j.n, j.nparts, part, 1), _bound(j.n, j.nparts, part + 1, 1))
 
 
-cdef void _int8_by_queries(void *ctx, int part) noexcept nogil:
-    cdef _Job *j = <_Job *>ctx
-    cdef Py_ssize_t lo = _bound(j.m, j.nparts, part, 4), hi = _bound(j.m, j.nparts, part + 1, 4)
-    if hi > lo:
-        pplx_scan_int8(j.t, j.Q8 + lo * j.qs, j.qs, j.Q16 + lo * j.width, hi - lo, j.width, j.X8, 0, j.n, j.width, j.xs, j.metric,
-                       (j.qn + lo) if j.qn != NULL else NULL, j.xn, j.k, j.base, j.hk + lo * j.k, j.hi + lo * j.k)
+# The hooks: each kernel's call, given a range.
+
+cdef void _scan_hamming(const _Job *j, Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t r0, Py_ssize_t r1,
+                        int32_t *hk, int64_t *hi) noexcept nogil:
+    pplx_scan_hamming(j.t, j.Qb + q0 * j.qs, q1 - q0, j.qs, j.Xb, r0, r1, j.width, j.xs, j.k, j.base, hk, hi)
 
 
-cdef void _hamming_matrix_rows(void *ctx, int part) noexcept nogil:
-    cdef _Job *j = <_Job *>ctx
-    cdef Py_ssize_t lo = _bound(j.n, j.nparts, part, 1), hi = _bound(j.n, j.nparts, part + 1, 1)
-    pplx_matrix_hamming(j.t, j.Qb, j.m, j.qs, j.Xb, lo, hi, j.width, j.xs, j.D, j.n)
+cdef void _scan_int8(const _Job *j, Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t r0, Py_ssize_t r1,
+                     int32_t *hk, int64_t *hi) noexcept nogil:
+    pplx_scan_int8(j.t, j.Q8 + q0 * j.qs, j.qs, j.Q16 + q0 * j.width, q1 - q0, j.width, j.X8, r0, r1, j.width,
+                   j.xs, j.metric, (j.qn + q0) if j.qn != NULL else NULL, j.xn, j.k, j.base, hk, hi)
 
 
-cdef void _dot_matrix_rows(void *ctx, int part) noexcept nogil:
-    cdef _Job *j = <_Job *>ctx
-    cdef Py_ssize_t lo = _bound(j.n, j.nparts, part, 1), hi = _bound(j.n, j.nparts, part + 1, 1)
-    pplx_matrix_dot(j.t, j.Q8, j.qs, j.Q16, j.m, j.width, j.X8, lo, hi, j.width, j.xs, j.D, j.n)
+cdef void _fill_hamming(const _Job *j, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    pplx_matrix_hamming(j.t, j.Qb, j.m, j.qs, j.Xb, r0, r1, j.width, j.xs, j.D, j.n)
+
+
+cdef void _fill_dot(const _Job *j, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    pplx_matrix_dot(j.t, j.Q8, j.qs, j.Q16, j.m, j.width, j.X8, r0, r1, j.width, j.xs, j.D, j.n)
 
 
 # ---------------------------------------------------------------- entry points
@@ -251,26 +264,36 @@ cdef object _widened(_Pair p):
     return q16
 
 
+cdef tuple _topk(_Job *job, int threads, scan_fn scan):
+    """Run a top-k job with the scan hook: its parts split queries or rows
+    (_parts), a row split's heaps are merged, and each query's heap is sorted
+    best-first.  Returns (keys int32 (m, k), I int64 (m, k))."""
+    cdef Py_ssize_t m = job.m, k = job.k
+    cdef bint by_rows
+    job.nparts = _parts(m, job.n, threads, &by_rows)
+    job.scan = scan
+    K = np.empty((m, k), np.int32)
+    I = np.empty((m, k), np.int64)
+    SK = np.empty((job.nparts if by_rows else 1, m, k), np.int32)
+    SI = np.empty((job.nparts if by_rows else 1, m, k), np.int64)
+    job.hk, job.hi = <int32_t *>cnp.PyArray_DATA(K), <int64_t *>cnp.PyArray_DATA(I)
+    job.sk, job.si = <int32_t *>cnp.PyArray_DATA(SK), <int64_t *>cnp.PyArray_DATA(SI)
+    if not by_rows:  # a row split seeds the result from the first part's heaps (_finish)
+        pplx_heap_init(job.hk, job.hi, m * k)
+    _run(job, _part_by_rows if by_rows else _part_by_queries)
+    with nogil:
+        _finish(job.hk, job.hi, m, k, job.sk, job.si, job.nparts if by_rows else 0)
+    return K, I
+
+
 def topk_hamming(queries, codes, Py_ssize_t k_wanted, int threads, int64_t base=0):
     """(D int32 (m, k), I int64 (m, k)) ascending, padded with (INT32_MAX, -1)."""
     cdef _Pair p = _pair(queries, codes, "queries", "codes", cnp.NPY_UINT8, "uint8")
     cdef Py_ssize_t k = _heap_size(k_wanted, p.n)
-    cdef bint by_rows
-    cdef int nparts = _parts(p.m, p.n, threads, &by_rows)
-    D = np.empty((p.m, k), np.int32)
-    I = np.empty((p.m, k), np.int64)
-    SK = np.empty((nparts if by_rows else 1, p.m, k), np.int32)
-    SI = np.empty((nparts if by_rows else 1, p.m, k), np.int64)
-    cdef _Job job = _job(p, k, nparts, base)
+    cdef _Job job = _job(p, k, 0, base)
     job.Qb = <const uint8_t *>cnp.PyArray_DATA(p.q)
     job.Xb = <const uint8_t *>cnp.PyArray_DATA(p.x)
-    job.hk, job.hi = <int32_t *>cnp.PyArray_DATA(D), <int64_t *>cnp.PyArray_DATA(I)
-    job.sk, job.si = <int32_t *>cnp.PyArray_DATA(SK), <int64_t *>cnp.PyArray_DATA(SI)
-    if not by_rows:  # a row split seeds the result from the first part's heaps (_finish)
-        pplx_heap_init(job.hk, job.hi, p.m * k)
-    _run(&job, _hamming_by_rows if by_rows else _hamming_by_queries)
-    with nogil:
-        _finish(job.hk, job.hi, job.m, k, job.sk, job.si, nparts if by_rows else 0)
+    D, I = _topk(&job, threads, _scan_hamming)   # the keys are the distances
     return _padded(D, I, k_wanted, np.iinfo(np.int32).max)
 
 
@@ -296,28 +319,17 @@ def topk_int8(queries, db, Py_ssize_t k_wanted, bint cosine, qnorms, dbnorms, in
         xn = <const float *>cnp.PyArray_DATA(xna)
 
     q16 = _widened(p)
-    cdef bint by_rows
-    cdef int nparts = _parts(p.m, p.n, threads, &by_rows)
-    S = np.empty((p.m, k), np.float32)
-    I = np.empty((p.m, k), np.int64)
-    keys_arr = np.empty((p.m, k), np.int32)
-    SK = np.empty((nparts if by_rows else 1, p.m, k), np.int32)
-    SI = np.empty((nparts if by_rows else 1, p.m, k), np.int64)
-    cdef _Job job = _job(p, k, nparts, base)
+    cdef _Job job = _job(p, k, 0, base)
     job.Q8 = <const int8_t *>cnp.PyArray_DATA(p.q)
     job.Q16 = <const int16_t *>cnp.PyArray_DATA(q16)
     job.X8 = <const int8_t *>cnp.PyArray_DATA(p.x)
     job.metric = PPLX_METRIC_COSINE if cosine else PPLX_METRIC_DOT
     job.qn, job.xn = qn, xn
-    job.hk, job.hi = <int32_t *>cnp.PyArray_DATA(keys_arr), <int64_t *>cnp.PyArray_DATA(I)
-    job.sk, job.si = <int32_t *>cnp.PyArray_DATA(SK), <int64_t *>cnp.PyArray_DATA(SI)
-    if not by_rows:  # a row split seeds the result from the first part's heaps (_finish)
-        pplx_heap_init(job.hk, job.hi, p.m * k)
-    _run(&job, _int8_by_rows if by_rows else _int8_by_queries)
+    keys_arr, I = _topk(&job, threads, _scan_int8)
+    S = np.empty((p.m, k), np.float32)
     cdef float *sv = <float *>cnp.PyArray_DATA(S)
     cdef Py_ssize_t i
     with nogil:
-        _finish(job.hk, job.hi, job.m, k, job.sk, job.si, nparts if by_rows else 0)
         for i in range(p.m * k):
             if job.hi[i] == -1:
                 sv[i] = -INFINITY
@@ -363,7 +375,8 @@ def hamming_matrix(queries, codes, int threads, out=None):
     job.Qb = <const uint8_t *>cnp.PyArray_DATA(p.q)
     job.Xb = <const uint8_t *>cnp.PyArray_DATA(p.x)
     job.D = <int32_t *>cnp.PyArray_DATA(o)
-    _run(&job, _hamming_matrix_rows)
+    job.fill = _fill_hamming
+    _run(&job, _part_matrix)
     return o
 
 
@@ -382,5 +395,6 @@ def dot_matrix(queries, db, int threads, out=None):
     job.Q16 = <const int16_t *>cnp.PyArray_DATA(q16)
     job.X8 = <const int8_t *>cnp.PyArray_DATA(p.x)
     job.D = <int32_t *>cnp.PyArray_DATA(o)
-    _run(&job, _dot_matrix_rows)
+    job.fill = _fill_dot
+    _run(&job, _part_matrix)
     return o
