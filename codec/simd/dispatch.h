@@ -6,7 +6,9 @@
  * included by the _dispatch extension (and the C test harnesses), which fills
  * one table per compiled ISA at import and publishes a pointer to the active
  * one.  The other extensions call through that pointer, so switching ISA
- * (tests, bug reports) is one pointer store and nothing is compiled twice.
+ * (tests, bug reports) is one pointer store and no tier's kernels are
+ * compiled twice.  (_search.pyx includes topk.h, the scan drivers that call
+ * through the table, and dot/serial.h for the PPLX_DOT_MAX_DIM limit only.)
  *
  * A tier starts from the table of the tier it extends (avx512 from avx2, amx
  * from avx512, neon_dotprod from neon) and replaces the entries it does

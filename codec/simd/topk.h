@@ -150,9 +150,6 @@ static void pplx_scan_hamming(const pplx_table *T, const uint8_t *Q, size_t nq, 
     }
 }
 
-/* Same for int8 rows: Q8 holds the queries as stored (q8stride bytes apart),
- * Q16 the same widened to int16 (qstride elements apart); metric dot (key
- * -dot) or cosine (qn per query, xn per row of X, indexed like X). */
 /* Distances of queries [g, g + ng) to tile rows [t, t + nt): from the int16
  * copy of the tile when there is one, else straight from the int8 rows. */
 static inline void pplx_dot_tile(const pplx_table *T, const int8_t *Q8, size_t q8stride, const int16_t *Q16,
@@ -183,6 +180,10 @@ static inline void pplx_widen_tile(const int8_t *X, size_t nt, size_t dim, size_
         for (size_t j = 0; j < dim; j++) W[r * dim + j] = X[r * xstride + j];
 }
 
+/* The top-k scan of pplx_scan_hamming for int8 rows: Q8 holds the queries
+ * as stored (q8stride bytes apart), Q16 the same widened to int16 (qstride
+ * elements apart); metric dot (key -dot) or cosine (qn per query, xn per row
+ * of X, indexed like X). */
 static void pplx_scan_int8(const pplx_table *T, const int8_t *Q8, size_t q8stride, const int16_t *Q16, size_t nq,
                            size_t qstride, const int8_t *X, size_t r0, size_t r1, size_t dim, size_t xstride,
                            int metric, const float *qn, const float *xn, size_t k, int64_t base, int32_t *hk,

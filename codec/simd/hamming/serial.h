@@ -9,14 +9,19 @@
  * 2560).  On Zen (1-3) and Intel since Haswell, scalar POPCNT r64 has a
  * throughput of 3-4 per cycle and latency 1, so XOR + POPCNT + ADD on 64-bit
  * words runs at ~8-10 bytes per cycle per core with independent
- * accumulators.  The AVX2 alternatives (Mula's nibble-LUT: vpshufb x2 +
- * vpsadbw, or Harley-Seal carry-save adders) need about six vector ops per
- * 32 bytes plus a horizontal reduction per row, and Zen 1 splits every ymm
- * op in two, so they win only for codes of a kilobyte or more: not our case.
- * So the "avx2" kernel is compiled with target("avx2,popcnt") and uses the
- * POPCNT instruction, with bodies specialised (fully unrolled by the
- * compiler) for 128- and 320-byte codes.  Any other width: 8-byte words,
- * then the remaining bytes.
+ * accumulators.  For ONE query the vector alternatives (Mula's nibble-LUT:
+ * vpshufb x2 + vpsadbw, or Harley-Seal carry-save adders) need about six
+ * vector ops per 32 bytes plus a horizontal reduction per row, which does not
+ * pay off for codes this short: the one-query avx2 kernel uses POPCNT, with
+ * bodies specialised (fully unrolled) for 128- and 320-byte codes.  For a
+ * block of FOUR queries the count turns: each row is loaded once for all
+ * four, the per-byte counts accumulate across the row and are reduced once
+ * per row and query (vpsadbw), so the nibble-LUT costs ~9 ymm ops per query
+ * and 32 bytes on the vector pipes against 16 scalar ops (load, XOR, POPCNT,
+ * ADD per 8 bytes) on the integer ALUs: hamming/avx2.h uses it for 4-query
+ * blocks of widths that are multiples of 32 bytes (up to 992, so per-byte
+ * counts cannot overflow).  Any other width: 8-byte words, then the
+ * remaining bytes.
  * The serial kernel uses the SWAR popcount (no instruction-set assumption)
  * and is the reference the fast one is tested against.
  */
