@@ -18,7 +18,8 @@ The CPU-per-vector and peak-memory figures and the targets are printed by
 
 import pytest
 
-from pplx_codec.benchmarks import check_impl, client
+from pplx_codec.benchmarks import check_impl
+from pplx_codec.benchmarks import client_cases as client
 
 
 def _timing(config) -> bool:

@@ -8,7 +8,7 @@ Run the timings with:  pytest benches --benchmark-enable
 
 import pytest
 
-from pplx_codec.benchmarks import codec
+from pplx_codec.benchmarks import codec_cases as codec
 
 CASES = codec.cases(quick=True)
 PARAMS = [pytest.param(case, impl, id=f"{case.name} | {impl.name}") for case in CASES for impl in case.impls]

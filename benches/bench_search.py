@@ -14,7 +14,8 @@ Limit rows (reading the database once) are timed but have nothing to check.
 
 import pytest
 
-from pplx_codec.benchmarks import check_impl, search
+from pplx_codec.benchmarks import check_impl
+from pplx_codec.benchmarks import search_cases as search
 
 
 def _timing(config) -> bool:

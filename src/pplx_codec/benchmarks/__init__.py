@@ -1,8 +1,9 @@
 """Benchmark cases shared by ``pplx-codec bench`` and ``benches/`` (pytest-benchmark).
 
-A case is one workload with a reference answer and several implementations
-(ours and the libraries a user would pick instead).  Every implementation's
-result is checked against the reference before it is timed.
+Each family's cases are in ``<family>_cases.py``.  A case is one workload
+with a reference answer and several implementations (ours and the libraries
+a user would pick instead).  Every implementation's result is checked against
+the reference before it is timed.
 """
 
 from ._harness import Case, Impl, check_case, check_impl, format_table, run_cases, with_tiers
@@ -12,16 +13,16 @@ __all__ = ["Case", "Impl", "check_case", "check_impl", "run_cases", "format_tabl
 
 def families() -> dict:
     """Family name -> function(quick: bool) -> list[Case]."""
-    from . import codec
+    from . import codec_cases
 
     def search(quick: bool = False):  # imported on use: one family's import error spares the others
-        from . import search
+        from . import search_cases
 
-        return search.cases(quick=quick)
+        return search_cases.cases(quick=quick)
 
     def client(quick: bool = False):
-        from . import client
+        from . import client_cases
 
-        return client.cases(quick=quick)
+        return client_cases.cases(quick=quick)
 
-    return {"codec": codec.cases, "search": search, "client": client}
+    return {"codec": codec_cases.cases, "search": search, "client": client}
