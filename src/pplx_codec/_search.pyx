@@ -4,7 +4,7 @@
 # Work is split by queries when there are enough of them (each part owns
 # whole heaps), by row ranges otherwise (each part fills its own heaps,
 # merged at the end); either way the result is the same, because the heap
-# order is total.  A part is a plain C function of a _Job and its number:
+# order is total.  A part is a plain C function of a _Search and its number:
 # one skeleton of parts, with the kernel plugged in as a hook (see the parts).
 # Docstrings, defaults and metric names live in pplx_codec.search.
 cimport numpy as cnp
@@ -86,16 +86,16 @@ def _refuse_threads_after(limit):
     return before
 
 
-cdef struct _Job
+cdef struct _Search
 
-# The hooks a job plugs into the one skeleton of parts (below): a top-k scan of
+# The hooks a search plugs into the one skeleton of parts (below): a top-k scan of
 # queries [q0, q1) against rows [r0, r1) into heaps hk/hi (k per query), or a
 # matrix fill of columns [r0, r1) for every query.
-ctypedef void (*scan_fn)(const _Job *j, Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t r0, Py_ssize_t r1,
+ctypedef void (*scan_fn)(const _Search *j, Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t r0, Py_ssize_t r1,
                          int32_t *hk, int64_t *hi) noexcept nogil
-ctypedef void (*fill_fn)(const _Job *j, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil
+ctypedef void (*fill_fn)(const _Search *j, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil
 
-cdef struct _Job:
+cdef struct _Search:
     # one search, read by every part: each part writes only its own output
     const pplx_table *t
     scan_fn scan            # top-k: the kernel's scan (_scan_hamming, _scan_int8)
@@ -117,12 +117,12 @@ cdef struct _Job:
     int32_t *D              # (m, n) matrix
 
 
-cdef int _run(_Job *job, pplx_part_fn fn) except -1:
-    """Run job.nparts parts of fn without the GIL."""
+cdef int _run(_Search *search, pplx_part_fn fn) except -1:
+    """Run search.nparts parts of fn without the GIL."""
     global _helped
     cdef int helped
     with nogil:
-        helped = pplx_run_parts(job.nparts, fn, job)
+        helped = pplx_run_parts(search.nparts, fn, search)
     _helped += helped
     return 0
 
@@ -194,13 +194,13 @@ cdef tuple _padded(object V, object I, Py_ssize_t k, object fill):
 
 # ---------------------------------------------------------------- the parts
 # One skeleton for every search (as scikit-learn's pairwise reductions have
-# one): a part takes its range of queries or rows and calls the job's hook.
+# one): a part takes its range of queries or rows and calls the search's hook.
 # Each part runs on whichever thread takes it (the caller's or a pool
-# thread), reads the job and writes only the output that belongs to it.
+# thread), reads the search and writes only the output that belongs to it.
 
 cdef void _part_by_rows(void *ctx, int part) noexcept nogil:
     """Top-k over a range of rows for every query, into this part's own heaps."""
-    cdef _Job *j = <_Job *>ctx
+    cdef _Search *j = <_Search *>ctx
     cdef Py_ssize_t lo = _bound(j.n, j.nparts, part, 1), hi = _bound(j.n, j.nparts, part + 1, 1)
     cdef int32_t *sk = j.sk + part * j.m * j.k
     cdef int64_t *si = j.si + part * j.m * j.k
@@ -211,7 +211,7 @@ cdef void _part_by_rows(void *ctx, int part) noexcept nogil:
 cdef void _part_by_queries(void *ctx, int part) noexcept nogil:
     """Top-k over every row for a range of queries (in fours, the kernels'
     query block), into those queries' result heaps."""
-    cdef _Job *j = <_Job *>ctx
+    cdef _Search *j = <_Search *>ctx
     cdef Py_ssize_t lo = _bound(j.m, j.nparts, part, 4), hi = _bound(j.m, j.nparts, part + 1, 4)
     if hi > lo:
         j.scan(j, lo, hi, 0, j.n, j.hk + lo * j.k, j.hi + lo * j.k)
@@ -219,41 +219,41 @@ cdef void _part_by_queries(void *ctx, int part) noexcept nogil:
 
 cdef void _part_matrix(void *ctx, int part) noexcept nogil:
     """A full matrix's columns for a range of rows."""
-    cdef _Job *j = <_Job *>ctx
+    cdef _Search *j = <_Search *>ctx
     j.fill(j, _bound(j.n, j.nparts, part, 1), _bound(j.n, j.nparts, part + 1, 1))
 
 
 # The hooks: each kernel's call, given a range.
 
-cdef void _scan_hamming(const _Job *j, Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t r0, Py_ssize_t r1,
+cdef void _scan_hamming(const _Search *j, Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t r0, Py_ssize_t r1,
                         int32_t *hk, int64_t *hi) noexcept nogil:
     pplx_scan_hamming(j.t, j.Qb + q0 * j.qs, q1 - q0, j.qs, j.Xb, r0, r1, j.width, j.xs, j.k, j.base, hk, hi)
 
 
-cdef void _scan_int8(const _Job *j, Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t r0, Py_ssize_t r1,
+cdef void _scan_int8(const _Search *j, Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t r0, Py_ssize_t r1,
                      int32_t *hk, int64_t *hi) noexcept nogil:
     pplx_scan_int8(j.t, j.Q8 + q0 * j.qs, j.qs, j.Q16 + q0 * j.width, q1 - q0, j.width, j.X8, r0, r1, j.width,
                    j.xs, j.metric, (j.qn + q0) if j.qn != NULL else NULL, j.xn, j.k, j.base, hk, hi)
 
 
-cdef void _fill_hamming(const _Job *j, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+cdef void _fill_hamming(const _Search *j, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
     pplx_matrix_hamming(j.t, j.Qb, j.m, j.qs, j.Xb, r0, r1, j.width, j.xs, j.D, j.n)
 
 
-cdef void _fill_dot(const _Job *j, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+cdef void _fill_dot(const _Search *j, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
     pplx_matrix_dot(j.t, j.Q8, j.qs, j.Q16, j.m, j.width, j.X8, r0, r1, j.width, j.xs, j.D, j.n)
 
 
 # ---------------------------------------------------------------- entry points
 
-cdef _Job _job(_Pair p, Py_ssize_t k, int nparts, int64_t base):
-    """A job over p's rows, every pointer not set here NULL."""
-    cdef _Job job
-    memset(&job, 0, sizeof(job))
-    job.t = T[0]
-    job.m, job.n, job.width, job.qs, job.xs, job.k = p.m, p.n, p.width, p.qs, p.xs, k
-    job.nparts, job.base = nparts, base
-    return job
+cdef _Search _new_search(_Pair p, Py_ssize_t k, int nparts, int64_t base):
+    """A search over p's rows, every pointer not set here NULL."""
+    cdef _Search search
+    memset(&search, 0, sizeof(search))
+    search.t = T[0]
+    search.m, search.n, search.width, search.qs, search.xs, search.k = p.m, p.n, p.width, p.qs, p.xs, k
+    search.nparts, search.base = nparts, base
+    return search
 
 
 cdef object _widened(_Pair p):
@@ -264,25 +264,25 @@ cdef object _widened(_Pair p):
     return q16
 
 
-cdef tuple _topk(_Job *job, int threads, scan_fn scan):
-    """Run a top-k job with the scan hook: its parts split queries or rows
+cdef tuple _topk(_Search *search, int threads, scan_fn scan):
+    """Run a top-k search with the scan hook: its parts split queries or rows
     (_parts), a row split's heaps are merged, and each query's heap is sorted
     best-first.  Returns (keys int32 (m, k), I int64 (m, k))."""
-    cdef Py_ssize_t m = job.m, k = job.k
+    cdef Py_ssize_t m = search.m, k = search.k
     cdef bint by_rows
-    job.nparts = _parts(m, job.n, threads, &by_rows)
-    job.scan = scan
+    search.nparts = _parts(m, search.n, threads, &by_rows)
+    search.scan = scan
     K = np.empty((m, k), np.int32)
     I = np.empty((m, k), np.int64)
-    SK = np.empty((job.nparts if by_rows else 1, m, k), np.int32)
-    SI = np.empty((job.nparts if by_rows else 1, m, k), np.int64)
-    job.hk, job.hi = <int32_t *>cnp.PyArray_DATA(K), <int64_t *>cnp.PyArray_DATA(I)
-    job.sk, job.si = <int32_t *>cnp.PyArray_DATA(SK), <int64_t *>cnp.PyArray_DATA(SI)
+    SK = np.empty((search.nparts if by_rows else 1, m, k), np.int32)
+    SI = np.empty((search.nparts if by_rows else 1, m, k), np.int64)
+    search.hk, search.hi = <int32_t *>cnp.PyArray_DATA(K), <int64_t *>cnp.PyArray_DATA(I)
+    search.sk, search.si = <int32_t *>cnp.PyArray_DATA(SK), <int64_t *>cnp.PyArray_DATA(SI)
     if not by_rows:  # a row split seeds the result from the first part's heaps (_finish)
-        pplx_heap_init(job.hk, job.hi, m * k)
-    _run(job, _part_by_rows if by_rows else _part_by_queries)
+        pplx_heap_init(search.hk, search.hi, m * k)
+    _run(search, _part_by_rows if by_rows else _part_by_queries)
     with nogil:
-        _finish(job.hk, job.hi, m, k, job.sk, job.si, job.nparts if by_rows else 0)
+        _finish(search.hk, search.hi, m, k, search.sk, search.si, search.nparts if by_rows else 0)
     return K, I
 
 
@@ -290,10 +290,10 @@ def topk_hamming(queries, codes, Py_ssize_t k_wanted, int threads, int64_t base=
     """(D int32 (m, k), I int64 (m, k)) ascending, padded with (INT32_MAX, -1)."""
     cdef _Pair p = _pair(queries, codes, "queries", "codes", cnp.NPY_UINT8, "uint8")
     cdef Py_ssize_t k = _heap_size(k_wanted, p.n)
-    cdef _Job job = _job(p, k, 0, base)
-    job.Qb = <const uint8_t *>cnp.PyArray_DATA(p.q)
-    job.Xb = <const uint8_t *>cnp.PyArray_DATA(p.x)
-    D, I = _topk(&job, threads, _scan_hamming)   # the keys are the distances
+    cdef _Search search = _new_search(p, k, 0, base)
+    search.Qb = <const uint8_t *>cnp.PyArray_DATA(p.q)
+    search.Xb = <const uint8_t *>cnp.PyArray_DATA(p.x)
+    D, I = _topk(&search, threads, _scan_hamming)   # the keys are the distances
     return _padded(D, I, k_wanted, np.iinfo(np.int32).max)
 
 
@@ -319,24 +319,24 @@ def topk_int8(queries, db, Py_ssize_t k_wanted, bint cosine, qnorms, dbnorms, in
         xn = <const float *>cnp.PyArray_DATA(xna)
 
     q16 = _widened(p)
-    cdef _Job job = _job(p, k, 0, base)
-    job.Q8 = <const int8_t *>cnp.PyArray_DATA(p.q)
-    job.Q16 = <const int16_t *>cnp.PyArray_DATA(q16)
-    job.X8 = <const int8_t *>cnp.PyArray_DATA(p.x)
-    job.metric = PPLX_METRIC_COSINE if cosine else PPLX_METRIC_DOT
-    job.qn, job.xn = qn, xn
-    keys_arr, I = _topk(&job, threads, _scan_int8)
+    cdef _Search search = _new_search(p, k, 0, base)
+    search.Q8 = <const int8_t *>cnp.PyArray_DATA(p.q)
+    search.Q16 = <const int16_t *>cnp.PyArray_DATA(q16)
+    search.X8 = <const int8_t *>cnp.PyArray_DATA(p.x)
+    search.metric = PPLX_METRIC_COSINE if cosine else PPLX_METRIC_DOT
+    search.qn, search.xn = qn, xn
+    keys_arr, I = _topk(&search, threads, _scan_int8)
     S = np.empty((p.m, k), np.float32)
     cdef float *sv = <float *>cnp.PyArray_DATA(S)
     cdef Py_ssize_t i
     with nogil:
         for i in range(p.m * k):
-            if job.hi[i] == -1:
+            if search.hi[i] == -1:
                 sv[i] = -INFINITY
             elif cosine:
-                sv[i] = pplx_score_of_key(job.hk[i])
+                sv[i] = pplx_score_of_key(search.hk[i])
             else:
-                sv[i] = <float>(-<int64_t>job.hk[i])
+                sv[i] = <float>(-<int64_t>search.hk[i])
     return _padded(S, I, k_wanted, -np.inf)
 
 
@@ -371,12 +371,12 @@ def hamming_matrix(queries, codes, int threads, out=None):
         out_array(out, cnp.NPY_INT32, 2, p.m, p.n)
     disjoint_array(out, o, p.q, "queries")
     disjoint_array(out, o, p.x, "codes")
-    cdef _Job job = _job(p, 0, _matrix_parts(p.n, threads), 0)
-    job.Qb = <const uint8_t *>cnp.PyArray_DATA(p.q)
-    job.Xb = <const uint8_t *>cnp.PyArray_DATA(p.x)
-    job.D = <int32_t *>cnp.PyArray_DATA(o)
-    job.fill = _fill_hamming
-    _run(&job, _part_matrix)
+    cdef _Search search = _new_search(p, 0, _matrix_parts(p.n, threads), 0)
+    search.Qb = <const uint8_t *>cnp.PyArray_DATA(p.q)
+    search.Xb = <const uint8_t *>cnp.PyArray_DATA(p.x)
+    search.D = <int32_t *>cnp.PyArray_DATA(o)
+    search.fill = _fill_hamming
+    _run(&search, _part_matrix)
     return o
 
 
@@ -390,11 +390,11 @@ def dot_matrix(queries, db, int threads, out=None):
     disjoint_array(out, o, p.q, "queries")
     disjoint_array(out, o, p.x, "db")
     q16 = _widened(p)
-    cdef _Job job = _job(p, 0, _matrix_parts(p.n, threads), 0)
-    job.Q8 = <const int8_t *>cnp.PyArray_DATA(p.q)
-    job.Q16 = <const int16_t *>cnp.PyArray_DATA(q16)
-    job.X8 = <const int8_t *>cnp.PyArray_DATA(p.x)
-    job.D = <int32_t *>cnp.PyArray_DATA(o)
-    job.fill = _fill_dot
-    _run(&job, _part_matrix)
+    cdef _Search search = _new_search(p, 0, _matrix_parts(p.n, threads), 0)
+    search.Q8 = <const int8_t *>cnp.PyArray_DATA(p.q)
+    search.Q16 = <const int16_t *>cnp.PyArray_DATA(q16)
+    search.X8 = <const int8_t *>cnp.PyArray_DATA(p.x)
+    search.D = <int32_t *>cnp.PyArray_DATA(o)
+    search.fill = _fill_dot
+    _run(&search, _part_matrix)
     return o
