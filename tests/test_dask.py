@@ -820,4 +820,4 @@ def test_module_name_does_not_shadow_dask():
 
     assert pdask.__name__ == "pplx_codec.dask"
     assert importlib.import_module("dask") is dask and dask.__name__ == "dask"
-    assert pdask.search.__module__ == "pplx_codec.scaleout.search"
+    assert pdask.search.__module__ == "pplx_codec.scaleout.sharded_search"

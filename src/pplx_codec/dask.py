@@ -22,7 +22,7 @@ imports).
 from __future__ import annotations
 
 from .scaleout.embed import EmbedError, EmbedResult, PartitionError, embed
-from .scaleout.search import norms, search, search_rescore
+from .scaleout.sharded_search import norms, search, search_rescore
 from .scaleout.shards import MANIFEST, ShardArray, from_shards
 
 __all__ = ["search", "search_rescore", "norms", "from_shards", "ShardArray", "embed", "EmbedResult", "EmbedError",

@@ -13,12 +13,10 @@ by Hamming distance, re-ranked by exact int8 cosine.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import numpy as np
 import numpy.typing as npt
 
-from . import _checks, search
+from . import _checks, ranking, search
 from .bits import pack_bits
 from .vectors import norms as _norms
 
@@ -97,6 +95,13 @@ class BinaryIndex:
 
     def __repr__(self) -> str:
         return f"BinaryIndex(dim={self.dim}, bitorder={self.bitorder!r}, ntotal={self.ntotal})"
+
+    def packed(self, codes: np.ndarray, bitorder: str | None = None) -> np.ndarray:
+        """The rows :meth:`add` would append for ``codes``, checked the same
+        way, without appending them: packed uint8 codes as given (not
+        copied; ``bitorder`` states theirs) or vectors packed in this index's
+        order.  (:class:`Index` checks codes against its vectors with it.)"""
+        return self._codes(codes, "codes", bitorder)
 
     def _codes(self, x, name: str, bitorder: str | None, allow_1d: bool = False) -> np.ndarray:
         """Packed codes in this index's bit order from codes or vectors."""
@@ -183,23 +188,16 @@ class Int8Index:
             # float32 scores tie above 2**24 where the integers differ: re-rank
             # the merged candidates by their exact dot products
             one = q.ndim == 1
-            S2, I2 = (S[None], I[None]) if one else (S, I)
-            S, I = self._exact_dot_topk(q[None] if one else q, S2, I2, k)
-            return (S[0], I[0]) if one else (S, I)
+            q2, I2 = (q[None], I[None]) if one else (q, I)
+            d, I2 = ranking.best_first(self.exact_dots(q2, I2), I2, k, descending=True)
+            return ranking.squeeze(one, ranking.dot_scores(d, I2), I2)
         return S, I
-
-    def _exact_dot_topk(self, q, S, I, k):
-        d, I = search._best_first(self.exact_dots(q, I), I, k, descending=True)
-        return np.where(I < 0, -np.inf, d).astype(np.float32), I
 
     def exact_dots(self, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Exact int64 dot products of each query ``q[i]`` with the rows
         ``ids[i, :]`` (0 for -1); only those rows are read."""
         rows = self._segments.rows(ids, self.dim, np.int8)        # (m, c, dim)
-        dots = np.empty(ids.shape, np.int32)
-        for i in range(ids.shape[0]):
-            search.dot_matrix(q[i], rows[i], threads=1, out=dots[i])
-        return dots.astype(np.int64)
+        return ranking.exact_dots(q, ids, rows.__getitem__)
 
     def norms_of(self, ids: np.ndarray) -> np.ndarray:
         """Cached norms of the rows at global indices ``ids`` (0 for -1)."""
@@ -245,25 +243,24 @@ class Index:
         """Append ``(n, dim)`` int8 rows and their packed codes (derived when
         ``codes`` is None; ``bitorder`` states the order of given codes)."""
         v = _rows(vectors, "vectors", np.int8, self.dim, "dimensions")
-        c = self.binary._codes(v if codes is None else codes, "codes", bitorder)
+        c = self.binary.packed(v if codes is None else codes, bitorder)
         if c.shape[0] != v.shape[0]:
             raise ValueError(f"got {c.shape[0]} codes for {v.shape[0]} vectors")
         self.int8.add(v, norms)
-        self.binary._segments.append(c)
+        self.binary.add(c)   # packed and checked above: kept as they are, cannot fail here
 
     def search(self, queries: np.ndarray, k: int, rescore: int = 4,
                threads: int | None = None) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """``(S, I)``: the ``k`` best rows by exact int8 cosine among the
         ``k * rescore`` nearest by Hamming distance (``rescore=1``: binary
         ranking, cosine scores).  ``queries``: int8 ``(m, dim)`` or ``(dim,)``."""
-        k = search._k(k)
+        k = ranking.check_k(k)
         rescore = _checks.positive_int(rescore, "rescore")
         q = _queries_int8(queries, self.dim)
         one = q.ndim == 1
         q2 = q[None] if one else q
         _, cand = self.binary.search(pack_bits(q2, self.bitorder), k * rescore, threads)
-        S, I = _rescore(q2, cand, self.int8, k)
-        return (S[0], I[0]) if one else (S, I)
+        return ranking.squeeze(one, *ranking.rescore(q2, cand, self.int8, k))
 
 
 def _queries_int8(queries, dim: int) -> np.ndarray:
@@ -283,20 +280,3 @@ def _search_segments(segments: _Segments, one, k: int, descending: bool, empty):
         return one(0, segments.arrays[0])
     parts = [one(i, a) for i, a in enumerate(segments.arrays)]
     return search.merge_topk(parts, k, offsets=segments.starts, descending=descending)
-
-
-class _Rows(Protocol):
-    """What :func:`_rescore` reads of the candidate rows, by global index: an
-    :class:`Int8Index`, or the rows a distributed search gathered."""
-
-    def exact_dots(self, q: np.ndarray, ids: np.ndarray) -> np.ndarray: ...
-
-    def norms_of(self, ids: np.ndarray) -> np.ndarray: ...
-
-
-def _rescore(q: np.ndarray, cand: np.ndarray, db: _Rows, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact cosine of each query with its candidate rows, best k first (ties:
-    lower index; -1 candidates stay padding)."""
-    scores = search._cosine_of_dot(db.exact_dots(q, cand), _norms(q)[:, None], db.norms_of(cand))
-    scores[cand < 0] = -np.inf
-    return search._best_first(scores, cand, k, descending=True)

@@ -16,14 +16,24 @@ any row stride, as long as each row's bytes are adjacent.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-from . import _checks, _search
+from . import _search
+from .ranking import MAX_THREADS as MAX_THREADS  # public here before ranking.py held it
+from .ranking import (
+    PAD_DISTANCE,
+    best_first,
+    check_db_norms,
+    check_k,
+    check_threads,
+    cosine_of_dot,
+    default_threads,
+    pad,
+    squeeze,
+)
 from .vectors import norms as _norms
 
 __all__ = [
@@ -39,34 +49,7 @@ __all__ = [
     "PAD_DISTANCE",
 ]
 
-#: Distance reported for the padding entries of a binary search with k > n.
-PAD_DISTANCE = int(np.iinfo(np.int32).max)
-
 _METRICS = ("cosine", "dot")
-
-
-def default_threads() -> int:
-    """Cores this process may run on (its CPU affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-#: More threads than this is a bug at the call site (the work splits into at
-#: most rows / 2048 or queries / 4 parts anyway).
-MAX_THREADS = 1 << 16
-
-
-def _threads(threads) -> int:
-    return default_threads() if threads is None else _checks.positive_int(threads, "threads", MAX_THREADS)
-
-
-def _k(k) -> int:
-    k = _checks.positive_int(k, "k", minimum=-sys.maxsize)
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    return k
 
 
 def hamming(q: np.ndarray, codes: np.ndarray, threads: int | None = None,
@@ -75,14 +58,14 @@ def hamming(q: np.ndarray, codes: np.ndarray, threads: int | None = None,
     (uint8, ``(w,)``) to each row of ``codes`` (uint8, ``(n, w)``)."""
     if isinstance(q, np.ndarray) and q.ndim != 1:
         raise ValueError(f"q must be one code (1-D); use hamming_matrix for {q.ndim}-D queries")
-    return _search.hamming_matrix(q, codes, _threads(threads), out)
+    return _search.hamming_matrix(q, codes, check_threads(threads), out)
 
 
 def hamming_matrix(queries: np.ndarray, codes: np.ndarray, threads: int | None = None,
                    out: np.ndarray | None = None) -> npt.NDArray[np.int32]:
     """All-pairs Hamming distances, int32 ``(m, n)``.  This materialises the
     whole matrix: for the nearest rows use :func:`search_binary`."""
-    return _search.hamming_matrix(queries, codes, _threads(threads), out)
+    return _search.hamming_matrix(queries, codes, check_threads(threads), out)
 
 
 def dot(q: np.ndarray, db: np.ndarray, threads: int | None = None,
@@ -90,14 +73,14 @@ def dot(q: np.ndarray, db: np.ndarray, threads: int | None = None,
     """Exact int32 dot products of one int8 vector with each row of ``db``."""
     if isinstance(q, np.ndarray) and q.ndim != 1:
         raise ValueError(f"q must be one vector (1-D); use dot_matrix for {q.ndim}-D queries")
-    return _search.dot_matrix(q, db, _threads(threads), out)
+    return _search.dot_matrix(q, db, check_threads(threads), out)
 
 
 def dot_matrix(queries: np.ndarray, db: np.ndarray, threads: int | None = None,
                out: np.ndarray | None = None) -> npt.NDArray[np.int32]:
     """Exact int32 dot products, ``(m, n)`` (int8 products summed in int32;
     rows of up to 131071 dimensions cannot overflow)."""
-    return _search.dot_matrix(queries, db, _threads(threads), out)
+    return _search.dot_matrix(queries, db, check_threads(threads), out)
 
 
 def cosine(queries: np.ndarray, db: np.ndarray, db_norms: np.ndarray | None = None,
@@ -109,12 +92,12 @@ def cosine(queries: np.ndarray, db: np.ndarray, db_norms: np.ndarray | None = No
     all zeros.  ``db_norms`` (from :func:`pplx_codec.norms`) saves a pass over
     ``db`` when it is searched repeatedly.
     """
-    d = _search.dot_matrix(queries, db, _threads(threads))
+    d = _search.dot_matrix(queries, db, check_threads(threads))
     qn = _norms(queries)
     if db_norms is None:
-        return _cosine_of_dot(d, qn[..., None] if d.ndim == 2 else qn, _norms(db))
-    xn = _db_norms(db_norms, db.shape[0], db.shape[1])
-    s = _cosine_of_dot(d, qn[..., None] if d.ndim == 2 else qn, xn)
+        return cosine_of_dot(d, qn[..., None] if d.ndim == 2 else qn, _norms(db))
+    xn = check_db_norms(db_norms, db.shape[0], db.shape[1])
+    s = cosine_of_dot(d, qn[..., None] if d.ndim == 2 else qn, xn)
     # Norms that do not belong to db, checked where it costs little: a row
     # with "norm 0" but a non-zero dot product; and, recomputed, the norm of
     # each query's top row (a norm too small inflates its row's score, so the
@@ -125,34 +108,6 @@ def cosine(queries: np.ndarray, db: np.ndarray, db_norms: np.ndarray | None = No
     if s.size:
         _check_reported_norms(db, xn, np.argmax(np.abs(s), axis=-1))
     return s
-
-
-def _cosine_of_dot(d: np.ndarray, qn: np.ndarray, xn: np.ndarray) -> np.ndarray:
-    """The kernels' cosine: exact dot / (float64 norm * float64 norm), rounded
-    once to float32, 0 for a zero vector (arguments broadcast)."""
-    den = qn.astype(np.float64) * xn.astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.where(den > 0, d / np.where(den > 0, den, 1.0), 0.0)
-    return s.astype(np.float32)
-
-
-def _db_norms(db_norms, n: int, dim: int | None = None) -> np.ndarray:
-    """Cached norms checked for what can be checked without reading db: type,
-    shape, and range (an int8 row of ``dim`` values has a norm in
-    ``0..128 * sqrt(dim)``; NaN is in no range)."""
-    if not isinstance(db_norms, np.ndarray) or db_norms.dtype != np.float32:
-        got = db_norms.dtype if isinstance(db_norms, np.ndarray) else type(db_norms).__name__
-        raise TypeError(f"db_norms must be a float32 array (pplx_codec.norms(db)), got {got}")
-    if db_norms.shape != (n,):
-        raise ValueError(f"db_norms must have shape ({n},), one norm per row, got {db_norms.shape}")
-    if n:
-        top = np.inf if dim is None else np.float32(128 * np.sqrt(dim) * (1 + 1e-6))
-        lo, hi = db_norms.min(), db_norms.max()
-        if not (lo >= 0 and hi <= top):  # written so that NaN fails
-            r = int(np.argmax(~((db_norms >= 0) & (db_norms <= top))))
-            raise ValueError(f"db_norms[{r}] = {db_norms[r]} is not the norm of an int8 row"
-                             + (f" of {dim} values (0..{128 * np.sqrt(dim):.1f})" if dim is not None else ""))
-    return np.ascontiguousarray(db_norms)
 
 
 def _norms_mismatch(db: np.ndarray, db_norms: np.ndarray, row: int):
@@ -175,21 +130,6 @@ def _check_reported_norms(db: np.ndarray, db_norms: np.ndarray, I: np.ndarray) -
             _norms_mismatch(db, db_norms, int(rows[bad[0]]))
 
 
-def _best_first(values: np.ndarray, ids: np.ndarray, k: int, descending: bool):
-    """The first ``k`` columns of each row ordered as every search here orders
-    results: padding (``ids < 0``) last, then value best first, then the lower
-    index.  Values are compared exactly (integers as int64)."""
-    pad = ids < 0
-    key = values.astype(np.int64 if values.dtype.kind in "iu" else np.float64)
-    order = np.lexsort((np.where(pad, np.iinfo(np.int64).max, ids), -key if descending else key, pad),
-                       axis=1)[:, :k]
-    return np.take_along_axis(values, order, axis=1), np.take_along_axis(ids, order, axis=1)
-
-
-def _squeeze(one: bool, *arrays):
-    return tuple(a[0] for a in arrays) if one else arrays
-
-
 def search_binary(queries: np.ndarray, codes: np.ndarray, k: int, threads: int | None = None,
                   ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
     """The ``k`` codes nearest to each query by Hamming distance.
@@ -199,9 +139,9 @@ def search_binary(queries: np.ndarray, codes: np.ndarray, k: int, threads: int |
     ascending and int64 row indices, each ``(m, k)``.  The top-k is kept in
     per-query heaps while scanning: memory is O(m * k), not O(m * n).
     """
-    k = _k(k)
-    D, I = _search.topk_hamming(queries, codes, k, _threads(threads))
-    return _squeeze(isinstance(queries, np.ndarray) and queries.ndim == 1, D, I)
+    k = check_k(k)
+    D, I = _search.topk_hamming(queries, codes, k, check_threads(threads))
+    return squeeze(isinstance(queries, np.ndarray) and queries.ndim == 1, D, I)
 
 
 def search_int8(queries: np.ndarray, db: np.ndarray, k: int, metric: str = "cosine",
@@ -215,7 +155,7 @@ def search_int8(queries: np.ndarray, db: np.ndarray, k: int, metric: str = "cosi
     ``norms(db)``; computed when omitted.  Returns ``(S, I)``: float32
     similarities descending and int64 row indices, each ``(m, k)``.
     """
-    k = _k(k)
+    k = check_k(k)
     if metric not in _METRICS:
         raise ValueError(f"metric must be 'cosine' or 'dot', got {metric!r}")
     cos = metric == "cosine"
@@ -226,11 +166,11 @@ def search_int8(queries: np.ndarray, db: np.ndarray, k: int, metric: str = "cosi
         if not isinstance(db, np.ndarray) or db.ndim != 2:
             _search.topk_int8(queries, db, k, False, None, None, 1)  # raises the shape/type error
         qn = np.atleast_1d(_norms(queries))
-        xn = _norms(db) if db_norms is None else _db_norms(db_norms, db.shape[0], db.shape[1])
-    S, I = _search.topk_int8(queries, db, k, cos, qn, xn, _threads(threads))
+        xn = _norms(db) if db_norms is None else check_db_norms(db_norms, db.shape[0], db.shape[1])
+    S, I = _search.topk_int8(queries, db, k, cos, qn, xn, check_threads(threads))
     if db_norms is not None and xn is not None:  # xn: db_norms checked (metric="cosine")
         _check_reported_norms(db, xn, I)
-    return _squeeze(isinstance(queries, np.ndarray) and queries.ndim == 1, S, I)
+    return squeeze(isinstance(queries, np.ndarray) and queries.ndim == 1, S, I)
 
 
 def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, offsets: Sequence[int] | None = None,
@@ -245,7 +185,7 @@ def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, offsets: 
     for distances (Hamming).  Ties are broken by the lower global index, as in
     a single search; padding sorts last and stays ``-1``.
     """
-    k = _k(k)
+    k = check_k(k)
     if not parts:
         raise ValueError("parts is empty: nothing to merge")
     if offsets is not None and len(offsets) != len(parts):
@@ -276,10 +216,6 @@ def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, offsets: 
         ids.append(I)
     D = np.concatenate(ds, axis=1)
     I = np.concatenate(ids, axis=1)
-    D, I = _best_first(D, I, k, descending)
-    if D.shape[1] < k:  # fewer candidates than k in total: pad like a search does
-        extra = k - D.shape[1]
-        fill = -np.inf if descending else PAD_DISTANCE
-        D = np.concatenate([D, np.full((D.shape[0], extra), fill, D.dtype)], axis=1)
-        I = np.concatenate([I, np.full((I.shape[0], extra), -1, np.int64)], axis=1)
-    return _squeeze(one, D, I)
+    D, I = best_first(D, I, k, descending)
+    D, I = pad(D, I, k, descending)  # fewer candidates than k in total: pad like a search does
+    return squeeze(one, D, I)

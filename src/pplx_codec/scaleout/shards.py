@@ -110,11 +110,11 @@ class ShardArray(np.memmap):
 
     def __reduce__(self):
         if self.is_whole:
-            return (_open_shard, self.spec)
+            return (open_shard, self.spec)
         return (np.asarray, (np.array(self),))
 
 
-def _open_shard(kind: str, path: str, encoding: str | None, shape, stamp) -> np.ndarray:
+def open_shard(kind: str, path: str, encoding: str | None, shape, stamp) -> np.ndarray:
     """The shard's rows, memory-mapped (runs on a worker).
 
     Not cached across tasks on purpose: the pages of a mapping that have been
@@ -174,7 +174,7 @@ def _register_distributed() -> None:
         if header["shard"] is None:
             return pickle.loads(b"".join(bytes(f) for f in frames))
         try:
-            return _open_shard(*header["shard"])
+            return open_shard(*header["shard"])
         except FileNotFoundError as e:
             raise FileNotFoundError(f"{e}: a whole shard is sent as its path, and this process cannot read it; "
                                     "bring a copy instead (e.g. x.map_blocks(np.array))") from None
@@ -288,7 +288,7 @@ def from_shards(paths, encoding: str | None = None) -> da.Array:
         stamp = _stamp(path, files)
         spec = (kind, str(path), enc, tuple(shape), stamp)
         specs.append(spec)
-        task = delayed(_open_shard, pure=True)(*spec)
+        task = delayed(open_shard, pure=True)(*spec)
         blocks.append(da.from_delayed(task, shape=shape, dtype=dtype, meta=np.empty((0, 0), dtype)))
     out: da.Array = blocks[0] if len(blocks) == 1 else da.concatenate(blocks, axis=0)
     # what search() uses to give each shard one task that opens and scans it; any

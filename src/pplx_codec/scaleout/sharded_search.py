@@ -35,11 +35,11 @@ import dask.array as da
 import numpy as np
 from dask.delayed import Delayed, delayed
 
+from .. import ranking
 from .. import search as _local
 from ..bits import pack_bits
-from ..index import _rescore
 from ..vectors import norms as _norms
-from .shards import _open_shard, shard_specs
+from .shards import open_shard, shard_specs
 
 __all__ = ["search", "search_rescore", "norms"]
 
@@ -85,22 +85,8 @@ def _norms_column(db_norms, codes: da.Array) -> da.Array:
         if db_norms.shape != (n,):
             raise ValueError(f"db_norms must have shape ({n},), one norm per row, got {db_norms.shape}")
         return db_norms.rechunk((codes.chunks[0],))[:, None]
-    xn = _local._db_norms(db_norms, n)  # the local checks and messages
+    xn = ranking.check_db_norms(db_norms, n)  # the local checks and messages
     return da.from_array(xn[:, None], chunks=(codes.chunks[0], (1,)))
-
-
-def _exact_dots(q: np.ndarray, block: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """int64 dot products of ``q[i]`` with block rows ``ids[i, :]`` (local, -1
-    gives 0); reads only those rows."""
-    out = np.zeros(ids.shape, np.int64)
-    tmp = np.empty(ids.shape[1], np.int32)
-    for i in range(ids.shape[0]):
-        hit = ids[i] >= 0
-        if hit.any():
-            rows = block[ids[i][hit]]
-            _local.dot_matrix(q[i], rows, threads=1, out=tmp[:rows.shape[0]])
-            out[i, hit] = tmp[:rows.shape[0]]
-    return out
 
 
 _KEY_DTYPES = {"hamming": np.int32, "cosine": np.float32, "dot": np.int64}
@@ -123,7 +109,8 @@ def _topk(block, norms, queries, k, metric, threads, start):
         D, I = _local.search_int8(queries, block, k, "cosine", xn, threads)
     else:
         _, I = _local.search_int8(queries, block, k, "dot", threads=threads)
-        D = _exact_dots(queries, block, I)
+        # re-read the block's k rows per query (-1: none, k <= rows here; row 0 stands in)
+        D = ranking.exact_dots(queries, I, lambda i: block[np.maximum(I[i], 0)])
     I[I >= 0] += start
     return D, I
 
@@ -136,7 +123,7 @@ def _block_topk(block, norms=None, *, queries, k, metric, threads, block_info=No
 def _shards_topk(specs, norms, starts, *, queries, k, metric, threads):
     """Consecutive shards of a from_shards array, each opened (memory-mapped)
     and scanned by this task, merged here."""
-    parts = [_topk(_open_shard(*spec), nb, queries, k, metric, threads, start)
+    parts = [_topk(open_shard(*spec), nb, queries, k, metric, threads, start)
              for spec, nb, start in zip(specs, norms, starts, strict=True)]
     return parts[0] if len(parts) == 1 else _merge(parts, k, _DESCENDING[metric])
 
@@ -175,27 +162,15 @@ def _merge(parts, k, descending):
     return _local.merge_topk(parts, k, descending=descending)
 
 
-def _pad(D, I, k, fill):
-    """``(D, I)`` padded to ``k`` columns with ``(fill, -1)``, as the local
-    searches pad when ``k`` exceeds the row count.  (Not merge_topk's
-    padding: it sorts again, by the float32 scores, which would undo the
-    exact integer order of a dot search.)"""
-    extra = k - D.shape[1]
-    if extra <= 0:
-        return D, I
-    m = D.shape[0]
-    return (np.concatenate([D, np.full((m, extra), fill, D.dtype)], axis=1),
-            np.concatenate([I, np.full((m, extra), -1, np.int64)], axis=1))
-
-
 def _finish(result, metric, one, k):
     """The search's answer from the tree's: float32 scores for dot, and the
-    padding up to ``k``, here only."""
+    padding up to ``k``, here only (appended, not merge_topk's padding: that
+    sorts again, by the float32 scores, which would undo the exact integer
+    order of a dot search)."""
     D, I = result
     if metric == "dot":
-        D = np.where(I >= 0, D.astype(np.float32), np.float32(-np.inf)).astype(np.float32)
-    D, I = _pad(D, I, k, _local.PAD_DISTANCE if metric == "hamming" else np.float32(-np.inf))
-    return (D[0], I[0]) if one else (D, I)
+        D = ranking.dot_scores(D, I)
+    return ranking.squeeze(one, *ranking.pad(D, I, k, _DESCENDING[metric]))
 
 
 def _norms_block(block):
@@ -244,8 +219,8 @@ def search(codes: da.Array, queries: np.ndarray, k: int, metric: str | None = No
     """
     codes = _codes_array(codes)
     metric = _metric(codes, metric)
-    k = _local._k(k)
-    threads = _local._threads(threads)
+    k = ranking.check_k(k)
+    threads = ranking.check_threads(threads)
     _check_tree_options(split_every, shards_per_task)
     if metric != "cosine" and db_norms is not None:
         raise ValueError("db_norms is only used with metric='cosine'")
@@ -281,7 +256,8 @@ def _tree(codes: da.Array, queries, k: int, metric: str, db_norms, threads: int,
 
 class _Candidates:
     """The int8 rows of a query batch's candidates, gathered once; answers
-    what ``index._rescore`` asks an ``Int8Index`` (dots, norms by global id)."""
+    what :func:`pplx_codec.ranking.rescore` asks an ``Int8Index`` (dots,
+    norms by global id)."""
 
     def __init__(self, ids: np.ndarray, rows: np.ndarray):
         self.ids, self.rows, self.norms = ids, rows, _norms(rows)
@@ -290,14 +266,10 @@ class _Candidates:
         return np.searchsorted(self.ids, np.where(ids < 0, self.ids[:1] if self.ids.size else 0, ids))
 
     def exact_dots(self, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        out = np.zeros(ids.shape, np.int64)
-        if not self.ids.size:
-            return out
-        pos, tmp = self._pos(ids), np.empty(ids.shape[1], np.int32)
-        for i in range(ids.shape[0]):
-            _local.dot_matrix(q[i], self.rows[pos[i]], threads=1, out=tmp)
-            out[i] = np.where(ids[i] >= 0, tmp, 0)
-        return out
+        if not self.ids.size:   # no rows gathered: every candidate is padding
+            return np.zeros(ids.shape, np.int64)
+        pos = self._pos(ids)
+        return ranking.exact_dots(q, ids, lambda i: self.rows[pos[i]])
 
     def norms_of(self, ids: np.ndarray) -> np.ndarray:
         if not self.ids.size:
@@ -324,7 +296,7 @@ def search_rescore(codes: da.Array, vectors: da.Array, queries: np.ndarray, k: i
     if codes.shape[0] != vectors.shape[0] or 8 * codes.shape[1] != vectors.shape[1]:
         raise ValueError(f"codes {codes.shape} and vectors {vectors.shape} must be the same rows "
                          f"(dimensions = 8 x code bytes)")
-    k = _local._k(k)
+    k = ranking.check_k(k)
     if isinstance(rescore, bool) or not isinstance(rescore, int) or rescore < 1:
         raise ValueError(f"rescore must be a positive integer, got {rescore!r}")
     if not isinstance(queries, np.ndarray) or queries.dtype != np.int8:
@@ -332,7 +304,7 @@ def search_rescore(codes: da.Array, vectors: da.Array, queries: np.ndarray, k: i
     if queries.ndim not in (1, 2) or queries.shape[-1] != vectors.shape[1]:
         raise ValueError(f"queries must be (m, {vectors.shape[1]}) or ({vectors.shape[1]},) int8, "
                          f"got shape {queries.shape}")
-    threads = _local._threads(threads)
+    threads = ranking.check_threads(threads)
     _check_tree_options(split_every, shards_per_task)
     one = queries.ndim == 1
     q = np.ascontiguousarray(queries[None] if one else queries)
@@ -342,6 +314,5 @@ def search_rescore(codes: da.Array, vectors: da.Array, queries: np.ndarray, k: i
                                  split_every, shards_per_task))[0]
     ids = np.unique(cand[cand >= 0])
     rows = vectors[ids].compute() if ids.size else np.empty((0, vectors.shape[1]), np.int8)
-    S, I = _rescore(q, cand, _Candidates(ids, np.ascontiguousarray(rows)), k)
-    S, I = _pad(S, I, k, np.float32(-np.inf))
-    return (S[0], I[0]) if one else (S, I)
+    S, I = ranking.rescore(q, cand, _Candidates(ids, np.ascontiguousarray(rows)), k)
+    return ranking.squeeze(one, *ranking.pad(S, I, k, descending=True))
