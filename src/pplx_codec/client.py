@@ -24,7 +24,7 @@ import os
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -32,28 +32,29 @@ import httpcore
 import httpx
 import numpy as np
 
-from . import _checks, _retry, errors
+from . import _checks, _progress, _retry, errors
+from ._progress import Progress
 from ._stream import StreamDecodeError, StreamDecoder
+from ._version import VERSION
 from .bits import reverse_bitorder
 from .constants import (
     API_BITORDER,
-    CONTEXTUALIZED_MODELS,
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_CONTEXTUALIZED_MODEL,
     DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
-    EMBEDDING_MODELS,
-    ENCODINGS,
     MAX_CHUNKS,
     MAX_DOCUMENTS,
     MAX_INPUT_TOKENS,
     MAX_INPUTS,
     MAX_REQUEST_TOKENS,
-    MIN_DIMENSIONS,
-    MODEL_DIMS,
     TOKEN_BUDGET_SHARE,
 )
 from .results import ContextualizedEmbeddings, Embeddings, EmbeddingsResponse, Usage
+from .settings import EmbedSettings
 from .tokens import estimate_tokens
 
 __all__ = ["Client", "AsyncClient"]
@@ -63,14 +64,6 @@ _ERROR_BODY_LIMIT = 1 << 20
 #: TimeoutError is the deadline's (httpx raises its own timeout classes).
 _FAILURES = (StreamDecodeError, httpx.TransportError, httpx.DecodingError, errors.APIError, TimeoutError,
              asyncio.TimeoutError)
-Progress = Callable[[int, int, Usage], None]
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
 
 # ---------------------------------------------------------------- planning
 
@@ -92,26 +85,12 @@ class _Batch:
 class _Job:
     """A validated request plan: batches and the matrix they fill."""
 
-    def __init__(self, inputs, model: str, dimensions, encoding_format: str, bitorder: str, contextual: bool,
-                 token_limit: int = MAX_REQUEST_TOKENS, budget_share: float = TOKEN_BUDGET_SHARE):
-        models = CONTEXTUALIZED_MODELS if contextual else EMBEDDING_MODELS
-        if model not in models:
-            raise ValueError(f"model must be one of {', '.join(models)}, got {model!r}")
-        if encoding_format not in ENCODINGS:
-            raise ValueError(f"encoding_format must be one of {', '.join(ENCODINGS)}, got {encoding_format!r}")
-        full = MODEL_DIMS[model]
-        if dimensions is None:
-            dimensions = full
-        elif isinstance(dimensions, bool) or not isinstance(dimensions, (int, np.integer)):
-            raise TypeError(f"dimensions must be an integer, got {type(dimensions).__name__}")
-        dimensions = int(dimensions)
-        if not MIN_DIMENSIONS <= dimensions <= full:
-            raise ValueError(f"dimensions must be in {MIN_DIMENSIONS}..{full} for {model}, got {dimensions}")
-        if encoding_format == "base64_binary" and dimensions % 8:
-            raise ValueError(f"dimensions must be a multiple of 8 for base64_binary, got {dimensions}")
-        _checks.bitorder(bitorder)
-        self.model, self.dimensions, self.encoding_format, self.bitorder = model, dimensions, encoding_format, bitorder
-        self.contextual = contextual
+    def __init__(self, inputs, settings: EmbedSettings, token_limit: int = MAX_REQUEST_TOKENS,
+                 budget_share: float = TOKEN_BUDGET_SHARE):
+        self.settings = settings
+        self.model, self.dimensions, self.bitorder = settings.model, settings.dimensions, settings.bitorder
+        self.encoding_format = encoding_format = settings.encoding_format
+        self.contextual = contextual = settings.contextualized
         self.single = isinstance(inputs, str) and not contextual
         #: first row of each document, and the end (contextualized jobs only)
         self.offsets: np.ndarray | None = None
@@ -128,6 +107,7 @@ class _Job:
             self.batches = list(self._plan_texts(texts, est, int(token_limit * budget_share)))
             n = self.ninputs = len(texts)
         self.nrows = n
+        dimensions = settings.dimensions
         width = dimensions if encoding_format == "base64_int8" else dimensions // 8
         self.out = np.empty((n, width), np.int8 if encoding_format == "base64_int8" else np.uint8)
         self.filled = np.zeros(n, bool)
@@ -474,15 +454,13 @@ class _Config:
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self._deadline_arg = deadline  # with_options(timeout=...) derives a default deadline afresh
         self.deadline = _deadline(deadline, self.timeout)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
-        self.max_retries = max_retries
+        self.max_retries = _checks.max_retries(max_retries)
         self.max_concurrency = _checks.positive_int(max_concurrency, "max_concurrency")
         self.default_headers = dict(default_headers or {})
 
     def headers(self) -> dict:
         return {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json",
-                "Accept": "application/json", "User-Agent": f"pplx-codec/{_version()}", **self.default_headers}
+                "Accept": "application/json", "User-Agent": f"pplx-codec/{VERSION}", **self.default_headers}
 
     def options(self) -> dict:
         return dict(api_key=self._api_key, base_url=self.base_url, timeout=self.timeout,
@@ -523,30 +501,6 @@ class _Base:
 
     def _url(self, contextual: bool) -> str:
         return self.base_url + ("/v1/contextualizedembeddings" if contextual else "/v1/embeddings")
-
-    @staticmethod
-    def _progress(progress, job: _Job):
-        """(update(rows_done), close()) for progress=False/True/callable."""
-        if not progress:
-            return (lambda n: None), (lambda: None)
-        total = job.nrows
-        if callable(progress):
-            state = {"done": 0}
-
-            def update(n):
-                state["done"] += n
-                progress(state["done"], total, job.usage)
-
-            return update, (lambda: None)
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, unit="text", desc=f"embed {job.model}", dynamic_ncols=True)
-
-        def advance(n):
-            bar.update(n)
-            bar.set_postfix(tokens=job.usage.total_tokens, refresh=False)
-
-        return advance, bar.close
 
 
 # ---------------------------------------------------------------- sync transport: the deadline at every wait
@@ -718,7 +672,7 @@ class _SyncEmbeddings:
 
     def create(self, *, input, model: str, dimensions: int | None = None,
                encoding_format: str = "base64_int8") -> EmbeddingsResponse:
-        job = _Job(input, model, dimensions, encoding_format, API_BITORDER, contextual=False, budget_share=1.0)
+        job = _Job(input, EmbedSettings.for_request(model, dimensions, encoding_format, API_BITORDER), budget_share=1.0)
         if len(job.batches) != 1:
             raise ValueError(f"one request takes at most {MAX_INPUTS} inputs and {MAX_REQUEST_TOKENS} tokens; "
                              "use client.embed() to batch")
@@ -751,7 +705,7 @@ class Client(_Base):
     wherever it is waiting."""
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None,
-                 timeout: float | httpx.Timeout | None = None, max_retries: int = 2,
+                 timeout: float | httpx.Timeout | None = None, max_retries: int = DEFAULT_MAX_RETRIES,
                  max_concurrency: int = DEFAULT_MAX_CONCURRENCY, http_client: httpx.Client | None = None,
                  default_headers: dict[str, str] | None = None, deadline: float | None = None) -> None:
         self._config = _Config(api_key, base_url, timeout, max_retries, max_concurrency, default_headers, deadline)
@@ -780,27 +734,28 @@ class Client(_Base):
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def embed(self, texts: str | Iterable[str], model: str = "pplx-embed-v1-0.6b", dimensions: int | None = None,
+    def embed(self, texts: str | Iterable[str], model: str = DEFAULT_MODEL, dimensions: int | None = None,
               encoding_format: str = "base64_int8", bitorder: str = API_BITORDER,
               progress: bool | Progress = False) -> Embeddings:
         """Embed any number of texts: batched, concurrent, retried, decoded
         straight into one matrix (row ``i`` = ``texts[i]``)."""
-        job = _Job(texts, model, dimensions, encoding_format, bitorder, contextual=False)
+        job = _Job(texts, EmbedSettings.for_request(model, dimensions, encoding_format, bitorder))
         self._run(job, progress)
         return job.result()
 
-    def embed_contextualized(self, documents: Iterable[Sequence[str]], model: str = "pplx-embed-context-v1-0.6b",
+    def embed_contextualized(self, documents: Iterable[Sequence[str]], model: str = DEFAULT_CONTEXTUALIZED_MODEL,
                              dimensions: int | None = None, encoding_format: str = "base64_int8",
                              bitorder: str = API_BITORDER,
                              progress: bool | Progress = False) -> ContextualizedEmbeddings:
         """Embed documents made of ordered chunks; ``result[d]`` is document
         ``d``'s chunk matrix."""
-        job = _Job(documents, model, dimensions, encoding_format, bitorder, contextual=True)
+        job = _Job(documents, EmbedSettings.for_request(model, dimensions, encoding_format, bitorder,
+                                                        contextualized=True))
         self._run(job, progress)
         return job.result()
 
     def _run(self, job: _Job, progress) -> None:
-        update, close = self._progress(progress, job)
+        update, close = _progress.reporter(progress, job.nrows, job.model, job.usage)
         pending = list(reversed(job.batches))
         failure: errors.APIError | None = None
         lock = threading.Lock()
@@ -898,7 +853,7 @@ class _AsyncEmbeddings:
 
     async def create(self, *, input, model: str, dimensions: int | None = None,
                      encoding_format: str = "base64_int8") -> EmbeddingsResponse:
-        job = _Job(input, model, dimensions, encoding_format, API_BITORDER, contextual=False, budget_share=1.0)
+        job = _Job(input, EmbedSettings.for_request(model, dimensions, encoding_format, API_BITORDER), budget_share=1.0)
         if len(job.batches) != 1:
             raise ValueError(f"one request takes at most {MAX_INPUTS} inputs and {MAX_REQUEST_TOKENS} tokens; "
                              "use client.embed() to batch")
@@ -910,7 +865,7 @@ class AsyncClient(_Base):
     """asyncio client with the same methods as :class:`Client` (awaitable)."""
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None,
-                 timeout: float | httpx.Timeout | None = None, max_retries: int = 2,
+                 timeout: float | httpx.Timeout | None = None, max_retries: int = DEFAULT_MAX_RETRIES,
                  max_concurrency: int = DEFAULT_MAX_CONCURRENCY, http_client: httpx.AsyncClient | None = None,
                  default_headers: dict[str, str] | None = None, deadline: float | None = None) -> None:
         self._config = _Config(api_key, base_url, timeout, max_retries, max_concurrency, default_headers, deadline)
@@ -935,23 +890,24 @@ class AsyncClient(_Base):
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
-    async def embed(self, texts: str | Iterable[str], model: str = "pplx-embed-v1-0.6b",
+    async def embed(self, texts: str | Iterable[str], model: str = DEFAULT_MODEL,
                     dimensions: int | None = None, encoding_format: str = "base64_int8",
                     bitorder: str = API_BITORDER, progress: bool | Progress = False) -> Embeddings:
-        job = _Job(texts, model, dimensions, encoding_format, bitorder, contextual=False)
+        job = _Job(texts, EmbedSettings.for_request(model, dimensions, encoding_format, bitorder))
         await self._run(job, progress)
         return job.result()
 
     async def embed_contextualized(self, documents: Iterable[Sequence[str]],
-                                   model: str = "pplx-embed-context-v1-0.6b", dimensions: int | None = None,
+                                   model: str = DEFAULT_CONTEXTUALIZED_MODEL, dimensions: int | None = None,
                                    encoding_format: str = "base64_int8", bitorder: str = API_BITORDER,
                                    progress: bool | Progress = False) -> ContextualizedEmbeddings:
-        job = _Job(documents, model, dimensions, encoding_format, bitorder, contextual=True)
+        job = _Job(documents, EmbedSettings.for_request(model, dimensions, encoding_format, bitorder,
+                                                        contextualized=True))
         await self._run(job, progress)
         return job.result()
 
     async def _run(self, job: _Job, progress) -> None:
-        update, close = self._progress(progress, job)
+        update, close = _progress.reporter(progress, job.nrows, job.model, job.usage)
         gate = asyncio.Semaphore(self.max_concurrency)
         failed = asyncio.Event()
 
