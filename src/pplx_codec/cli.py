@@ -322,7 +322,7 @@ def _add_client_options(p) -> None:
 def cmd_embed(args) -> int:
     from . import errors
     from .corpus import read_texts
-    from .jobs import embed_corpus
+    from .pipelines import embed_corpus
 
     with _refusing(args.input, "read"):
         encodings = _encodings(args.encoding)
@@ -349,7 +349,7 @@ def cmd_embed(args) -> int:
 
 def cmd_search(args) -> int:
     from . import errors, store
-    from .jobs import search_store
+    from .pipelines import search_store
 
     with _refusing(args.store, "read store"):  # before a server starts to embed the query
         count = store.load(args.store).count
@@ -392,7 +392,7 @@ def _encodings(spec: str) -> tuple[str, ...]:
     return parts
 
 
-def _add_jobs(sub) -> None:
+def _add_pipelines(sub) -> None:
     embed = sub.add_parser("embed", help="embed a corpus into a store directory (resumable)",
                            description="Embed INPUT into DIR: vectors.npy (int8) and/or codes.npy (packed binary), "
                                        "meta.json, texts.jsonl. A killed run resumes when run again.")
@@ -431,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pplx-codec", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--version", action="version", version=f"pplx-codec {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    _add_jobs(sub)
+    _add_pipelines(sub)
     info = sub.add_parser("info", help="versions, instruction sets, installed peers")
     info.set_defaults(func=cmd_info)
     bench = sub.add_parser("bench", help="time our kernels against the peers, in one run, as one table",

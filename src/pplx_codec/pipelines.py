@@ -1,5 +1,6 @@
-"""The CLI's main jobs as functions: embed a corpus into a store (resumably),
-and search a store for a query.
+"""The pipelines behind the CLI's ``embed`` and ``search``: a corpus embedded
+into a store (a resumable job, in the store's sense: its ``.partial`` and
+job key), and a query embedded as a store's rows were, then searched.
 
 Embedding runs in chunks of texts; each chunk's rows go to the store's
 ``Writer`` (memory-mapped, flushed, then marked done), so a killed run
