@@ -258,11 +258,12 @@ class Plan:
 
     def result(self):
         vectors = self._converted()
-        common = dict(model=self.model, dimensions=self.dimensions, encoding_format=self.encoding_format,
-                      bitorder=self.bitorder, usage=self.usage)
+        s = self.settings
         if self.contextual:
-            return ContextualizedEmbeddings(vectors, self._doc_offsets(), **common)
-        return Embeddings(vectors[0] if self.single else vectors, **common)
+            return ContextualizedEmbeddings(vectors, self._doc_offsets(), s.model, s.dimensions, s.encoding_format,
+                                            s.bitorder, self.usage)
+        return Embeddings(vectors[0] if self.single else vectors, s.model, s.dimensions, s.encoding_format,
+                          s.bitorder, self.usage)
 
     def response(self, meta: dict) -> EmbeddingsResponse:
         """The result of ``one_request``: the rows, with the response's top-level fields."""

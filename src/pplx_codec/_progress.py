@@ -20,15 +20,16 @@ def reporter(progress: bool | Progress, total: int, model: str, usage: Usage | N
     """``(update(rows_done), close())`` for ``progress`` False, True (a bar
     "embed MODEL" from ``initial`` of ``total`` texts, with the tokens of
     ``usage`` when given) or a callable (called with the rows done so far,
-    ``total`` and ``usage``)."""
+    ``total`` and ``usage``, or an empty Usage without one)."""
     if not progress:
         return _nothing, _nothing
     if callable(progress):
         state = {"done": initial}
+        so_far = Usage() if usage is None else usage
 
         def call(n: int) -> None:
             state["done"] += n
-            progress(state["done"], total, usage)
+            progress(state["done"], total, so_far)
 
         return call, _nothing
     from tqdm.auto import tqdm  # only when a bar is asked for

@@ -7,6 +7,7 @@ from int8 rows.  No I/O."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
@@ -28,6 +29,13 @@ __all__ = ["EmbedSettings", "ENCODING_NAMES"]
 ENCODING_NAMES = tuple(ENCODINGS.values())
 #: short name -> the API's ``encoding_format``
 _FORMATS = {name: fmt for fmt, name in ENCODINGS.items()}
+
+
+class Rows(TypedDict, total=False):
+    """The rows of each kept encoding (keyword arguments of a store write)."""
+
+    int8: np.ndarray
+    binary: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -86,17 +94,16 @@ class EmbedSettings:
         return {"model": self.model, "dimensions": self.dimensions, "encodings": list(self.encodings),
                 "bitorder": self.bitorder}
 
-    def arrays(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+    def arrays(self, rows: np.ndarray) -> Rows:
         """Each kept encoding's rows, from the rows of ``encoding_format``
         (in ``bitorder``).  Binary codes derived from int8 rows are bit =
         value > 0, which differs from the service's own binary only for
         values that round to 0."""
         if "int8" not in self.encodings:
-            return {"binary": rows}
-        out = {"int8": rows}
-        if "binary" in self.encodings:
-            out["binary"] = pack_bits(rows, self.bitorder)
-        return out
+            return Rows(binary=rows)
+        if "binary" not in self.encodings:
+            return Rows(int8=rows)
+        return Rows(int8=rows, binary=pack_bits(rows, self.bitorder))
 
 
 def _model(model, models: tuple[str, ...]) -> None:

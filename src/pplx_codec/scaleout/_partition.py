@@ -118,7 +118,7 @@ class Job:
         return (key, self.base_url, self.timeout, self.max_retries, self.max_concurrency, self.budget)
 
 
-def as_list(part) -> list:
+def _as_list(part) -> list:
     if isinstance(part, list):
         return part
     if hasattr(part, "tolist"):   # a pandas Series (a dask dataframe partition)
@@ -127,7 +127,7 @@ def as_list(part) -> list:
 
 
 def count_texts(part) -> int:
-    return len(as_list(part))
+    return len(_as_list(part))
 
 
 def _digest(texts: list) -> str:
@@ -148,7 +148,7 @@ def read_json(path: Path):
         return None
 
 
-def shard_name(partition: int) -> str:
+def _shard_name(partition: int) -> str:
     return f"shard-{partition:05d}"
 
 
@@ -158,7 +158,7 @@ def _complete(side: dict | None, expect: dict, root: Path) -> bool:
     if expect["count"] == 0:
         return True
     try:
-        s = store.load(root / shard_name(expect["partition"]), mmap=True)
+        s = store.load(root / _shard_name(expect["partition"]), mmap=True)
     except (OSError, ValueError):
         return False
     return s.count == expect["count"] and list(s.encodings) == expect["encodings"]
@@ -207,11 +207,11 @@ def embed_partition(part, partition: int, offset: int, job: Job) -> dict:
     ``skipped`` and ``attempt_usage`` (this attempt's requests)."""
     count = 0
     root = Path(job.out)
-    name = shard_name(partition)
+    name = _shard_name(partition)
     spent_path = root / f"{name}{SPENT}"
     paid = None
     try:
-        texts = as_list(part)
+        texts = _as_list(part)
         count = len(texts)
         expect = {"format": FORMAT + "-shard", "partition": partition, "offset": offset, "count": count,
                   "sha256": _digest(texts), **job.settings.as_dict()}

@@ -1,7 +1,7 @@
 """Distributed embedding: one shard per input partition, resumable.
 
-The driver counts each partition's texts (global row offsets), then runs one
-task per partition.  A task embeds its texts with the worker's
+This module is the driver: it counts each partition's texts (global row
+offsets), then runs one task per partition (:mod:`._partition`).  A task embeds its texts with the worker's
 :class:`pplx_codec.Client` (one per worker process and job, created on first
 use), writes them with :func:`pplx_codec.store.save` as
 ``OUT/shard-00000`` (atomic), then ``OUT/shard-00000.json``, the sidecar that
@@ -18,7 +18,8 @@ cannot give its leases back, and distributed would free them only after its
 lease timeout (``distributed.scheduler.locks.lease-timeout``, 30 s, checked
 every ``lease-validation-interval``, 10 s), the budget shrunk meanwhile: the
 leases' ids therefore start with the worker's address, and a scheduler
-plugin releases a worker's leases as soon as the scheduler removes it.
+plugin releases a worker's leases as soon as the scheduler removes it
+(:mod:`._budget`).
 """
 
 from __future__ import annotations
