@@ -212,7 +212,8 @@ def test_sync_send_is_capped_at_the_deadline():
     the whole timeout): a server reading slowly, 1 KiB every 10 ms, cannot
     hold the request's upload past the deadline.  (Tested on the stream: on
     loopback, a request body fits in the kernel's send buffer.)"""
-    from pplx_codec.client import _ATTEMPT, _DeadlineBackend
+    from pplx_codec._transport import ATTEMPT as _ATTEMPT
+    from pplx_codec._transport import DeadlineBackend as _DeadlineBackend
 
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # small windows: the sender blocks soon
@@ -249,7 +250,7 @@ def test_httpcore_errors_become_httpx_errors():
     """Client's transport raises httpx's exceptions, as httpx's own does: its
     table covers every exception httpcore exports (but ConnectionNotAvailable,
     which httpcore's pool handles itself), each as httpx's class of that name."""
-    from pplx_codec.client import _httpx_errors
+    from pplx_codec._transport import httpx_errors as _httpx_errors
 
     core = [c for c in vars(httpcore).values()
             if isinstance(c, type) and issubclass(c, Exception) and c is not httpcore.ConnectionNotAvailable]

@@ -38,12 +38,14 @@ from distributed.protocol import deserialize, serialize
 import pplx_codec as pc
 import pplx_codec.dask as pdask
 from pplx_codec import store
+from pplx_codec.scaleout import _budget, _partition
 from pplx_codec.scaleout import embed as embed_mod
 from pplx_codec.server import FaultConfig, ServerConfig
 from pplx_codec.server.app import create_app
 from pplx_codec.server.rng import key as rng_key
 from pplx_codec.server.rng import uniform
 from pplx_codec.server.runner import _uvicorn_config, base_url, bind
+from pplx_codec.settings import EmbedSettings
 
 KEY = "dask-test-key-5f2c9a"
 DIMS = 256
@@ -678,17 +680,17 @@ def test_embed_failure_carries_partial_rows(cluster, server, tmp_path):
     np.testing.assert_array_equal(f.partial.vectors[:512], local_embed(server[0], texts[:512]))
     # the failed attempt's successful request was paid for: the manifest's usage (all
     # runs) counts it with the 2 requests of the rerun that completes the partition
-    assert (tmp_path / "out" / f"shard-00000{embed_mod.SPENT}").is_file()
+    assert (tmp_path / "out" / f"shard-00000{_partition.SPENT}").is_file()
     r = pdask.embed(texts, tmp_path / "out", api_key=KEY, base_url=server[0], dimensions=DIMS,
                     partition_size=1000, max_concurrency=1)
     assert r.usage.requests == 2 and r.manifest["usage"]["requests"] == 3
     assert r.manifest["usage"]["total_tokens"] > r.usage.total_tokens > 0
-    assert not (tmp_path / "out" / f"shard-00000{embed_mod.SPENT}").exists()
+    assert not (tmp_path / "out" / f"shard-00000{_partition.SPENT}").exists()
     r = pdask.embed(texts, tmp_path / "out", api_key=KEY, base_url=server[0], dimensions=DIMS,
                     partition_size=1000)
     assert r.skipped == [0] and r.usage.requests == 0 and r.manifest["usage"]["requests"] == 3
     # a partial result too large to send back keeps only which rows arrived
-    big = pc.PartialResult(np.zeros((embed_mod.PARTIAL_ROWS_LIMIT + 1, 1), np.int8), np.ones(3, bool))
+    big = pc.PartialResult(np.zeros((_partition.PARTIAL_ROWS_LIMIT + 1, 1), np.int8), np.ones(3, bool))
     err = pc.APIError("boom")
     err.partial = big
     wrapped = pickle.loads(pickle.dumps(pdask.PartitionError.wrap(4, 100, 3, err)))
@@ -709,7 +711,7 @@ def test_embed_auth_failure_names_partitions_not_the_key(cluster, server, tmp_pa
     logs = json.dumps(cluster.get_worker_logs(), default=str) + json.dumps(cluster.get_scheduler_logs(),
                                                                             default=str)
     assert secret not in logs
-    job = embed_mod._Job(out="x", model="m", dimensions=8, encodings=("int8",), bitorder="little",
+    job = _partition.Job(out="x", settings=EmbedSettings("m", 8, ("int8",), "little"),
                          save_texts=False, budget="b", max_concurrency=1, base_url=None, timeout=None,
                          max_retries=0, api_key=secret)
     assert secret not in repr(job) and secret not in str(job)
@@ -727,13 +729,13 @@ def test_embed_concurrency_budget_is_cluster_wide(cluster, tmp_path):
         tracked.reset()
         r = pdask.embed(texts, tmp_path / "one", max_concurrency=1, **opts)
         assert tracked.requests == 8 and tracked.max_in_flight == 1
-        cluster.run(lambda: embed_mod._CLIENTS.clear())
+        cluster.run(lambda: _budget.CLIENTS.clear())
         tracked.reset()
         pdask.embed(texts, tmp_path / "two", max_concurrency=2, **opts)
         assert tracked.requests == 8 and tracked.max_in_flight == 2
     np.testing.assert_array_equal(r.array().compute(), pdask.from_shards(tmp_path / "free").compute())
     # one client per worker process for the job, reused by all its partitions there
-    per_worker = cluster.run(lambda: len(embed_mod._CLIENTS))
+    per_worker = cluster.run(lambda: len(_budget.CLIENTS))
     assert set(per_worker.values()) <= {0, 1} and sum(per_worker.values()) >= 1
 
 
@@ -763,18 +765,18 @@ def test_lost_worker_gives_its_budget_lease_back(cluster):
 
     from distributed import Semaphore
 
-    name = embed_mod.BUDGET_PREFIX + "lost-worker-" + uuid.uuid4().hex
-    cluster.register_plugin(embed_mod._ReleaseLostLeases())   # what embed() does
+    name = _budget.BUDGET_PREFIX + "lost-worker-" + uuid.uuid4().hex
+    cluster.register_plugin(_budget.ReleaseLostLeases())   # what embed() does
     with dask.config.set({"distributed.scheduler.locks.lease-timeout": "inf"}):
         sem = Semaphore(max_leases=1, name=name, scheduler_rpc=cluster.scheduler, loop=cluster.loop)
         sem.register()
-    job = embed_mod._Job(out="unused", model="pplx-embed-v1-0.6b", dimensions=DIMS, encodings=("int8",),
-                         bitorder="little", save_texts=False, budget=name, max_concurrency=1,
+    job = _partition.Job(out="unused", settings=EmbedSettings("pplx-embed-v1-0.6b", DIMS, ("int8",), "little"),
+                         save_texts=False, budget=name, max_concurrency=1,
                          base_url="http://127.0.0.1:9", timeout=None, max_retries=0, api_key=KEY)
 
     def take_the_lease(job):   # as a request does: the worker's client's budget
-        embed_mod._worker_client(job)
-        return embed_mod._CLIENTS[job.client_key()][2].acquire()
+        _budget.worker_client(job)
+        return _budget.CLIENTS[job.client_key()][2].acquire()
 
     def leases():
         return cluster.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.extensions["semaphores"]

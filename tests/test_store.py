@@ -795,7 +795,7 @@ def test_resumed_embed_usage_sums_every_run(tmp_path):
     """meta.json's usage is the sum over all runs: the chunks of a failed run
     (and the rows that run kept from its failing chunk), of a killed run, and
     of the run that commits."""
-    from pplx_codec import jobs
+    from pplx_codec import pipelines
     from pplx_codec.corpus import Source
 
     texts = [str(i) for i in range(300)]
@@ -803,10 +803,10 @@ def test_resumed_embed_usage_sums_every_run(tmp_path):
     out = tmp_path / "out"
     opts = dict(model="pplx-embed-v1-0.6b", dimensions=128, encodings=("int8",), chunk=100, progress=False)
     with pytest.raises(pc.APIError):   # chunk 0: 100 tokens; chunk 1 fails after 40 rows: 40 tokens
-        jobs.embed_corpus(FakeClient({1: 40}), src, str(out), **opts)
+        pipelines.embed_corpus(FakeClient({1: 40}), src, str(out), **opts)
     with pytest.raises(KeyboardInterrupt):   # chunk 1 again: 100 tokens; then killed
-        jobs.embed_corpus(FakeClient({1: None}), src, str(out), **opts)
-    report = jobs.embed_corpus(FakeClient(), src, str(out), **opts)   # chunk 2: 100 tokens
+        pipelines.embed_corpus(FakeClient({1: None}), src, str(out), **opts)
+    report = pipelines.embed_corpus(FakeClient(), src, str(out), **opts)   # chunk 2: 100 tokens
     assert (report.usage.total_tokens, report.usage.requests) == (100, 1)   # this run's
     s = store.load(out)
     assert s.meta["usage"]["total_tokens"] == s.meta["usage"]["prompt_tokens"] == 340

@@ -6,11 +6,10 @@ order, int8 norms, exact Hamming / int8 cosine top-k search and indexes.  See
 ``capabilities()`` for the instruction set in use.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from . import _isa
 from ._isa import capabilities, use_isa
 from ._stream import StreamDecodeError, StreamDecoder
+from ._version import VERSION
 from .b64 import b64decode, b64encode, decode_binary, decode_int8, encode_binary, encode_int8
 from .bits import pack_bits, reverse_bitorder, unpack_bits
 from .client import AsyncClient, Client
@@ -35,12 +34,8 @@ from .results import ContextualizedEmbeddings, Embeddings, EmbeddingsResponse, U
 from .search import cosine, dot, dot_matrix, hamming, hamming_matrix, merge_topk, search_binary, search_int8
 from .vectors import norms, to_float32, truncate
 
-# The version is written once, in pyproject.toml, and read back from the
-# installed distribution's metadata (the CLI's --version and info print this).
-try:
-    __version__ = version("pplx-codec")
-except PackageNotFoundError:  # running from a source tree without metadata
-    __version__ = "0+unknown"
+# written once, in pyproject.toml; read back from the installed metadata by _version
+__version__ = VERSION
 
 # PPLX_CODEC_ISA=<tier> picks the tier for the whole process, at import.
 _isa.apply_env()

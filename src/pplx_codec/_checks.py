@@ -34,3 +34,10 @@ def positive_int(value, name: str, maximum: int = sys.maxsize, minimum: int = 1)
     if value > maximum:
         raise ValueError(f"{name} must be at most {maximum}, got {value}")
     return value
+
+
+def max_retries(value) -> int:
+    """Retries after a request's first attempt: an int, 0 or more."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"max_retries must be a non-negative integer, got {value!r}")
+    return value

@@ -13,21 +13,27 @@ import platform
 import secrets
 import sys
 from contextlib import contextmanager
-from importlib import metadata
 
 import numpy as np
 
-from . import __version__, _dispatch, capabilities
+from . import _dispatch
+from ._isa import capabilities
+from ._version import VERSION as __version__
+from ._version import dist_version
+from .constants import (
+    API_BITORDER,
+    BITORDERS,
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MODEL,
+    EMBED_CHUNK,
+    EMBEDDING_MODELS,
+)
+from .settings import ENCODING_NAMES
 
 # peers the bench extra installs, by distribution name
 _PEERS = ("pybase64", "numkong", "simsimd", "faiss-cpu", "usearch", "msgspec", "orjson", "perplexityai")
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def cmd_info(args) -> int:
@@ -44,7 +50,7 @@ def cmd_info(args) -> int:
         print(f"isa amx:      not usable: {refusal}")
     print(f"isa active:   {caps['active']}" + (f" (forced by {caps['forced_by']})" if caps["forced_by"] else ""))
     print(f"threads:      {caps['threads']} (no OpenMP)")
-    print("peers: " + ", ".join(f"{d} {_version(d) or '(not installed)'}" for d in _PEERS))
+    print("peers: " + ", ".join(f"{d} {dist_version(d) or '(not installed)'}" for d in _PEERS))
     return 0
 
 
@@ -115,7 +121,7 @@ def cmd_bench(args) -> int:
     if peer_kernels:
         print("peer kernels:")
         for peer, info in peer_kernels.items():
-            version = "" if peer == "numpy BLAS" else f" {_version(_PEER_DIST[peer])}"
+            version = "" if peer == "numpy BLAS" else f" {dist_version(_PEER_DIST[peer])}"
             print(f"  {peer}{version}: {info['detail']}")
     results = run_cases(cases, quick=args.quick,
                         progress=lambda name: print(f"  running {name} ...", file=sys.stderr, flush=True))
@@ -128,7 +134,7 @@ def cmd_bench(args) -> int:
     if args.json:
         doc = report.build(results, version=__version__, mode="quick" if args.quick else "full", families=chosen,
                            capabilities=caps, default_tier=caps["active"], machine=hardware.machine(),
-                           versions={"numpy": np.__version__, **{d: _version(d) for d in _PEERS}},
+                           versions={"numpy": np.__version__, **{d: dist_version(d) for d in _PEERS}},
                            peer_kernels=peer_kernels, missing=missing)
         with _refusing(args.json, "write --json"):
             report.write(doc, args.json)
@@ -305,19 +311,21 @@ def _client(args):
 
 def _add_client_options(p) -> None:
     p.add_argument("--api-key", help="Perplexity API key (default: PERPLEXITY_API_KEY, then PPLX_API_KEY)")
-    p.add_argument("--base-url", help="API base URL (default: PERPLEXITY_BASE_URL, then https://api.perplexity.ai "
+    p.add_argument("--base-url", help=f"API base URL (default: PERPLEXITY_BASE_URL, then {DEFAULT_BASE_URL} "
                                       "when a key is set, else the embedded reference server)")
-    p.add_argument("--max-concurrency", type=_at_least(1), default=4, help="requests in flight (default 4)")
-    p.add_argument("--max-retries", type=_at_least(0), default=2, help="retries per request (default 2)")
+    p.add_argument("--max-concurrency", type=_at_least(1), default=DEFAULT_MAX_CONCURRENCY,
+                   help=f"requests in flight (default {DEFAULT_MAX_CONCURRENCY})")
+    p.add_argument("--max-retries", type=_at_least(0), default=DEFAULT_MAX_RETRIES,
+                   help=f"retries per request (default {DEFAULT_MAX_RETRIES})")
 
 
 def cmd_embed(args) -> int:
     from . import errors
     from .corpus import read_texts
-    from .jobs import embed_corpus, parse_encodings
+    from .pipelines import embed_corpus
 
     with _refusing(args.input, "read"):
-        encodings = parse_encodings(args.encoding)
+        encodings = _encodings(args.encoding)
         try:
             source = read_texts(args.input, field=args.field, column=args.column)
         except RuntimeError as e:  # Parquet without pyarrow
@@ -341,7 +349,7 @@ def cmd_embed(args) -> int:
 
 def cmd_search(args) -> int:
     from . import errors, store
-    from .jobs import search_store
+    from .pipelines import search_store
 
     with _refusing(args.store, "read store"):  # before a server starts to embed the query
         count = store.load(args.store).count
@@ -376,9 +384,15 @@ def _at_least(minimum: int):
     return parse
 
 
-def _add_jobs(sub) -> None:
-    from .constants import EMBEDDING_MODELS
+def _encodings(spec: str) -> tuple[str, ...]:
+    """``--encoding``: a comma list of encodings, in the order given, each once."""
+    parts = tuple(dict.fromkeys(p.strip() for p in spec.split(",") if p.strip()))
+    if not parts or any(p not in ENCODING_NAMES for p in parts):
+        raise ValueError(f"--encoding takes {', '.join(ENCODING_NAMES)} or {','.join(ENCODING_NAMES)}; got {spec!r}")
+    return parts
 
+
+def _add_pipelines(sub) -> None:
     embed = sub.add_parser("embed", help="embed a corpus into a store directory (resumable)",
                            description="Embed INPUT into DIR: vectors.npy (int8) and/or codes.npy (packed binary), "
                                        "meta.json, texts.jsonl. A killed run resumes when run again.")
@@ -388,13 +402,16 @@ def _add_jobs(sub) -> None:
     embed.add_argument("--out", required=True, metavar="DIR", help="store directory to write")
     embed.add_argument("--field", default="text", help="JSONL field holding the text (default: text)")
     embed.add_argument("--column", default="text", help="Parquet column holding the text (default: text)")
-    embed.add_argument("--model", default=EMBEDDING_MODELS[0], choices=EMBEDDING_MODELS)
+    embed.add_argument("--model", default=DEFAULT_MODEL, choices=EMBEDDING_MODELS)
     embed.add_argument("--dimensions", type=_at_least(1), help="Matryoshka dimensions (default: the model's full size)")
-    embed.add_argument("--encoding", default="int8,binary",
-                       help="int8, binary or int8,binary (default; binary codes are derived from the int8 signs)")
-    embed.add_argument("--bitorder", default="little", choices=("little", "big"),
-                       help="bit order of the stored codes (default little, as the API sends them)")
-    embed.add_argument("--chunk", type=_at_least(1), default=4096, help="texts per resumable step (default 4096)")
+    both = ",".join(ENCODING_NAMES)
+    embed.add_argument("--encoding", default=both,
+                       help=f"{', '.join(ENCODING_NAMES)} or {both} (default; binary codes are derived from the "
+                            "int8 signs)")
+    embed.add_argument("--bitorder", default=API_BITORDER, choices=BITORDERS,
+                       help=f"bit order of the stored codes (default {API_BITORDER}, as the API sends them)")
+    embed.add_argument("--chunk", type=_at_least(1), default=EMBED_CHUNK,
+                       help=f"texts per resumable step (default {EMBED_CHUNK})")
     embed.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_client_options(embed)
     embed.set_defaults(func=cmd_embed)
@@ -414,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pplx-codec", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--version", action="version", version=f"pplx-codec {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    _add_jobs(sub)
+    _add_pipelines(sub)
     info = sub.add_parser("info", help="versions, instruction sets, installed peers")
     info.set_defaults(func=cmd_info)
     bench = sub.add_parser("bench", help="time our kernels against the peers, in one run, as one table",

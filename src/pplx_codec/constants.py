@@ -28,6 +28,10 @@ EMBEDDING_MODELS = ("pplx-embed-v1-0.6b", "pplx-embed-v1-4b")
 #: Models of ``POST /v1/contextualizedembeddings``.
 CONTEXTUALIZED_MODELS = ("pplx-embed-context-v1-0.6b", "pplx-embed-context-v1-4b")
 
+#: The model of each endpoint when none is named (the smaller one).
+DEFAULT_MODEL = EMBEDDING_MODELS[0]
+DEFAULT_CONTEXTUALIZED_MODEL = CONTEXTUALIZED_MODELS[0]
+
 #: USD per 1,000,000 input tokens.  Decimal so that cost arithmetic is exact
 #: until the one conversion to a JSON number.
 PRICE_PER_MILLION_TOKENS = {
@@ -56,8 +60,15 @@ DEFAULT_BASE_URL = "https://api.perplexity.ai"
 #: Seconds: the whole request, and connecting (the official SDK's defaults).
 DEFAULT_TIMEOUT = 900.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
-#: Requests in flight per job, unless max_concurrency says otherwise.
+#: Requests in flight per call, unless max_concurrency says otherwise.
 DEFAULT_MAX_CONCURRENCY = 4
+#: Retries of a request after its first attempt (the official SDK's default).
+DEFAULT_MAX_RETRIES = 2
 #: Share of the request token limit a batch is planned to use: local counts
 #: are estimates (pplx_codec.tokens), the margin absorbs their error.
 TOKEN_BUDGET_SHARE = 0.8
+
+# --- the corpus pipeline (``pplx-codec embed``) ---
+
+#: Texts per resumable step (one store write): large enough to keep every request full.
+EMBED_CHUNK = 4096

@@ -12,7 +12,7 @@ __all__ = ["Usage", "Embeddings", "ContextualizedEmbeddings", "EmbeddingsRespons
 
 @dataclass
 class Usage:
-    """Tokens and cost, summed over every request a job made."""
+    """Tokens and cost, summed over every request a call made."""
 
     prompt_tokens: int = 0
     total_tokens: int = 0
@@ -22,7 +22,7 @@ class Usage:
     requests: int = 0
 
     def __iadd__(self, other: Usage) -> Usage:
-        """Sum another job's usage into this one."""
+        """Sum another usage into this one."""
         self.prompt_tokens += other.prompt_tokens
         self.total_tokens += other.total_tokens
         self.input_cost += other.input_cost

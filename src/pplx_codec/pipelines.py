@@ -1,5 +1,6 @@
-"""The CLI's main jobs as functions: embed a corpus into a store (resumably),
-and search a store for a query.
+"""The pipelines behind the CLI's ``embed`` and ``search``: a corpus embedded
+into a store (a resumable job, in the store's sense: its ``.partial`` and
+job key), and a query embedded as a store's rows were, then searched.
 
 Embedding runs in chunks of texts; each chunk's rows go to the store's
 ``Writer`` (memory-mapped, flushed, then marked done), so a killed run
@@ -8,8 +9,7 @@ that fails keeps the rows that did arrive.  Each chunk's usage is logged in
 the job (``Writer.record``) before its rows are written, so meta.json's
 ``usage`` is the sum over every run, failed and killed ones included.
 Binary codes are derived from the int8 rows when both encodings are asked
-for (one request per text instead of two; bit = int8 value > 0, which
-differs from the service's own binary only for values that round to 0).
+for (``EmbedSettings.arrays``: one request per text instead of two).
 """
 
 from __future__ import annotations
@@ -21,18 +21,15 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import errors, store
-from .bits import pack_bits
+from . import _progress, errors, store
 from .client import Client
-from .constants import MODEL_DIMS
+from .constants import API_BITORDER, DEFAULT_MODEL, EMBED_CHUNK
 from .corpus import Source
 from .index import BinaryIndex, Index, Int8Index
 from .results import Usage
+from .settings import EmbedSettings
 
 __all__ = ["EmbedReport", "embed_corpus", "search_store", "Hit"]
-
-ENCODINGS = ("int8", "binary")
-CHUNK = 4096  # texts per store write: large enough to keep every request full
 
 
 @dataclass
@@ -47,37 +44,30 @@ class EmbedReport:
         return self.embedded / self.seconds if self.seconds > 0 else float("inf")
 
 
-def _job_key(source: Source, model: str, dimensions: int, encodings: tuple, bitorder: str, endpoint: str) -> str:
-    ident = json.dumps([source.sha256, model, dimensions, list(encodings), bitorder, endpoint])
+def _job_key(source: Source, settings: EmbedSettings, encodings, endpoint: str) -> str:
+    # the encodings as the caller gave them: a .partial started before keeps resuming
+    ident = json.dumps([source.sha256, settings.model, settings.dimensions, list(encodings), settings.bitorder,
+                        endpoint])
     return hashlib.sha256(ident.encode()).hexdigest()
 
 
-def parse_encodings(spec: str) -> tuple[str, ...]:
-    parts = tuple(dict.fromkeys(p.strip() for p in spec.split(",") if p.strip()))
-    bad = [p for p in parts if p not in ENCODINGS]
-    if not parts or bad:
-        raise ValueError(f"--encoding takes int8, binary or int8,binary; got {spec!r}")
-    return parts
-
-
-def embed_corpus(client: Client, source: Source, out: str, model: str = "pplx-embed-v1-0.6b",
+def embed_corpus(client: Client, source: Source, out: str, model: str = DEFAULT_MODEL,
                  dimensions: int | None = None, encodings: tuple[str, ...] = ("int8", "binary"),
-                 bitorder: str = "little", chunk: int = CHUNK, progress=True, endpoint: str = "") -> EmbedReport:
+                 bitorder: str = API_BITORDER, chunk: int = EMBED_CHUNK, progress=True,
+                 endpoint: str = "") -> EmbedReport:
     """Embed ``source.texts`` into the store at ``out`` (resuming a matching
     unfinished job there) and commit it.  ``endpoint`` names where vectors
     come from, so that a resume never mixes two services' vectors."""
-    if model not in MODEL_DIMS:
-        raise ValueError(f"unknown model {model!r}; models: {', '.join(MODEL_DIMS)}")
-    dims = MODEL_DIMS[model] if dimensions is None else int(dimensions)
+    settings = EmbedSettings.checked(model, dimensions, encodings, bitorder)
+    dims = settings.dimensions
     n = len(source.texts)
     meta = {"model": model, "dimensions": dims, "source": source.path, "source_sha256": source.sha256,
             "endpoint": endpoint}
-    writer = store.Writer.resume_or_create(out, n, dims, encodings=encodings, bitorder=bitorder, meta=meta,
-                                           job_key=_job_key(source, model, dims, encodings, bitorder, endpoint))
-    fmt = "base64_int8" if "int8" in encodings else "base64_binary"
+    writer = store.Writer.resume_or_create(out, n, dims, encodings=settings.encodings, bitorder=bitorder,
+                                           meta=meta, job_key=_job_key(source, settings, encodings, endpoint))
     usage = Usage()
     todo = writer.missing()
-    bar = _bar(progress, n, n - todo.size, model)
+    update, close = _progress.reporter(bool(progress), n, model, initial=n - todo.size)
     started = time.perf_counter()
     try:
         for start in range(0, n, chunk):
@@ -85,22 +75,22 @@ def embed_corpus(client: Client, source: Source, out: str, model: str = "pplx-em
             if writer.done[start:stop].all():
                 continue
             try:
-                got = client.embed(source.texts[start:stop], model=model, dimensions=dims, encoding_format=fmt,
-                                   bitorder=bitorder)
+                got = client.embed(source.texts[start:stop], model=model, dimensions=dims,
+                                   encoding_format=settings.encoding_format, bitorder=bitorder)
             except errors.APIError as e:
                 if e.partial is not None:  # keep what arrived: a rerun embeds only the rest
                     if e.partial.usage is not None:
                         _spent(writer, usage, e.partial.usage)
-                    _write_runs(writer, start, e.partial.vectors, e.partial.filled, encodings, bitorder)
+                    _write_runs(writer, settings, start, e.partial.vectors, e.partial.filled)
                 raise
             _spent(writer, usage, got.usage)
-            _write_rows(writer, start, got.vectors, encodings, bitorder)
-            bar(stop - start)
+            writer.write(start, **settings.arrays(got.vectors))
+            update(stop - start)
     except BaseException:
         writer.close()  # releases the job lock; the .partial stays for the next run
         raise
     finally:
-        bar(None)
+        close()
     seconds = time.perf_counter() - started
     writer.commit(meta={**meta, "usage": asdict(_job_usage(writer)), "resumed": bool(writer.resumed),
                         "seconds": round(seconds, 3)},
@@ -129,22 +119,7 @@ def _job_usage(writer) -> Usage:
     return total
 
 
-def _arrays(vectors: np.ndarray, encodings, bitorder: str) -> dict:
-    out = {}
-    if "int8" in encodings:
-        out["int8"] = vectors
-        if "binary" in encodings:
-            out["binary"] = pack_bits(vectors, bitorder)
-    else:
-        out["binary"] = vectors
-    return out
-
-
-def _write_rows(writer, start: int, vectors: np.ndarray, encodings, bitorder: str) -> None:
-    writer.write(start, **_arrays(vectors, encodings, bitorder))
-
-
-def _write_runs(writer, start: int, vectors: np.ndarray, filled: np.ndarray, encodings, bitorder: str) -> None:
+def _write_runs(writer, settings: EmbedSettings, start: int, vectors: np.ndarray, filled: np.ndarray) -> None:
     """Write the filled rows of a partial result, run by contiguous run."""
     idx = np.flatnonzero(filled)
     if idx.size == 0:
@@ -152,23 +127,7 @@ def _write_runs(writer, start: int, vectors: np.ndarray, filled: np.ndarray, enc
     breaks = np.flatnonzero(np.diff(idx) != 1) + 1
     for run in np.split(idx, breaks):
         lo, hi = int(run[0]), int(run[-1]) + 1
-        _write_rows(writer, start + lo, vectors[lo:hi], encodings, bitorder)
-
-
-def _bar(progress, total: int, initial: int, model: str):
-    if not progress:
-        return lambda n: None
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, initial=initial, unit="text", desc=f"embed {model}", dynamic_ncols=True)
-
-    def update(n):
-        if n is None:
-            bar.close()
-        else:
-            bar.update(n)
-
-    return update
+        writer.write(start + lo, **settings.arrays(vectors[lo:hi]))
 
 
 @dataclass

@@ -1,0 +1,175 @@
+"""``Client``'s own httpx transport: what ``httpx.HTTPTransport()`` does by
+default, over sockets each of whose waits ends by the deadline of the attempt
+running in the thread (:data:`ATTEMPT`), so that a server trickling bytes
+cannot hold a sync attempt past its deadline.  Also whether the environment
+sets a proxy (then httpx's own transport is kept, to apply it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+import urllib.request
+
+import httpcore
+import httpx
+
+
+class AttemptEnds(threading.local):
+    """When the sync attempt running in this thread must end (``time.monotonic()``).
+    ``Client._attempt`` (pplx_codec.client) sets it around the whole exchange: a sync attempt runs
+    in one thread, from connecting to the last byte of the body, so the
+    sockets it waits on can find its deadline here without being told."""
+
+    ends = math.inf  # the class attribute is every thread's default: no attempt, no deadline
+
+
+ATTEMPT = AttemptEnds()
+
+
+def capped(timeout: float | None, expired: type[Exception]) -> float | None:
+    """``timeout`` capped at the time left to this thread's attempt; raises
+    ``expired`` (an httpcore timeout) once none is left."""
+    ends = ATTEMPT.ends
+    if ends == math.inf:
+        return timeout
+    left = ends - time.monotonic()
+    if left <= 0:
+        raise expired("the attempt's deadline passed")
+    return left if timeout is None or timeout > left else timeout
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    """httpcore's socket stream, each of whose waits (a read, a send, the TLS
+    handshake) ends by the deadline of the attempt running in the thread:
+    httpx's timeouts bound each read, so a server sending a byte now and
+    then, in its headers as well as its body, could hold a sync attempt
+    forever.  One cap per read of up to 64 KiB: no per-byte work."""
+
+    def __init__(self, stream: httpcore.NetworkStream):
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, capped(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        # httpcore's own write gives each send() the whole timeout, so a server
+        # reading slowly could hold one write call: cap every send instead.
+        sock = self._stream.get_extra_info("socket")
+        view = memoryview(buffer)
+        try:
+            while view:
+                sock.settimeout(capped(timeout, httpcore.WriteTimeout))
+                view = view[sock.send(view):]
+        except TimeoutError as e:
+            raise httpcore.WriteTimeout(str(e)) from e
+        except OSError as e:
+            raise httpcore.WriteError(str(e)) from e
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        # (CPython bounds the whole handshake by the socket's timeout)
+        return DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
+                                                      capped(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str):
+        return self._stream.get_extra_info(info)
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    """``httpcore.SyncBackend`` making ``DeadlineStream``s."""
+
+    def __init__(self):
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options=None) -> httpcore.NetworkStream:
+        return DeadlineStream(self._backend.connect_tcp(host, port, capped(timeout, httpcore.ConnectTimeout),
+                                                         local_address, socket_options))
+
+
+#: httpcore's exceptions and the httpx ones to raise for them, the most
+#: specific first (httpx's own table is private to its transport).
+HTTPCORE_ERRORS = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout), (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout), (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError), (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError), (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError), (httpcore.ProtocolError, httpx.ProtocolError),
+    (httpcore.ProxyError, httpx.ProxyError), (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+)
+
+
+@contextlib.contextmanager
+def httpx_errors():
+    """httpcore's exceptions raised as httpx's, as ``httpx.HTTPTransport`` does."""
+    try:
+        yield
+    except Exception as e:
+        for core, ours in HTTPCORE_ERRORS:
+            if isinstance(e, core):
+                raise ours(str(e)) from e
+        raise
+
+
+class Body(httpx.SyncByteStream):
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __iter__(self):
+        with httpx_errors():
+            yield from self._stream
+
+    def close(self) -> None:
+        with httpx_errors():
+            self._stream.close()
+
+
+class DeadlineTransport(httpx.BaseTransport):
+    """What ``httpx.HTTPTransport()`` does by default (a pool of HTTP/1.1
+    connections within ``limits``, kept alive; TLS verified by
+    ``httpx.create_ssl_context``, which honours SSL_CERT_FILE/SSL_CERT_DIR),
+    over ``DeadlineStream``s: ``Client``'s transport when it makes its own
+    httpx client and no proxy is configured (httpx reads proxies from the
+    environment only for a client built without a transport)."""
+
+    def __init__(self, limits: httpx.Limits):
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(), max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
+            network_backend=DeadlineBackend())
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        req = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=request.headers.raw, content=request.stream, extensions=request.extensions)
+        with httpx_errors():
+            resp = self._pool.handle_request(req)
+        return httpx.Response(resp.status, headers=resp.headers, stream=Body(resp.stream),
+                              extensions=resp.extensions)
+
+    def close(self) -> None:
+        with httpx_errors():
+            self._pool.close()
+
+
+def env_proxy() -> bool:
+    """Whether ``httpx.Client()`` would route some requests through a proxy
+    from the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY; not when
+    NO_PROXY is ``*``), by the rule httpx itself follows."""
+    found = urllib.request.getproxies()
+    if "*" in (h.strip() for h in found.get("no", "").split(",")):
+        return False
+    return any(found.get(scheme) for scheme in ("http", "https", "all"))
+
+
+# ---------------------------------------------------------------- sync
