@@ -15,6 +15,8 @@ MIN_DIMENSIONS = 128
 
 #: ``encoding_format`` values and the short names the codec functions use.
 ENCODINGS = {"base64_int8": "int8", "base64_binary": "binary"}
+#: The short names alone, in the order a store keeps them.
+ENCODING_NAMES = tuple(ENCODINGS.values())
 
 #: Perplexity documents base64_binary as LSB-first: dimension j is bit j % 8 of byte j // 8.
 API_BITORDER = "little"

@@ -18,6 +18,7 @@ from .constants import (
     CONTEXTUALIZED_MODELS,
     DEFAULT_MODEL,
     EMBEDDING_MODELS,
+    ENCODING_NAMES,
     ENCODINGS,
     MIN_DIMENSIONS,
     MODEL_DIMS,
@@ -25,8 +26,6 @@ from .constants import (
 
 __all__ = ["EmbedSettings", "ENCODING_NAMES"]
 
-#: The short names of the encodings, in the order a store keeps them.
-ENCODING_NAMES = tuple(ENCODINGS.values())
 #: short name -> the API's ``encoding_format``
 _FORMATS = {name: fmt for fmt, name in ENCODINGS.items()}
 

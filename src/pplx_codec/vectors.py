@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _checks, _int8
-from .constants import ENCODINGS, MIN_DIMENSIONS
+from .constants import ENCODING_NAMES, ENCODINGS, MIN_DIMENSIONS
 
 __all__ = ["truncate", "norms", "to_float32"]
 
@@ -30,7 +30,7 @@ def truncate(matrix: npt.NDArray[_T], dimensions: int, encoding: str = "int8", c
     this package accepts.
     """
     enc = ENCODINGS.get(encoding, encoding)
-    if enc not in ("int8", "binary"):
+    if enc not in ENCODING_NAMES:
         raise ValueError(f"encoding must be 'int8' or 'binary', got {encoding!r}")
     m = matrix
     want = np.int8 if enc == "int8" else np.uint8

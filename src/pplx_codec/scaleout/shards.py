@@ -40,7 +40,8 @@ __all__ = ["from_shards", "ShardArray", "MANIFEST"]
 #: The file :func:`pplx_codec.dask.embed` writes last into its output directory.
 MANIFEST = "manifest.json"
 
-_ENCODINGS = {"int8": np.dtype(np.int8), "binary": np.dtype(np.uint8)}
+#: Each encoding's dtype, as a store keeps it.
+_DTYPES = {encoding: dtype for encoding, (_name, dtype) in FILES.items()}
 
 
 def _files(kind: str, path: Path, encodings) -> list[str]:
@@ -188,7 +189,7 @@ def _manifest_shards(root: Path) -> list[Path]:
     type (a ValueError naming the file, not an AttributeError from deeper)."""
     where = root / MANIFEST
     try:
-        manifest = json.loads(where.read_text())
+        manifest = json.loads(where.read_text(encoding="utf-8"))
     except ValueError as e:
         raise ValueError(f"{where}: not a pplx-codec shard manifest ({e})") from None
     shards = manifest.get("shards") if isinstance(manifest, dict) else None
@@ -244,7 +245,7 @@ def _describe(path: Path, encoding: str | None):
         a = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, EOFError, OSError) as e:
         raise ValueError(f"{path}: not a readable .npy file ({e})") from None
-    if a.ndim != 2 or a.dtype not in _ENCODINGS.values():
+    if a.ndim != 2 or a.dtype not in _DTYPES.values():
         raise ValueError(f"{path} holds {a.dtype} {a.shape}: a shard is a 2-D int8 or uint8 array")
     if a.shape[0] and a.shape[1] > 1 and a.strides[1] != a.itemsize:
         raise ValueError(f"{path} is Fortran-ordered: rows are not contiguous (re-save it C-ordered)")
@@ -266,7 +267,7 @@ def from_shards(paths, encoding: str | None = None) -> da.Array:
     silently).  Only headers are read here; a shard is memory-mapped by the
     task that uses it.
     """
-    if encoding is not None and encoding not in _ENCODINGS:
+    if encoding is not None and encoding not in _DTYPES:
         raise ValueError(f"encoding must be 'int8' or 'binary', got {encoding!r}")
     blocks: list[da.Array] = []
     specs: list[tuple] = []
