@@ -64,7 +64,7 @@ extensions = [
         [str(pyx)],
         include_dirs=["codec", np.get_include()],
         define_macros=macros,
-        depends=[str(h) for h in Path("codec").rglob("*.h")] + [str(p) for p in PACKAGE.glob("*.pxd")],
+        depends=[str(h) for h in Path("codec").rglob("*.h")] + [str(p) for p in PACKAGE.glob("*.px[di]")],
     )
     for pyx in sources
 ]

@@ -38,14 +38,26 @@ cdef inline const pplx_table** load_table() except NULL:
     return <const pplx_table**>PyCapsule_GetPointer(_table_capsule(), b"pplx_codec._dispatch.table")
 
 
-cdef inline str b64_error_message(ptrdiff_t code, size_t pos, const uint8_t *s, size_t n):
-    """The message for a decoder error code (pos: the offending offset in s)."""
+cdef inline str b64_error_text(ptrdiff_t code, size_t pos, uint8_t ch, size_t n, bint in_embedding):
+    """The words for a decoder error code: pos the offending offset, ch the
+    character there, n the length of the string (for PPLX_B64_BADLEN).
+    in_embedding: StreamDecoder's wording, after its "invalid base64 in
+    'embedding': " ("invalid character", "data after '=' padding", and no
+    "(non-canonical encoding)"); otherwise the wording after "invalid
+    base64: " of pplx_codec.b64.  Both are kept as they were (callers and
+    tests match them); they differ in those three phrases only."""
     if code == PPLX_B64_BADLEN:
         return f"length {n} is not a multiple of 4"
     if code == PPLX_B64_BADPAD:
-        return f"data character after '=' padding at offset {pos}"
+        return f"data {'' if in_embedding else 'character '}after '=' padding at offset {pos}"
     if code == PPLX_B64_NONCANON:
-        return f"non-zero bits before '=' padding at offset {pos} (non-canonical encoding)"
-    if s[pos] == b'=':
+        return f"non-zero bits before '=' padding at offset {pos}" + ("" if in_embedding else " (non-canonical encoding)")
+    if ch == c'=':
         return f"unexpected '=' padding at offset {pos}"
-    return f"invalid base64 character {chr(s[pos])!r} at offset {pos}"
+    return f"invalid {'' if in_embedding else 'base64 '}character {chr(ch)!r} at offset {pos}"
+
+
+cdef inline str b64_error_message(ptrdiff_t code, size_t pos, const uint8_t *s, size_t n):
+    """The message for a decoder error code (pos: the offending offset in s)."""
+    cdef bint at_char = code != PPLX_B64_BADLEN and code != PPLX_B64_BADPAD and code != PPLX_B64_NONCANON
+    return b64_error_text(code, pos, s[pos] if at_char else 0, n, False)

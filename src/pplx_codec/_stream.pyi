@@ -1,12 +1,16 @@
-# Types of the compiled module built from codec/_stream.pyx (checked against
-# the build by `python -m mypy.stubtest pplx_codec`); documented there and in
-# pplx_codec.client.
+# Types of the compiled module built from src/pplx_codec/_stream.pyx (checked
+# against the build by `python -m mypy.stubtest pplx_codec`); documented there
+# and in pplx_codec.client.
 from collections.abc import Iterable
 from typing import Any, SupportsIndex, final
 
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import Buffer
+
+# Cython's table of the C functions _stream.pxd declares (capsules, for a
+# cimport); not Python API.
+__pyx_capi__: dict[str, object]
 
 class StreamDecodeError(ValueError): ...
 
