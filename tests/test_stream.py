@@ -1293,10 +1293,9 @@ def test_meta_keeps_every_top_level_key_name(key):
 
 def test_base64_error_offset_is_the_offset_in_the_string():
     """'invalid character X at offset N': N is the character's offset in the
-    embedding string.  Characters carried over a feed boundary, or over an
-    escape, are counted twice (emb_chars is advanced when they are carried and
-    again when their quad is decoded), so N depends on how the body was
-    split and on escapes before it."""
+    embedding string, however the body was split and whatever escapes come
+    before it.  (It once counted characters carried over a feed boundary or
+    an escape twice: the `got:` comments show what that gave.)"""
     body = flat(it(0), it(1, emb='"BQY!CA=="'), it(2))
     start = body.index(b"BQY!")
     assert "invalid character '!' at offset 3" in stream_error(body, 3, 4)  # one feed: right
@@ -1310,18 +1309,18 @@ def test_base64_error_offset_is_the_offset_in_the_string():
 
 @pytest.mark.parametrize(("emb", "length"), [("BQYHCA", 6), ("BQYHCA=", 7), ("B", 1), ("BQYHC", 5)])
 def test_base64_length_error_names_the_length(emb, length):
-    """'length N is not a multiple of 4' reports N = the string's length plus
-    the characters left over (counted twice), e.g. "length 8 is not a
-    multiple of 4" for a 6-character string."""
+    """'length N is not a multiple of 4' reports N = the string's length
+    (it once added the characters left over a second time: "length 8" for a
+    6-character string)."""
     body = flat(it(0), it(1, emb=f'"{emb}"'), it(2))
     msg = stream_error(body, 3, 4)
     assert f"length {length} is not a multiple of 4" in msg, msg
 
 
 def test_chunk_index_out_of_range_names_its_position():
-    """'response byte N' of an out-of-range chunk index (contextualized) is
-    the start of the feed that held it (_row_of fails with at=0), so one-shot
-    decoding blames byte 0 of the response."""
+    """'response byte N' of an out-of-range chunk index (contextualized) is a
+    byte of the item that holds it, one-shot or split (it was once the start
+    of the feed that held it, byte 0 of a one-shot response)."""
     body = ctx(doc(0), doc(1, it(1, emb=f'"{ENC[2]}"')))
     item_start = body.rindex(b'{"object": "embedding"')
     for chunks in [None, [body[:10], body[10:]]]:

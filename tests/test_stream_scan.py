@@ -12,11 +12,11 @@
   one of the bytewise state machine (a body fed one byte at a time: no fast
   path engages on one byte).
 - The same for embeddings cut by a chunk boundary (decoded without searching
-  for their quote, _embedding_run), cut at every position.  (A few error messages depend on
-  where the body is split, runs or not: an out-of-range `index` read by
-  _item_fast is reported at its first digit, bytewise at its end; a base64
-  string too long is reported as too long or as bad padding depending on how
-  its last quads arrive.)
+  for their quote, _embedding_run), cut at every position.  (One error message
+  depends on where the body is split, runs or not: a base64 string too long is
+  reported as too long or as bad padding depending on how its last quads
+  arrive.  An out-of-range `index` is reported at the byte after its digits
+  on every path: one rule, _index_in_range.)
 """
 
 import base64

@@ -136,7 +136,6 @@ cdef class StreamDecoder:
     cdef uint8_t *scratch
     cdef Py_ssize_t scratch_rows, scratch_cap
     cdef int64_t *pending_chunk             # chunk index of each scratch row
-    cdef int64_t *pending_doc
 
     # ---- the embedding being decoded (_stream_b64.pxi), with its base64 carry-over
     cdef uint8_t *emb_dst                   # its row: in `out`, or a scratch row

@@ -142,7 +142,6 @@ cdef class StreamDecoder:
         self.seen = NULL
         self.scratch = NULL
         self.pending_chunk = NULL
-        self.pending_doc = NULL
         self.cap = NULL
 
     def __init__(self, out, doc_rows=None):
@@ -204,7 +203,6 @@ cdef class StreamDecoder:
         free(self.seen)
         free(self.scratch)
         free(self.pending_chunk)
-        free(self.pending_doc)
         free(self.cap)
 
     @property

@@ -96,7 +96,6 @@ cdef uint8_t *_scratch_row(StreamDecoder self, Py_ssize_t at) noexcept nogil:
     cdef Py_ssize_t cap
     cdef uint8_t *b
     cdef int64_t *pc
-    cdef int64_t *pd
     if self.contextual and self.scratch_rows >= self.max_doc_rows:
         # chunks waiting for their document's index: more than any document
         # of the request has can only be an error, and would grow without bound
@@ -113,15 +112,11 @@ cdef uint8_t *_scratch_row(StreamDecoder self, Py_ssize_t at) noexcept nogil:
         pc = <int64_t *>realloc(self.pending_chunk, cap * sizeof(int64_t))
         if pc != NULL:
             self.pending_chunk = pc
-        pd = <int64_t *>realloc(self.pending_doc, cap * sizeof(int64_t))
-        if pd != NULL:
-            self.pending_doc = pd
-        if b == NULL or pc == NULL or pd == NULL:
+        if b == NULL or pc == NULL:
             _fail(self, E_NO_MEMORY, at)
             return self.rows  # never written: the error stops the scan
         self.scratch_cap = cap
     self.pending_chunk[self.scratch_rows] = -1
-    self.pending_doc[self.scratch_rows] = -1
     self.scratch_rows += 1
     return self.scratch + (self.scratch_rows - 1) * self.width
 
