@@ -83,10 +83,10 @@ class Plan:
             texts, est = self._texts(inputs)
             self.ninputs = len(texts)
             if distinct:
-                texts, self.inverse, firsts = distinct_texts(texts)
-                if self.inverse is not None:
+                texts, inverse, firsts = distinct_texts(texts)
+                if inverse is not None and firsts is not None:
                     est = [est[i] for i in firsts.tolist()]
-                    self._repeats = np.bincount(self.inverse, minlength=len(texts))
+                    self.inverse, self._repeats = inverse, np.bincount(inverse, minlength=len(texts))
             self.batches = list(self._plan_texts(texts, est, int(token_limit * budget_share)))
             n = len(texts)
         #: rows of the output (inputs, or chunks); ``out`` has ``len(out)`` rows, one per text sent

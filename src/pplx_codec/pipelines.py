@@ -4,7 +4,7 @@ job key), and a query embedded as a store's rows were, then searched.
 
 Embedding runs in chunks of texts; each chunk's rows go to the store's
 ``Writer`` (memory-mapped, flushed, then marked done), so a killed run
-resumes where it stopped: finished chunks are never re-embedded.  A chunk
+resumes where it stopped: only rows not done are embedded again.  A chunk
 that fails keeps the rows that did arrive.  Each chunk's usage is logged in
 the job (``Writer.record``) before its rows are written, so meta.json's
 ``usage`` is the sum over every run, failed and killed ones included.
@@ -30,7 +30,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -152,7 +154,7 @@ class _Groups:
         return self._order[at], which
 
 
-def _write_groups(writer, groups: _Groups, ks: np.ndarray, arrays: dict, report: EmbedReport) -> int:
+def _write_groups(writer, groups: _Groups, ks: np.ndarray, arrays: Mapping[str, Any], report: EmbedReport) -> int:
     """Write row ``j`` of each encoding of ``arrays`` to every row of text
     ``ks[j]``; the rows written."""
     if ks.size == 0:
@@ -185,7 +187,7 @@ def _previous(out: str, settings: EmbedSettings, endpoint: str) -> tuple[store.S
                          "Pass --replace (replace=True) to embed every text afresh and replace it, or choose "
                          "another --out")
     rows: dict[str, int] = {}
-    for i, t in enumerate(old.texts):
+    for i, t in enumerate(old.texts or ()):
         rows.setdefault(t, i)
     return old, rows
 
