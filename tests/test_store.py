@@ -804,12 +804,13 @@ def test_resumed_embed_usage_sums_every_run(tmp_path):
     opts = dict(model="pplx-embed-v1-0.6b", dimensions=128, encodings=("int8",), chunk=100, progress=False)
     with pytest.raises(pc.APIError):   # chunk 0: 100 tokens; chunk 1 fails after 40 rows: 40 tokens
         pipelines.embed_corpus(FakeClient({1: 40}), src, str(out), **opts)
-    with pytest.raises(KeyboardInterrupt):   # chunk 1 again: 100 tokens; then killed
+    # only the rows still missing are sent again (each text is paid for once): rows 140-239, 100 tokens; killed
+    with pytest.raises(KeyboardInterrupt):
         pipelines.embed_corpus(FakeClient({1: None}), src, str(out), **opts)
-    report = pipelines.embed_corpus(FakeClient(), src, str(out), **opts)   # chunk 2: 100 tokens
-    assert (report.usage.total_tokens, report.usage.requests) == (100, 1)   # this run's
+    report = pipelines.embed_corpus(FakeClient(), src, str(out), **opts)   # rows 240-299: 60 tokens
+    assert (report.usage.total_tokens, report.usage.requests) == (60, 1)   # this run's
     s = store.load(out)
-    assert s.meta["usage"]["total_tokens"] == s.meta["usage"]["prompt_tokens"] == 340
+    assert s.meta["usage"]["total_tokens"] == s.meta["usage"]["prompt_tokens"] == 300
     assert s.meta["usage"]["requests"] == 4 and s.meta["resumed"] is True
     np.testing.assert_array_equal(s.int8[:, 0], np.arange(300) % 100)
 

@@ -3,6 +3,16 @@ text the API takes, within its token and count limits), batches of at most
 512 inputs and a token budget (estimated, pplx_codec.tokens), each batch's
 request body, the matrix the batches' rows are decoded into, and the result
 assembled from what arrived.  The client sends; this decides.
+
+A call pays once per distinct text (``Client.embed``): a text repeated in
+the inputs (exactly: ``str`` equality, no normalisation) is sent once, at its
+first occurrence, and its row is copied to the repeats when the result is
+assembled.  The batches then cover the distinct texts only, and decode into
+a matrix of one row per distinct text (``out``); ``inverse`` maps each output
+row to its row there.  Without repeats (found with one ``set``), ``out`` is
+the output itself and nothing is copied.  ``embeddings.create`` sends what it
+is given, as the API would receive it, and the contextualized endpoint is not
+deduplicated: a chunk's vector depends on its document.
 """
 
 from __future__ import annotations
@@ -50,7 +60,7 @@ class Plan:
     what arrives for each batch checked, counted and assembled."""
 
     def __init__(self, inputs, settings: EmbedSettings, token_limit: int = MAX_REQUEST_TOKENS,
-                 budget_share: float = TOKEN_BUDGET_SHARE):
+                 budget_share: float = TOKEN_BUDGET_SHARE, distinct: bool = True):
         self.settings = settings
         self.model, self.dimensions, self.bitorder = settings.model, settings.dimensions, settings.bitorder
         self.encoding_format = encoding_format = settings.encoding_format
@@ -58,6 +68,9 @@ class Plan:
         self.single = isinstance(inputs, str) and not contextual
         #: first row of each document, and the end (contextualized plans only)
         self.offsets: np.ndarray | None = None
+        #: output row -> row of ``out`` (None: the same row; no text was repeated)
+        self.inverse: np.ndarray | None = None
+        self._repeats: np.ndarray | None = None  # output rows per row of ``out``, with repeats
         if contextual:
             docs, est = self._documents(inputs)
             counts = [len(d) for d in docs]
@@ -68,9 +81,16 @@ class Plan:
             self.ninputs = len(docs)
         else:
             texts, est = self._texts(inputs)
+            self.ninputs = len(texts)
+            if distinct:
+                texts, inverse, firsts = distinct_texts(texts)
+                if inverse is not None and firsts is not None:
+                    est = [est[i] for i in firsts.tolist()]
+                    self.inverse, self._repeats = inverse, np.bincount(inverse, minlength=len(texts))
             self.batches = list(self._plan_texts(texts, est, int(token_limit * budget_share)))
-            n = self.ninputs = len(texts)
-        self.nrows = n
+            n = len(texts)
+        #: rows of the output (inputs, or chunks); ``out`` has ``len(out)`` rows, one per text sent
+        self.nrows = self.ninputs if self.inverse is not None else n
         dimensions = settings.dimensions
         width = dimensions if encoding_format == "base64_int8" else dimensions // 8
         self.out = np.empty((n, width), np.int8 if encoding_format == "base64_int8" else np.uint8)
@@ -80,9 +100,10 @@ class Plan:
 
     @classmethod
     def one_request(cls, inputs, model: str, dimensions, encoding_format: str) -> Plan:
-        """``embeddings.create``: the inputs of exactly one request, rows as the API sends them."""
+        """``embeddings.create``: the inputs of exactly one request, rows as
+        the API sends them; repeated texts are sent as given (it mirrors the API)."""
         plan = cls(inputs, EmbedSettings.for_request(model, dimensions, encoding_format, API_BITORDER),
-                   budget_share=1.0)
+                   budget_share=1.0, distinct=False)
         if len(plan.batches) != 1:
             raise ValueError(f"one request takes at most {MAX_INPUTS} inputs and {MAX_REQUEST_TOKENS} tokens; "
                              "use client.embed() to batch")
@@ -241,6 +262,13 @@ class Plan:
             raise ValueError(f"malformed response: {e}") from None
         return usage
 
+    def rows_of(self, b: Batch) -> int:
+        """Rows of the output that batch ``b`` fills (its repeats included):
+        what a progress report counts."""
+        if self._repeats is None:
+            return b.row1 - b.row0
+        return int(self._repeats[b.row0:b.row1].sum())
+
     def done(self, b: Batch, usage: Usage) -> None:
         """A batch's rows arrived and passed every check."""
         with self._lock:
@@ -248,13 +276,20 @@ class Plan:
             self.usage += usage
 
     def partial(self) -> errors.PartialResult:
-        return errors.PartialResult(self._converted(), self.filled.copy(), self.usage)
+        """The rows that arrived, repeats filled from their text's row."""
+        with self._lock:
+            filled = self.filled.copy()
+        if self.inverse is not None:
+            filled = filled[self.inverse]
+        return errors.PartialResult(self._converted(), filled, self.usage)
 
     def _converted(self) -> np.ndarray:
-        # The API packs LSB-first; hand codes over in the order asked for.
+        """The output rows: codes in the bit order asked for (the API packs
+        LSB-first), each repeated text's row copied to its repeats."""
+        out = self.out
         if self.encoding_format == "base64_binary" and self.bitorder != API_BITORDER:
-            return reverse_bitorder(self.out, out=self.out)
-        return self.out
+            out = reverse_bitorder(out, out=out)
+        return out if self.inverse is None else out[self.inverse]
 
     def result(self):
         vectors = self._converted()
@@ -269,6 +304,24 @@ class Plan:
         """The result of ``one_request``: the rows, with the response's top-level fields."""
         return EmbeddingsResponse(self.out, meta.get("model", self.model), meta.get("usage", {}),
                                   meta.get("object", "list"))
+
+
+def distinct_texts(texts: list[str]) -> tuple[list[str], np.ndarray | None, np.ndarray | None]:
+    """``(distinct, inverse, firsts)``: the distinct texts of ``texts`` in the
+    order of their first occurrence, ``inverse[i]`` the position of
+    ``texts[i]`` among them, ``firsts[j]`` the position of ``distinct[j]``'s
+    first occurrence; ``(texts, None, None)`` when no text repeats.  Texts are
+    equal only when they are equal strings (no normalisation of Unicode or
+    white space: the API may embed such variants differently).  The check
+    for repeats is one ``set`` of the texts; only a list with repeats costs
+    Python work per text."""
+    if len(set(texts)) == len(texts):
+        return texts, None, None
+    index: dict[str, int] = {}
+    inverse = np.fromiter((index.setdefault(t, len(index)) for t in texts), np.intp, len(texts))
+    # new texts are numbered in order: a first occurrence is where the running maximum grows
+    firsts = np.flatnonzero(np.diff(np.maximum.accumulate(inverse), prepend=-1))
+    return list(index), inverse, firsts
 
 
 def _is_token_limit(err: errors.UnprocessableEntityError) -> bool:

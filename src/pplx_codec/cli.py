@@ -334,13 +334,17 @@ def cmd_embed(args) -> int:
         try:
             report = embed_corpus(client, source, args.out, model=args.model, dimensions=args.dimensions,
                                   encodings=encodings, bitorder=args.bitorder, chunk=args.chunk,
-                                  progress=not args.quiet, endpoint=endpoint)
+                                  progress=not args.quiet, endpoint=endpoint, replace=args.replace)
         except errors.APIError as e:
             done = "" if e.partial is None else f" ({int(e.partial.filled.sum())} rows of the failing chunk kept)"
             print(f"pplx-codec embed: {e}{done}; run the same command again to resume", file=sys.stderr)
             return 1
     u = report.usage
-    resumed = f" ({report.count - report.embedded} already done)" if report.embedded < report.count else ""
+    if report.reused or report.repeats:  # what was not paid for again
+        saved = ([f"{report.reused} reused from {args.out}"] if report.reused else []) + \
+            ([f"{report.repeats} repeated texts filled from their first row"] if report.repeats else [])
+        print(f"pplx-codec embed: {report.embedded} new, {', '.join(saved)}", file=sys.stderr)
+    resumed = f" ({report.count - report.written} already done)" if report.written < report.count else ""
     print(f"embedded {report.embedded} texts{resumed} in {report.seconds:.2f} s "
           f"({report.rate:,.0f} texts/s); {u.total_tokens:,} tokens, ${u.total_cost:.6f}; "
           f"wrote {args.out} ({report.count} rows, {args.model}, {', '.join(encodings)})")
@@ -395,7 +399,9 @@ def _encodings(spec: str) -> tuple[str, ...]:
 def _add_pipelines(sub) -> None:
     embed = sub.add_parser("embed", help="embed a corpus into a store directory (resumable)",
                            description="Embed INPUT into DIR: vectors.npy (int8) and/or codes.npy (packed binary), "
-                                       "meta.json, texts.jsonl. A killed run resumes when run again.")
+                                       "meta.json, texts.jsonl. A killed run resumes when run again. Each distinct "
+                                       "text is sent once; texts DIR already holds (same settings) are copied, "
+                                       "not embedded again, so a grown INPUT costs only its new texts.")
     embed.add_argument("input", metavar="INPUT",
                        help="a text file (one text per line), .jsonl (--field), .parquet (--column), "
                             "or the built-in corpus 'pydoc-topics'")
@@ -412,6 +418,9 @@ def _add_pipelines(sub) -> None:
                        help=f"bit order of the stored codes (default {API_BITORDER}, as the API sends them)")
     embed.add_argument("--chunk", type=_at_least(1), default=EMBED_CHUNK,
                        help=f"texts per resumable step (default {EMBED_CHUNK})")
+    embed.add_argument("--replace", action="store_true",
+                       help="embed every text afresh, replacing a store at DIR made with other settings (without "
+                            "it, such a store is refused; one made with the same settings lends its rows)")
     embed.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_client_options(embed)
     embed.set_defaults(func=cmd_embed)

@@ -1,8 +1,8 @@
 """The API client: texts in, numpy matrices out, straight from the socket.
 
 ``Client`` and ``AsyncClient`` have the same methods.  A call is planned once
-(:mod:`pplx_codec._plan`: validation, batches of at most 512 inputs and a
-token budget, the output matrix), then each batch is POSTed and its response
+(:mod:`pplx_codec._plan`: validation, each distinct text once, batches of at
+most 512 inputs and a token budget, the output matrix), then each batch is POSTed and its response
 body is fed, as it arrives, to a :class:`StreamDecoder` writing into that
 batch's rows of the output.  Retries follow :mod:`pplx_codec._retry`; a 422
 about tokens splits the batch in two.  If a batch finally fails, the
@@ -160,7 +160,10 @@ class Client(_Base):
               encoding_format: str = "base64_int8", bitorder: str = API_BITORDER,
               progress: bool | Progress = False) -> Embeddings:
         """Embed any number of texts: batched, concurrent, retried, decoded
-        straight into one matrix (row ``i`` = ``texts[i]``)."""
+        straight into one matrix (row ``i`` = ``texts[i]``).  Each distinct
+        text is sent once (exact ``str`` equality) and its row copied to its
+        repeats; ``usage`` is what was sent, and ``progress`` counts rows of
+        the result, repeats included."""
         plan = _texts_plan(texts, model, dimensions, encoding_format, bitorder)
         self._run(plan, progress)
         return plan.result()
@@ -182,7 +185,7 @@ class Client(_Base):
 
         def work(b: Batch) -> int:
             self._request(plan, b, split=True)
-            return b.row1 - b.row0
+            return plan.rows_of(b)
 
         try:
             if self.max_concurrency == 1 or len(pending) == 1:
@@ -298,7 +301,10 @@ class AsyncClient(_Base):
                     dimensions: int | None = None, encoding_format: str = "base64_int8",
                     bitorder: str = API_BITORDER, progress: bool | Progress = False) -> Embeddings:
         """Embed any number of texts: batched, concurrent, retried, decoded
-        straight into one matrix (row ``i`` = ``texts[i]``)."""
+        straight into one matrix (row ``i`` = ``texts[i]``).  Each distinct
+        text is sent once (exact ``str`` equality) and its row copied to its
+        repeats; ``usage`` is what was sent, and ``progress`` counts rows of
+        the result, repeats included."""
         plan = _texts_plan(texts, model, dimensions, encoding_format, bitorder)
         await self._run(plan, progress)
         return plan.result()
@@ -327,7 +333,7 @@ class AsyncClient(_Base):
                 except BaseException:
                     failed.set()
                     raise
-            update(b.row1 - b.row0)
+            update(plan.rows_of(b))
 
         try:
             results = await asyncio.gather(*(work(b) for b in plan.batches), return_exceptions=True)

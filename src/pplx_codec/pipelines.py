@@ -4,12 +4,25 @@ job key), and a query embedded as a store's rows were, then searched.
 
 Embedding runs in chunks of texts; each chunk's rows go to the store's
 ``Writer`` (memory-mapped, flushed, then marked done), so a killed run
-resumes where it stopped: finished chunks are never re-embedded.  A chunk
+resumes where it stopped: only rows not done are embedded again.  A chunk
 that fails keeps the rows that did arrive.  Each chunk's usage is logged in
 the job (``Writer.record``) before its rows are written, so meta.json's
 ``usage`` is the sum over every run, failed and killed ones included.
 Binary codes are derived from the int8 rows when both encodings are asked
 for (``EmbedSettings.arrays``: one request per text instead of two).
+
+Nothing is paid for twice.  Each distinct text of the corpus (exact ``str``
+equality, as ``Client.embed`` compares) is embedded once and its row copied to
+every row that repeats it.  When ``out`` already holds a store made with the
+same settings (model, dimensions, encodings, bit order and endpoint), a text
+it holds is not embedded again: its row is copied from it.  So re-running on a
+grown (or edited, or reordered) corpus embeds only the new texts, and the new
+store is exactly what a run from scratch would have written: one row per text
+of the corpus, in its order (rows of texts no longer in it are dropped).  The
+copies are rows of the same resumable job, and the old store stays in place
+until the new one is swapped in.  A store at ``out`` made with other settings
+is refused (its rows cannot be reused: say ``replace=True``, the CLI's
+``--replace``, to embed everything afresh and replace it).
 """
 
 from __future__ import annotations
@@ -17,11 +30,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
 from . import _progress, errors, store
+from ._plan import distinct_texts
 from .client import Client
 from .constants import API_BITORDER, DEFAULT_MODEL, EMBED_CHUNK
 from .corpus import Source
@@ -35,9 +51,12 @@ __all__ = ["EmbedReport", "embed_corpus", "search_store", "Hit"]
 @dataclass
 class EmbedReport:
     count: int
-    embedded: int          # texts embedded by this run (the rest were done before)
+    embedded: int          # distinct texts this run sent (the rest were done before, reused or repeats)
     seconds: float
     usage: Usage = field(default_factory=Usage)
+    reused: int = 0        # distinct texts whose row this run copied from the store it replaces
+    repeats: int = 0       # rows this run filled from an earlier row of the same text
+    written: int = 0       # rows this run wrote in all (count - written were done by an earlier run)
 
     @property
     def rate(self) -> float:
@@ -54,48 +73,140 @@ def _job_key(source: Source, settings: EmbedSettings, encodings, endpoint: str) 
 def embed_corpus(client: Client, source: Source, out: str, model: str = DEFAULT_MODEL,
                  dimensions: int | None = None, encodings: tuple[str, ...] = ("int8", "binary"),
                  bitorder: str = API_BITORDER, chunk: int = EMBED_CHUNK, progress=True,
-                 endpoint: str = "") -> EmbedReport:
+                 endpoint: str = "", replace: bool = False) -> EmbedReport:
     """Embed ``source.texts`` into the store at ``out`` (resuming a matching
     unfinished job there) and commit it.  ``endpoint`` names where vectors
-    come from, so that a resume never mixes two services' vectors."""
+    come from, so that a resume never mixes two services' vectors.  Each
+    distinct text is sent once, and only when ``out`` does not hold it yet
+    (see the module's docstring); ``replace=True`` ignores a store there."""
     settings = EmbedSettings.checked(model, dimensions, encodings, bitorder)
     dims = settings.dimensions
     n = len(source.texts)
+    previous = None if replace else _previous(out, settings, endpoint)
     meta = {"model": model, "dimensions": dims, "source": source.path, "source_sha256": source.sha256,
             "endpoint": endpoint}
     writer = store.Writer.resume_or_create(out, n, dims, encodings=settings.encodings, bitorder=bitorder,
                                            meta=meta, job_key=_job_key(source, settings, encodings, endpoint))
     usage = Usage()
-    todo = writer.missing()
-    update, close = _progress.reporter(bool(progress), n, model, initial=n - todo.size)
+    report = EmbedReport(n, 0, 0.0, usage)
     started = time.perf_counter()
     try:
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            if writer.done[start:stop].all():
-                continue
-            try:
-                got = client.embed(source.texts[start:stop], model=model, dimensions=dims,
-                                   encoding_format=settings.encoding_format, bitorder=bitorder)
-            except errors.APIError as e:
-                if e.partial is not None:  # keep what arrived: a rerun embeds only the rest
-                    if e.partial.usage is not None:
-                        _spent(writer, usage, e.partial.usage)
-                    _write_runs(writer, settings, start, e.partial.vectors, e.partial.filled)
-                raise
-            _spent(writer, usage, got.usage)
-            writer.write(start, **settings.arrays(got.vectors))
-            update(stop - start)
+        groups = _Groups(source.texts)
+        todo = groups.incomplete(writer.done)
+        if previous is not None:
+            todo = _copy_previous(writer, groups, todo, previous, chunk, report)
+            previous = None  # its files are replaced at the commit
+        left = int(groups.sizes(todo).sum())
+        update, close = _progress.reporter(bool(progress), n, model, initial=n - left)
+        try:
+            for lo in range(0, todo.size, chunk):
+                part = todo[lo:lo + chunk]
+                try:
+                    got = client.embed([groups.texts[k] for k in part.tolist()], model=model, dimensions=dims,
+                                       encoding_format=settings.encoding_format, bitorder=bitorder)
+                except errors.APIError as e:
+                    if e.partial is not None:  # keep what arrived: a rerun embeds only the rest
+                        if e.partial.usage is not None:
+                            _spent(writer, usage, e.partial.usage)
+                        sent = np.flatnonzero(e.partial.filled)
+                        _write_groups(writer, groups, part[sent], settings.arrays(e.partial.vectors[sent]), report)
+                    raise
+                _spent(writer, usage, got.usage)
+                update(_write_groups(writer, groups, part, settings.arrays(got.vectors), report))
+                report.embedded += part.size
+        finally:
+            close()
     except BaseException:
         writer.close()  # releases the job lock; the .partial stays for the next run
         raise
-    finally:
-        close()
-    seconds = time.perf_counter() - started
+    report.seconds = time.perf_counter() - started
     writer.commit(meta={**meta, "usage": asdict(_job_usage(writer)), "resumed": bool(writer.resumed),
-                        "seconds": round(seconds, 3)},
+                        "seconds": round(report.seconds, 3)},
                   texts=source.texts)
-    return EmbedReport(n, int(todo.size), seconds, usage)
+    return report
+
+
+class _Groups:
+    """The corpus's rows grouped by text: ``texts[k]`` the distinct texts in
+    the order of their first occurrence, and the rows holding each."""
+
+    def __init__(self, texts: list[str]):
+        uniq, inverse, _ = distinct_texts(texts)
+        self.texts = uniq
+        self.inverse = np.arange(len(texts)) if inverse is None else inverse
+        self._order = np.argsort(self.inverse, kind="stable")   # rows, grouped by text
+        self._starts = np.zeros(len(uniq) + 1, np.intp)
+        np.cumsum(np.bincount(self.inverse, minlength=len(uniq)), out=self._starts[1:])
+
+    def incomplete(self, done: np.ndarray) -> np.ndarray:
+        """The texts (ascending) with a row not done: each is written whole again."""
+        return np.flatnonzero(np.bincount(self.inverse[~done], minlength=len(self.texts)))
+
+    def sizes(self, ks: np.ndarray) -> np.ndarray:
+        return self._starts[ks + 1] - self._starts[ks]
+
+    def rows(self, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, which)``: every row of the texts ``ks``, and for each the
+        position in ``ks`` of its text."""
+        lens = self.sizes(ks)
+        which = np.repeat(np.arange(ks.size), lens)
+        at = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens - self._starts[ks], lens)
+        return self._order[at], which
+
+
+def _write_groups(writer, groups: _Groups, ks: np.ndarray, arrays: Mapping[str, Any], report: EmbedReport) -> int:
+    """Write row ``j`` of each encoding of ``arrays`` to every row of text
+    ``ks[j]``; the rows written."""
+    if ks.size == 0:
+        return 0
+    rows, which = groups.rows(ks)
+    writer.write_rows(rows, **{e: a[which] for e, a in arrays.items()})
+    report.written += rows.size
+    report.repeats += rows.size - ks.size
+    return int(rows.size)
+
+
+def _previous(out: str, settings: EmbedSettings, endpoint: str) -> tuple[store.Stored, dict[str, int]] | None:
+    """The store at ``out`` and the row of each text it holds (the first, if
+    a text repeats), when its rows can stand for this run's; None when there
+    is none.  ``ValueError`` when there is one whose rows cannot."""
+    try:
+        old = store.load(out)
+    except FileNotFoundError:
+        return None
+    meta = old.meta
+    mine = {"model": settings.model, "dimensions": settings.dimensions, "encodings": list(settings.encodings),
+            "bitorder": settings.bitorder, "endpoint": endpoint}
+    theirs = {"model": meta.get("model"), "dimensions": old.dimensions, "encodings": list(old.encodings),
+              "bitorder": old.bitorder, "endpoint": meta.get("endpoint")}
+    differ = [f"{k} {theirs[k]!r} (this run: {mine[k]!r})" for k in mine if theirs[k] != mine[k]]
+    if old.texts is None:
+        differ.append("no texts.jsonl (rows cannot be matched to texts)")
+    if differ:
+        raise ValueError(f"{out} holds a store whose rows cannot be reused for this run: {'; '.join(differ)}. "
+                         "Pass --replace (replace=True) to embed every text afresh and replace it, or choose "
+                         "another --out")
+    rows: dict[str, int] = {}
+    for i, t in enumerate(old.texts or ()):
+        rows.setdefault(t, i)
+    return old, rows
+
+
+def _copy_previous(writer, groups: _Groups, todo: np.ndarray, previous, chunk: int,
+                   report: EmbedReport) -> np.ndarray:
+    """Copy the rows of the texts ``todo`` that the previous store holds;
+    the texts left to embed."""
+    old, where = previous
+    src = np.fromiter((where.get(groups.texts[k], -1) for k in todo.tolist()), np.intp, todo.size)
+    held = src >= 0
+    copy, src = todo[held], src[held]
+    arrays = {e: old.int8 if e == "int8" else old.binary for e in writer.encodings}
+    for lo in range(0, copy.size, chunk):
+        order = np.argsort(src[lo:lo + chunk])  # read the old rows in file order
+        ks, rows = copy[lo:lo + chunk][order], src[lo:lo + chunk][order]
+        _write_groups(writer, groups, ks, {e: a[rows] for e, a in arrays.items()}, report)
+        report.reused += ks.size
+    return todo[~held]
 
 
 def _spent(writer, run: Usage, usage: Usage) -> None:
@@ -117,17 +228,6 @@ def _job_usage(writer) -> Usage:
             raise ValueError(f"{writer.partial}: a record of this job is not a usage ({entry!r}: {e}); "
                              "remove its log.jsonl to commit without the earlier runs' usage") from None
     return total
-
-
-def _write_runs(writer, settings: EmbedSettings, start: int, vectors: np.ndarray, filled: np.ndarray) -> None:
-    """Write the filled rows of a partial result, run by contiguous run."""
-    idx = np.flatnonzero(filled)
-    if idx.size == 0:
-        return
-    breaks = np.flatnonzero(np.diff(idx) != 1) + 1
-    for run in np.split(idx, breaks):
-        lo, hi = int(run[0]), int(run[-1]) + 1
-        writer.write(start + lo, **settings.arrays(vectors[lo:hi]))
 
 
 @dataclass

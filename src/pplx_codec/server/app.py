@@ -21,6 +21,7 @@ from .cache import LRU
 from .config import CONFIG_ENV, ServerConfig
 from .faults import FAULT_HEADER, FAULT_SCOPE_KEY, DropFilter, Fault, FaultPlan
 from .guards import BearerAuth, BodyLimit, InjectFaults, error_body
+from .request_log import RequestLog
 from .schemas import (
     ContextualizedEmbeddingsRequest,
     ContextualizedEmbeddingsResponse,
@@ -50,8 +51,10 @@ def _too_many(loc: list, what: str, count: int, limit: int, estimated: bool) -> 
             "msg": f"{count} {what}{how}; the limit is {limit}"}
 
 
-def create_app(config: ServerConfig | None = None, **options) -> FastAPI:
-    """The app for ``config`` (or ``ServerConfig(**options)``): loads the backend and the token counter now."""
+def create_app(config: ServerConfig | None = None, *, request_log: RequestLog | None = None,
+               **options) -> FastAPI:
+    """The app for ``config`` (or ``ServerConfig(**options)``): loads the backend and the token counter now.
+    ``request_log``: where to log each request an endpoint takes (see ``request_log.py``)."""
     if config is None:
         config = ServerConfig(**options)
     elif options:
@@ -81,6 +84,8 @@ def create_app(config: ServerConfig | None = None, **options) -> FastAPI:
                           "clustering, and other machine learning applications.",
               openapi_extra=security)
     async def embeddings(body: EmbeddingsRequest, request: Request):
+        if request_log is not None:
+            request_log.add("/v1/embeddings", body.input)
         counts = await run_in_threadpool(counter.count, body.input)
         errors = [_too_many(["body", "input", i], "tokens", n, MAX_INPUT_TOKENS, estimated)
                   for i, n in enumerate(counts) if n > MAX_INPUT_TOKENS]
@@ -101,6 +106,8 @@ def create_app(config: ServerConfig | None = None, **options) -> FastAPI:
                           "share context awareness, improving retrieval quality for document-based applications.",
               openapi_extra=security)
     async def contextualized_embeddings(body: ContextualizedEmbeddingsRequest, request: Request):
+        if request_log is not None:
+            request_log.add("/v1/contextualizedembeddings", body.input)
         docs = body.input
         chunks = sum(len(d) for d in docs)
         errors = []

@@ -136,7 +136,7 @@ class Writer:
         except BaseException:
             self._close_lock()
             raise
-        self._pending: list[tuple[int, int]] = []
+        self._pending: list[slice | np.ndarray] = []   # rows written, not yet marked done
         self._log_checked = False
         self._closed = False
 
@@ -275,6 +275,39 @@ class Writer:
         (codes in the job's bit order).  ``flush=True``: synced and marked done
         before returning; ``flush=False``: marked done by the next
         :meth:`flush` (fewer syncs for many small writes)."""
+        n, rows = self._checked_rows(int8, binary)
+        try:
+            start = operator.index(start)
+        except TypeError:
+            raise TypeError(f"start must be an integer, got {type(start).__name__}") from None
+        if start < 0 or start + n > self.count:
+            raise ValueError(f"rows [{start}, {start + n}) are outside [0, {self.count})")
+        self._put(slice(start, start + n), rows, flush)
+
+    def write_rows(self, where, int8: np.ndarray | None = None, binary: np.ndarray | None = None, *,
+                   flush: bool = True) -> None:
+        """Store the given rows at the row indices ``where`` (one distinct
+        index per row, in any order), as :meth:`write` does for a range: for
+        rows scattered over the store, such as the repeats of a text."""
+        n, rows = self._checked_rows(int8, binary)
+        idx = np.asarray(where)
+        if idx.dtype.kind not in "iu" or idx.shape != (n,):
+            raise ValueError(f"where must be {n} integer row indices (one per row), got {idx.dtype} {idx.shape}")
+        if n and (int(idx.min()) < 0 or int(idx.max()) >= self.count):
+            raise ValueError(f"row indices must be in [0, {self.count})")
+        if np.unique(idx).size != n:
+            raise ValueError("where must not name a row twice")
+        self._put(idx.astype(np.intp), rows, flush)
+
+    def _put(self, where, rows: dict, flush: bool) -> None:
+        for e, a in rows.items():
+            self._arrays[e][where] = a
+        self._pending.append(where)
+        if flush:
+            self.flush()
+
+    def _checked_rows(self, int8, binary) -> tuple[int, dict]:
+        """The rows of every encoding of the job, checked; and how many."""
         self._open_or_raise()
         given = {"int8": int8, "binary": binary}
         for e, a in given.items():
@@ -291,18 +324,7 @@ class Writer:
         n = {a.shape[0] for a in rows.values()}
         if len(n) != 1:
             raise ValueError("int8 and binary must hold the same number of rows")
-        n = n.pop()
-        try:
-            start = operator.index(start)
-        except TypeError:
-            raise TypeError(f"start must be an integer, got {type(start).__name__}") from None
-        if start < 0 or start + n > self.count:
-            raise ValueError(f"rows [{start}, {start + n}) are outside [0, {self.count})")
-        for e, a in rows.items():
-            self._arrays[e][start:start + n] = a
-        self._pending.append((start, start + n))
-        if flush:
-            self.flush()
+        return n.pop(), rows
 
     def flush(self) -> None:
         """Sync the written rows, then mark them done and sync the mask (in
@@ -312,8 +334,8 @@ class Writer:
             return
         for a in self._arrays.values():
             a.flush()       # msync: on Linux costs what is dirty, not the mapping's size
-        for s, e in self._pending:
-            done[s:e] = True
+        for where in self._pending:
+            done[where] = True
         done.flush()
         self._pending.clear()
 

@@ -1,0 +1,384 @@
+"""Do not pay twice (issue 14 item 5), shown from the server's side.
+
+``Client.embed`` / ``AsyncClient.embed`` send each distinct text of a call
+once and copy its row to the repeats; ``pplx-codec embed`` re-run on a grown
+corpus embeds only the texts its store does not hold.  What was sent is read
+from the reference server's ``RequestLog`` (every request an endpoint took,
+over loopback HTTP), never from the client.  The oracle for the rows is
+``embeddings.create``, which sends exactly what it is given (repeats too: the
+log shows it), one request of at most 512 inputs at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import numpy as np
+import pytest
+
+import pplx_codec as pc
+from pplx_codec import cli, store
+from pplx_codec._plan import distinct_texts
+from pplx_codec.server import FaultConfig, RequestLog, running
+from pplx_codec.server.faults import FaultPlan
+from server_support import KEY
+
+DIMS = 128
+INT8, BINARY = "base64_int8", "base64_binary"
+
+
+@pytest.fixture(scope="module")
+def served():
+    log = RequestLog()
+    with running(api_keys=[KEY], request_log=log) as url:
+        yield url, log
+
+
+@pytest.fixture(params=["sync", "async"])
+def kind(request):
+    return request.param
+
+
+def embed(kind: str, url: str, texts, **kw):
+    if kind == "sync":
+        with pc.Client(api_key=KEY, base_url=url, **kw.pop("client", {})) as c:
+            return c.embed(texts, **kw)
+
+    async def go():
+        async with pc.AsyncClient(api_key=KEY, base_url=url, **kw.pop("client", {})) as c:
+            return await c.embed(texts, **kw)
+
+    return asyncio.run(go())
+
+
+def oracle(url: str, texts: list[str], dimensions=DIMS, encoding_format=INT8, bitorder="little") -> np.ndarray:
+    """Every row requested as it is, repeats included (``embeddings.create``,
+    512 inputs a request), in the bit order asked for."""
+    with pc.Client(api_key=KEY, base_url=url) as c:
+        rows = np.concatenate([c.embeddings.create(input=texts[i:i + 512], model="pplx-embed-v1-0.6b",
+                                                   dimensions=dimensions, encoding_format=encoding_format).embeddings
+                               for i in range(0, len(texts), 512)])
+    return pc.reverse_bitorder(rows) if encoding_format == BINARY and bitorder == "big" else rows
+
+
+def words(n: int, tag: str) -> list[str]:
+    return [f"{tag} {i} {'abcdefghij'[i % 10] * (1 + i % 5)} {i * 7919 % 1009}" for i in range(n)]
+
+
+# ---------------------------------------------------------------- the distinct texts of a call
+
+
+def test_distinct_texts_against_brute_force():
+    rng = random.Random(5)
+    for n, pool in [(1, 1), (7, 3), (500, 40), (300, 1000), (64, 1)]:
+        texts = [f"t{rng.randrange(pool)}" for _ in range(n)]
+        uniq, inverse, firsts = distinct_texts(texts)
+        want = list(dict.fromkeys(texts))  # first-occurrence order
+        if len(want) == n:
+            assert uniq is texts and inverse is None and firsts is None
+            continue
+        assert uniq == want
+        assert inverse.tolist() == [want.index(t) for t in texts]
+        assert firsts.tolist() == [texts.index(t) for t in want]
+
+
+def test_distinct_texts_compares_exact_strings():
+    # Unicode normalisation forms, white space, case: all different texts
+    variants = ["caf\u00e9", "cafe\u0301", "\u00c5", "\u212b", "A\u030a", "a b", "a  b", "a b ", " a b", "a\tb",
+                "A b", "a\u00a0b", "a b\n"]
+    uniq, inverse, firsts = distinct_texts(variants)
+    assert uniq is variants and inverse is None
+
+
+@pytest.mark.parametrize("fmt,bitorder", [(INT8, "little"), (BINARY, "big")])
+def test_repeats_are_sent_once_and_rows_equal_the_oracle(served, kind, fmt, bitorder):
+    url, log = served
+    rng = random.Random(11)
+    distinct = words(700, f"rep-{kind}-{fmt}")
+    texts = distinct + [rng.choice(distinct) for _ in range(900)]
+    rng.shuffle(texts)
+    want = list(dict.fromkeys(texts))
+    log.clear()
+    got = embed(kind, url, texts, dimensions=DIMS, encoding_format=fmt, bitorder=bitorder)
+    sent = log.texts()
+    assert sorted(sent) == sorted(want) and len(sent) == len(set(sent)) == len(want)  # each distinct text once
+    assert len(log) == 2  # 700 texts: two requests, not four
+    # in the order of first occurrence (the two requests may arrive in either order)
+    assert sorted(r.inputs for r in log.requests) == [tuple(want[:512]), tuple(want[512:])]
+    log.clear()
+    exp = oracle(url, texts, encoding_format=fmt, bitorder=bitorder)
+    assert log.texts() == texts  # the oracle sent every repeat, as given
+    assert got.vectors.shape == exp.shape
+    np.testing.assert_array_equal(got.vectors, exp)
+    # usage is what was sent: the tokens of the distinct texts, in their two requests
+    alone = embed("sync", url, want, dimensions=DIMS, encoding_format=fmt)
+    assert got.usage.requests == 2 and got.usage.total_tokens == alone.usage.total_tokens
+    assert got.usage.total_cost == pytest.approx(alone.usage.total_cost)
+    with pc.Client(api_key=KEY, base_url=url) as c:
+        every = sum(c.embeddings.create(input=texts[i:i + 512], model="pplx-embed-v1-0.6b", dimensions=DIMS)
+                    .usage["total_tokens"] for i in range(0, len(texts), 512))
+    assert got.usage.total_tokens < every
+
+
+@pytest.mark.parametrize("case", ["all identical", "one text", "one str", "10k repeats of 3", "variants"])
+def test_hostile_repeats(served, kind, case):
+    url, log = served
+    tag = f"{kind} {case}"
+    texts: list[str] | str
+    if case == "all identical":
+        texts = [f"the same {tag}"] * 1500
+    elif case == "one text":
+        texts = [f"only {tag}"]
+    elif case == "one str":
+        texts = f"a str {tag}"
+    elif case == "10k repeats of 3":
+        three = [f"x {tag}", f"y {tag}", f"z {tag}"]
+        texts = [three[i % 3] if i % 7 else three[(i // 7) % 3] for i in range(30_000)]
+    else:
+        texts = [v + f" {tag}" for v in ["caf\u00e9", "cafe\u0301", "\u00c5", "\u212b", "a b", "a  b", "a b ",
+                                          "A b", "a\u00a0b"]] * 2
+    log.clear()
+    got = embed(kind, url, texts, dimensions=DIMS)
+    listed = [texts] if isinstance(texts, str) else texts
+    want = list(dict.fromkeys(listed))
+    assert log.texts() == want and len(log) == 1
+    exp = oracle(url, listed)
+    np.testing.assert_array_equal(got.vectors, exp[0] if isinstance(texts, str) else exp)
+    if case == "variants":  # nothing merged: 9 texts sent (the hash backend may give some the same row)
+        assert len(want) == 9
+
+
+def test_empty_list_sends_nothing(served, kind):
+    url, log = served
+    log.clear()
+    with pytest.raises(ValueError, match="texts is empty"):
+        embed(kind, url, [])
+    with pytest.raises(TypeError, match=r"texts\[2\] must be a str"):
+        embed(kind, url, ["a", "a", 3, "a"])
+    assert len(log) == 0
+
+
+def test_create_sends_what_it_is_given(served):
+    url, log = served
+    log.clear()
+    with pc.Client(api_key=KEY, base_url=url) as c:
+        r = c.embeddings.create(input=["same", "same", "other", "same"], model="pplx-embed-v1-0.6b",
+                                dimensions=DIMS)
+    assert log.texts() == ["same", "same", "other", "same"] and r.embeddings.shape == (4, DIMS)
+    assert (r.embeddings[0] == r.embeddings[1]).all()
+
+
+def test_contextualized_sends_every_chunk(served, kind):
+    """A chunk's vector depends on its document: nothing is deduplicated there."""
+    url, log = served
+    docs = [["intro", "body"], ["intro", "body"], ["intro", "other"]]
+    log.clear()
+    if kind == "sync":
+        with pc.Client(api_key=KEY, base_url=url) as c:
+            got = c.embed_contextualized(docs, dimensions=DIMS)
+    else:
+        async def go():
+            async with pc.AsyncClient(api_key=KEY, base_url=url) as c:
+                return await c.embed_contextualized(docs, dimensions=DIMS)
+        got = asyncio.run(go())
+    assert log.texts("/v1/contextualizedembeddings") == [c for d in docs for c in d]
+    assert got.vectors.shape == (6, DIMS)
+
+
+def test_progress_counts_the_rows_of_the_result(served, kind):
+    url, log = served
+    texts = words(600, f"prog-{kind}") * 2  # 1200 rows, 600 texts sent
+    seen = []
+    embed(kind, url, texts, dimensions=DIMS, progress=lambda done, total, usage: seen.append((done, total)),
+          client={"max_concurrency": 1})
+    assert [t for _, t in seen] == [1200, 1200] and [d for d, _ in seen] == [1024, 1200]
+
+
+def _seed(rates: dict, modes: list) -> int:
+    """A fault seed whose first requests meet ``modes``."""
+    for seed in range(5000):
+        plan = FaultPlan(FaultConfig(rates, seed=seed))
+        if [plan.draw().mode for _ in modes] == modes:
+            return seed
+    raise AssertionError("no seed fits")  # pragma: no cover
+
+
+def test_partial_result_fills_repeats_whose_row_arrived(kind):
+    """The first request succeeds, the second fails: the rows of the first
+    request's texts are filled wherever those texts stand, the others not."""
+    rates = {"500": 0.5}
+    log = RequestLog()
+    distinct = words(1100, f"part-{kind}")  # three requests: 512, 512, 76
+    texts = distinct + distinct[:300] + distinct[600:700]
+    random.Random(3).shuffle(texts)
+    want = list(dict.fromkeys(texts))
+    with running(api_keys=[KEY], faults=FaultConfig(rates, seed=_seed(rates, [None, "500"])),
+                 request_log=log) as url:
+        with pytest.raises(pc.InternalServerError) as info:
+            embed(kind, url, texts, dimensions=DIMS, client={"max_concurrency": 1, "max_retries": 0})
+        p = info.value.partial
+        arrived = set(log.texts())  # a 500 fault answers before the endpoint: only the success is logged
+        assert arrived == set(want[:512]) and len(log) == 1
+        filled = np.array([t in arrived for t in texts])
+        assert p.filled.tolist() == filled.tolist() and 0 < filled.sum() < len(texts)
+        assert p.vectors.shape == (len(texts), DIMS)
+        np.testing.assert_array_equal(p.vectors[filled], oracle(url, texts)[filled])
+        assert p.usage.requests == 1
+
+
+# ---------------------------------------------------------------- pplx-codec embed on a grown corpus
+
+
+def _run(out, corpus, url, *extra):
+    return cli.main(["embed", str(corpus), "--out", str(out), "--quiet", "--base-url", url, "--api-key", KEY,
+                     "--dimensions", str(DIMS), *extra])
+
+
+def _same_store(a, b) -> None:
+    sa, sb = store.load(a), store.load(b)
+    assert sa.count == sb.count and list(sa.texts) == list(sb.texts)
+    for e in ("int8", "binary"):
+        np.testing.assert_array_equal(getattr(sa, e), getattr(sb, e))
+
+
+def _write(path, texts) -> None:
+    path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+
+
+def test_a_grown_corpus_embeds_only_its_new_texts(served, tmp_path, capsys):
+    url, log = served
+    old = words(150, "corpus")
+    first = old + old[:20]  # repeats inside the corpus: sent once
+    new = words(60, "added")
+    grown = old[:75] + new[:30] + old[75:] + old[10:15] + new[30:] + new[:3] + ["caf\u00e9 corpus 1", "cafe\u0301"]
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    _write(a, first)
+    _write(b, grown)
+    out = tmp_path / "store"
+
+    log.clear()
+    assert _run(out, a, url) == 0
+    assert log.texts() == old
+    assert "150 new, 20 repeated texts filled" in capsys.readouterr().err
+    before = store.load(out).meta["usage"]
+
+    log.clear()
+    assert _run(out, b, url) == 0
+    fresh = list(dict.fromkeys(t for t in grown if t not in set(old)))
+    assert log.texts() == fresh and len(fresh) == 62  # only the new texts, each once, in corpus order
+    err = capsys.readouterr().err
+    assert "pplx-codec embed: 62 new, 150 reused from" in err and "8 repeated texts filled" in err
+    s = store.load(out)
+    assert s.meta["usage"]["requests"] == 1 and s.meta["usage"]["total_tokens"] < before["total_tokens"]
+
+    # the same store as a run from scratch on the grown corpus
+    scratch = tmp_path / "scratch"
+    assert _run(scratch, b, url) == 0
+    _same_store(out, scratch)
+
+    # run again: nothing is sent, nothing changes
+    log.clear()
+    assert _run(out, b, url) == 0
+    assert len(log) == 0
+    assert "0 new, 212 reused" in capsys.readouterr().err
+    _same_store(out, scratch)
+
+
+def test_other_settings_are_refused_or_replaced(served, tmp_path, capsys):
+    url, log = served
+    corpus = tmp_path / "c.txt"
+    texts = words(40, "settings")
+    _write(corpus, texts)
+    out = tmp_path / "store"
+    assert _run(out, corpus, url) == 0
+    meta = (out / "meta.json").read_bytes()
+    capsys.readouterr()
+    log.clear()
+    assert _run(out, corpus, url, "--encoding", "int8") == 2
+    err = capsys.readouterr().err
+    assert "cannot be reused for this run: encodings ['int8', 'binary'] (this run: ['int8'])" in err
+    assert "--replace" in err and len(log) == 0 and (out / "meta.json").read_bytes() == meta
+    assert _run(out, corpus, url, "--bitorder", "big") == 2
+    assert "bitorder 'little' (this run: 'big')" in capsys.readouterr().err
+    assert _run(out, corpus, url, "--encoding", "int8", "--replace") == 0
+    assert log.texts() == texts and store.load(out).encodings == ("int8",)
+    # a store without texts cannot lend rows
+    plain = tmp_path / "plain"
+    store.save(plain, int8=np.zeros((3, DIMS), np.int8), meta={"model": "pplx-embed-v1-0.6b"})
+    assert _run(plain, corpus, url, "--encoding", "int8") == 2
+    assert "no texts.jsonl" in capsys.readouterr().err
+
+
+class _Interrupting:
+    """A client whose ``after``-th embed call is interrupted (as Ctrl-C would)."""
+
+    def __init__(self, client, after: int):
+        self.client, self.after, self.calls = client, after, 0
+
+    def embed(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.after:
+            raise KeyboardInterrupt
+        return self.client.embed(*args, **kwargs)
+
+
+def test_a_grown_run_survives_an_interruption(served, tmp_path):
+    from pplx_codec.corpus import read_texts
+    from pplx_codec.pipelines import embed_corpus
+
+    url, log = served
+    old = words(100, "kill")
+    new = words(90, "kill-new")
+    grown = new[:40] + old + new[40:] + new[:5]
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    _write(a, old)
+    _write(b, grown)
+    out = tmp_path / "store"
+    with pc.Client(api_key=KEY, base_url=url) as c:
+        embed_corpus(c, read_texts(str(a)), str(out), dimensions=DIMS, progress=False, endpoint=url)
+        log.clear()
+        with pytest.raises(KeyboardInterrupt):  # the reused rows are copied, one chunk of 30 new texts sent
+            embed_corpus(_Interrupting(c, 2), read_texts(str(b)), str(out), dimensions=DIMS, chunk=30,
+                         progress=False, endpoint=url)
+        assert log.texts() == new[:30]
+        assert list(store.load(out).texts) == old  # the old store is still in place
+        w = store.Writer.open(out)
+        assert int(w.done.sum()) == 100 + 30 + 5 and w.done[:30].all()  # old rows, the sent chunk, its repeats
+        w.close()
+        log.clear()
+        report = embed_corpus(c, read_texts(str(b)), str(out), dimensions=DIMS, progress=False, endpoint=url)
+    assert log.texts() == new[30:]  # only what was not sent before
+    assert report.embedded == 60 and report.reused == 0 and report.written == len(grown) - 135
+    scratch = tmp_path / "scratch"
+    assert _run(scratch, b, url) == 0
+    _same_store(out, scratch)
+    assert json.loads((out / "meta.json").read_text())["usage"]["requests"] == 2  # 30 texts, then the other 60
+
+
+# ---------------------------------------------------------------- Writer.write_rows
+
+
+def test_writer_write_rows(tmp_path):
+    rng = np.random.default_rng(0)
+    w = store.Writer.create(tmp_path / "s", 10, 16, encodings=("int8", "binary"), job_key="k")
+    v = rng.integers(-128, 128, (4, 16), dtype=np.int8)
+    where = np.array([7, 1, 4, 9])
+    w.write_rows(where, int8=v, binary=pc.pack_bits(v))
+    assert np.flatnonzero(w.done).tolist() == [1, 4, 7, 9]
+    for bad, match in [([1, 1, 2, 3], "twice"), ([0, 1, 2, 10], r"in \[0, 10\)"), ([0, 1, 2], "4 integer"),
+                       (np.array([0.0, 1, 2, 3]), "integer row indices")]:
+        with pytest.raises(ValueError, match=match):
+            w.write_rows(bad, int8=v, binary=pc.pack_bits(v))
+    with pytest.raises(ValueError, match="pass binary= too"):
+        w.write_rows(where, int8=v)
+    rest = np.setdiff1d(np.arange(10), where)
+    u = rng.integers(-128, 128, (rest.size, 16), dtype=np.int8)
+    w.write_rows(rest[::-1], int8=u[::-1], binary=pc.pack_bits(u[::-1]), flush=False)
+    assert w.missing().size == rest.size  # marked done at the flush
+    s = w.commit()
+    want = np.empty((10, 16), np.int8)
+    want[where], want[rest] = v, u
+    np.testing.assert_array_equal(s.int8, want)
+    np.testing.assert_array_equal(s.binary, pc.pack_bits(want))
