@@ -21,6 +21,7 @@ from .cache import LRU
 from .config import CONFIG_ENV, ServerConfig
 from .faults import FAULT_HEADER, FAULT_SCOPE_KEY, DropFilter, Fault, FaultPlan
 from .guards import BearerAuth, BodyLimit, InjectFaults, error_body
+from .ratelimit import RateLimit
 from .schemas import (
     ContextualizedEmbeddingsRequest,
     ContextualizedEmbeddingsResponse,
@@ -166,9 +167,11 @@ def create_app(config: ServerConfig | None = None, **options) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
 
-    # added innermost first: a request meets auth (which reads no body), then the size limit, then faults
+    # added innermost first: a request meets auth (which reads no body), then the rate limit, the size
+    # limit, then faults
     app.add_middleware(InjectFaults, plan=FaultPlan(config.faults))
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(RateLimit, per_minute=config.rpm, burst=config.rpm_burst, log_path=config.request_log)
     if config.auth:
         app.add_middleware(BearerAuth, keys=keys)
 
