@@ -90,7 +90,7 @@ class RateBudgets(SchedulerPlugin):
     def __init__(self):
         self.policies: dict[str, RatePolicy] = {}
 
-    def start(self, scheduler) -> None:
+    async def start(self, scheduler) -> None:
         scheduler.handlers.update({"pplx_codec_rate_open": self.open_budget,
                                    "pplx_codec_rate_close": self.close_budget,
                                    "pplx_codec_rate_take": self.take,
