@@ -42,6 +42,7 @@ from pplx_codec.scaleout import _budget, _partition
 from pplx_codec.scaleout import embed as embed_mod
 from pplx_codec.server import FaultConfig, ServerConfig
 from pplx_codec.server.app import create_app
+from pplx_codec.server.ratelimit import read_log
 from pplx_codec.server.rng import key as rng_key
 from pplx_codec.server.rng import uniform
 from pplx_codec.server.runner import _uvicorn_config, base_url, bind
@@ -737,6 +738,76 @@ def test_embed_concurrency_budget_is_cluster_wide(cluster, tmp_path):
     # one client per worker process for the job, reused by all its partitions there
     per_worker = cluster.run(lambda: len(_budget.CLIENTS))
     assert set(per_worker.values()) <= {0, 1} and sum(per_worker.values()) >= 1
+
+
+def test_embed_rate_budget_is_cluster_wide(cluster, server, tmp_path):
+    """A 120 RPM server (its log times every request), 2 workers, one budget
+    of 110 RPM on the scheduler: no 429, requests at 110 a minute; without
+    the budget the same job meets 429s and, with retries enough, loses nothing."""
+    texts = texts_of(512 * 10, "rate")   # 5 partitions of 1024 texts: 10 full requests, ~5 s at 110 RPM
+    want = local_embed(server[0], texts)
+    log = tmp_path / "requests.jsonl"
+    with serve(rpm=120, request_log=str(log)) as (url, _):
+        opts = dict(api_key=KEY, base_url=url, dimensions=DIMS, partition_size=1024)
+        r = pdask.embed(texts, tmp_path / "paced", max_requests_per_minute=110, **opts)
+        entries = read_log(log)
+        assert len(entries) == 10 and not any(e["limited"] for e in entries)
+        t = [e["t"] for e in entries]
+        assert 110 * 0.9 < (len(t) - 1) / (t[-1] - t[0]) * 60 < 110 * 1.05
+        np.testing.assert_array_equal(r.array().compute(), want)
+        # both workers sent under the one budget, named for the job
+        names = cluster.run(lambda: {c._config.rate.name for c, _, _ in _budget.CLIENTS.values()
+                                     if isinstance(c._config.rate, _budget.ClusterRate)})
+        assert len(names) == 2 and len(set.union(*names.values())) == 1
+        assert cluster.run_on_scheduler(lambda dask_scheduler: dask_scheduler.plugins[
+            _budget.RateBudgets.name].policies) == {}   # closed with its job
+
+        log.unlink()
+        free = pdask.embed(texts, tmp_path / "free", max_retries=10, **opts)
+        entries = read_log(log)
+        assert sum(e["limited"] for e in entries) > 0 and sum(not e["limited"] for e in entries) == 10
+        np.testing.assert_array_equal(free.array().compute(), want)
+    with pytest.raises(ValueError, match="max_requests_per_minute"):
+        pdask.embed(texts, tmp_path / "bad", max_requests_per_minute=0, **opts)
+
+    class Refusing:
+        def register_plugin(self, plugin):
+            raise ModuleNotFoundError("No module named 'pplx_codec'")
+
+    with pytest.raises(RuntimeError, match="install pplx-codec where the scheduler runs"):
+        embed_mod._open_rate_budget(Refusing(), "budget", 60)
+
+
+def test_a_429_on_one_worker_pauses_the_cluster(cluster):
+    """A worker's client reports a 429 asking for 1 s: the other worker's
+    next attempt waits for it (the scheduler holds the one policy)."""
+    name = _budget.BUDGET_PREFIX + "throttled"
+    embed_mod._open_rate_budget(cluster, name, 6000)
+    a, b = sorted(cluster.scheduler_info()["workers"])
+
+    def rate():
+        from distributed import get_worker
+
+        w = get_worker()
+        return _budget.ClusterRate(name, w.scheduler, w.loop)
+
+    def throttle():
+        rate().throttled(1.0, time.monotonic())
+        return time.time()
+
+    def take():
+        list(rate().waits())
+        return time.time()
+
+    try:
+        assert cluster.submit(take, workers=[b], pure=False).result() > 0   # at once
+        told = cluster.submit(throttle, workers=[a], pure=False).result()
+        went = cluster.submit(take, workers=[b], pure=False).result()
+        assert 0.8 < went - told < 5
+    finally:
+        cluster.sync(cluster.scheduler.pplx_codec_rate_close, name=name)
+    with pytest.raises(RuntimeError, match="has ended"):
+        cluster.submit(take, workers=[b], pure=False).result()
 
 
 def test_embed_input_errors(cluster, tmp_path):

@@ -3,7 +3,7 @@
 ``Client.embed`` / ``AsyncClient.embed`` send each distinct text of a call
 once and copy its row to the repeats; ``pplx-codec embed`` re-run on a grown
 corpus embeds only the texts its store does not hold.  What was sent is read
-from the reference server's ``RequestLog`` (every request an endpoint took,
+from the reference server's ``ReceivedInputs`` (every request an endpoint took,
 over loopback HTTP), never from the client.  The oracle for the rows is
 ``embeddings.create``, which sends exactly what it is given (repeats too: the
 log shows it), one request of at most 512 inputs at a time.
@@ -21,7 +21,7 @@ import pytest
 import pplx_codec as pc
 from pplx_codec import cli, store
 from pplx_codec._plan import distinct_texts
-from pplx_codec.server import FaultConfig, RequestLog, running
+from pplx_codec.server import FaultConfig, ReceivedInputs, running
 from pplx_codec.server.faults import FaultPlan
 from server_support import KEY
 
@@ -31,8 +31,8 @@ INT8, BINARY = "base64_int8", "base64_binary"
 
 @pytest.fixture(scope="module")
 def served():
-    log = RequestLog()
-    with running(api_keys=[KEY], request_log=log) as url:
+    log = ReceivedInputs()
+    with running(api_keys=[KEY], received=log) as url:
         yield url, log
 
 
@@ -209,13 +209,13 @@ def test_partial_result_fills_repeats_whose_row_arrived(kind):
     """The first request succeeds, the second fails: the rows of the first
     request's texts are filled wherever those texts stand, the others not."""
     rates = {"500": 0.5}
-    log = RequestLog()
+    log = ReceivedInputs()
     distinct = words(1100, f"part-{kind}")  # three requests: 512, 512, 76
     texts = distinct + distinct[:300] + distinct[600:700]
     random.Random(3).shuffle(texts)
     want = list(dict.fromkeys(texts))
     with running(api_keys=[KEY], faults=FaultConfig(rates, seed=_seed(rates, [None, "500"])),
-                 request_log=log) as url:
+                 received=log) as url:
         with pytest.raises(pc.InternalServerError) as info:
             embed(kind, url, texts, dimensions=DIMS, client={"max_concurrency": 1, "max_retries": 0})
         p = info.value.partial

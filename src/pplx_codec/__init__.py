@@ -8,6 +8,7 @@ order, int8 norms, exact Hamming / int8 cosine top-k search and indexes.  See
 
 from . import _isa
 from ._isa import capabilities, use_isa
+from ._rate import RateBudget
 from ._stream import StreamDecodeError, StreamDecoder
 from ._version import VERSION
 from .b64 import b64decode, b64encode, decode_binary, decode_int8, encode_binary, encode_int8
@@ -69,6 +70,7 @@ __all__ = [
     "Index",
     "Client",
     "AsyncClient",
+    "RateBudget",
     "StreamDecoder",
     "StreamDecodeError",
     "Embeddings",

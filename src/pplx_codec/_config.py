@@ -1,6 +1,7 @@
 """A client's configuration, checked once: the API key (from the arguments or
 the environment), the base URL, httpx timeouts and the per-attempt deadline,
-retries, concurrency, and the headers every request carries.
+retries, concurrency, the request-rate budget, and the headers every
+request carries.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 
 import httpx
 
-from . import _checks, errors
+from . import _checks, _rate, errors
 from ._version import VERSION
 from .constants import DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT
 
@@ -30,9 +31,10 @@ def attempt_deadline(deadline, timeout: httpx.Timeout) -> float | None:
 
 class Config:
     """A client's settings, checked: the key (never in a repr), where and how
-    long each attempt may take, retries, concurrency, extra headers."""
+    long each attempt may take, retries, concurrency, the rate budget, extra headers."""
 
-    def __init__(self, api_key, base_url, timeout, max_retries, max_concurrency, default_headers, deadline=None):
+    def __init__(self, api_key, base_url, timeout, max_retries, max_concurrency, default_headers, deadline=None,
+                 max_requests_per_minute=None):
         key = api_key or os.environ.get("PERPLEXITY_API_KEY") or os.environ.get("PPLX_API_KEY")
         if not key:
             raise errors.APIError("no API key: pass api_key=... or set PERPLEXITY_API_KEY (or PPLX_API_KEY)")
@@ -46,6 +48,8 @@ class Config:
         self.max_retries = _checks.max_retries(max_retries)
         self.max_concurrency = _checks.positive_int(max_concurrency, "max_concurrency")
         self.default_headers = dict(default_headers or {})
+        #: the request-rate budget (None: no limit), shared with the clients ``with_options`` makes
+        self.rate = _rate.budget(max_requests_per_minute)
 
     def headers(self) -> dict:
         return {"Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json",
@@ -54,4 +58,5 @@ class Config:
     def options(self) -> dict:
         return dict(api_key=self.api_key, base_url=self.base_url, timeout=self.timeout,
                     deadline=self._deadline_arg, max_retries=self.max_retries,
-                    max_concurrency=self.max_concurrency, default_headers=self.default_headers)
+                    max_concurrency=self.max_concurrency, default_headers=self.default_headers,
+                    max_requests_per_minute=self.rate)

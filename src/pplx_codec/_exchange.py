@@ -14,6 +14,7 @@ import asyncio
 import json
 import math
 import time
+from collections.abc import Iterable
 
 import httpx
 
@@ -56,20 +57,28 @@ class Exchange:
         self.headers = config.headers()
         self.timeout, self.deadline, self.max_retries = config.timeout, config.deadline, config.max_retries
         self._secret = config.api_key
+        self.rate = config.rate
         self.retries = 0
+        self.started = math.inf   # time.monotonic() at the attempt's start
         self._ends = math.inf
         self._resp: httpx.Response | None = None
         self._decoder: StreamDecoder | None = None
         self._error = bytearray()
 
+    def paced(self) -> Iterable[float]:
+        """The sleeps before the next attempt may start, under the client's
+        request-rate budget (none without one): each attempt takes a token."""
+        return () if self.rate is None else self.rate.waits()
+
     def start(self) -> httpx.Timeout:
         """Begin an attempt; returns its httpx timeouts (none past the deadline)."""
         self._resp, self._decoder, self._error = None, None, bytearray()
+        self.started = time.monotonic()
         d = self.deadline
         if d is None:
             self._ends = math.inf
             return self.timeout
-        self._ends = time.monotonic() + d
+        self._ends = self.started + d
         t = self.timeout
         cap = lambda s: d if s is None else min(s, d)  # noqa: E731
         return httpx.Timeout(connect=cap(t.connect), read=cap(t.read), write=cap(t.write), pool=cap(t.pool))
@@ -132,18 +141,21 @@ class Exchange:
         key masked, when there is none.  Retried: what the SDK retries
         (connection errors, timeouts and deadlines, 408/409/429/5xx or
         ``x-should-retry``), at most ``max_retries`` times.  What is not the
-        API's, such as a bug, is raised again as it is."""
+        API's, such as a bug, is raised again as it is.  A 429 slows down the
+        client's rate budget, retried or not (``_rate``)."""
         err = self._api_error(e)
-        if self.retries < self.max_retries:
-            wait = None
-            if isinstance(err, errors.APIStatusError):
-                if _retry.should_retry(err.status_code, err.response.headers):
-                    wait = _retry.delay(self.retries, err.response.headers)
-            elif isinstance(err, errors.APIConnectionError):
-                wait = _retry.delay(self.retries)
-            if wait is not None:
-                self.retries += 1
-                return wait
+        wait = None
+        if isinstance(err, errors.APIStatusError):
+            headers = err.response.headers
+            if err.status_code == 429 and self.rate is not None:
+                self.rate.throttled(_retry.retry_after(headers), self.started)
+            if _retry.should_retry(err.status_code, headers):
+                wait = _retry.delay(self.retries, headers)
+        elif isinstance(err, errors.APIConnectionError):
+            wait = _retry.delay(self.retries)
+        if wait is not None and self.retries < self.max_retries:
+            self.retries += 1
+            return wait
         raise err._redact(self._secret)
 
     def _api_error(self, e: BaseException) -> errors.APIError:

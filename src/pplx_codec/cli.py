@@ -174,7 +174,9 @@ def cmd_serve(args) -> int:
                                       trust_remote_code=args.trust_remote_code, output_scale=args.output_scale,
                                       tokenizer=args.tokenizer, api_keys=args.api_key or (), auth=not args.no_auth,
                                       max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
-                                      cache_bytes=int(args.cache_mb * (1 << 20)), faults=faults)
+                                      cache_bytes=int(args.cache_mb * (1 << 20)), faults=faults,
+                                      rpm=args.rpm, request_log=args.request_log,
+                                      **({} if args.rpm_burst is None else {"rpm_burst": args.rpm_burst}))
                 keys = config.accepted_keys()
                 if args.workers < 1:
                     raise ValueError(f"--workers must be >= 1, got {args.workers}")
@@ -239,6 +241,13 @@ def _add_serve(sub) -> None:
     serve.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws (default 0)")
     serve.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of 429/503 faults, seconds")
     serve.add_argument("--slow-seconds", type=float, default=2.0, help="how long a slow-fault body takes")
+    serve.add_argument("--rpm", type=_positive_number, metavar="N",
+                       help="limit each key to N requests per minute, as the service does (a leaky bucket; "
+                            "429 with Retry-After beyond it; default: no limit)")
+    serve.add_argument("--rpm-burst", type=_at_least(1), metavar="B",
+                       help="requests a key may send at once under --rpm (the bucket's size; default 5)")
+    serve.add_argument("--request-log", metavar="FILE",
+                       help="append one JSON line per API request to FILE (time, key hash, path, limited)")
     serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     serve.add_argument("--no-access-log", action="store_true", help="do not log each request")
     serve.set_defaults(func=cmd_serve)
@@ -290,7 +299,8 @@ def _client(args):
 
     key = args.api_key or os.environ.get("PERPLEXITY_API_KEY") or os.environ.get("PPLX_API_KEY")
     base = args.base_url or os.environ.get("PERPLEXITY_BASE_URL")
-    opts = dict(max_concurrency=args.max_concurrency, max_retries=args.max_retries)
+    opts = dict(max_concurrency=args.max_concurrency, max_retries=args.max_retries,
+                max_requests_per_minute=args.rpm)
     if key or base:
         with Client(api_key=key, base_url=base, **opts) as client:
             yield client, client.base_url
@@ -317,6 +327,9 @@ def _add_client_options(p) -> None:
                    help=f"requests in flight (default {DEFAULT_MAX_CONCURRENCY})")
     p.add_argument("--max-retries", type=_at_least(0), default=DEFAULT_MAX_RETRIES,
                    help=f"retries per request (default {DEFAULT_MAX_RETRIES})")
+    p.add_argument("--rpm", type=_positive_number, metavar="N",
+                   help="send at most N requests per minute, retries included, and slow down on a 429 "
+                        "(default: no limit; the account's limit is per key)")
 
 
 def cmd_embed(args) -> int:
@@ -386,6 +399,14 @@ def _at_least(minimum: int):
 
     parse.__name__ = "int"  # argparse names the type in "invalid int value: 'x'"
     return parse
+
+
+def _positive_number(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def _encodings(spec: str) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ from ._config import Config
 from ._exchange import FAILURES, Exchange
 from ._plan import Batch, Plan
 from ._progress import Progress
+from ._rate import Budget
 from .constants import (
     API_BITORDER,
     DEFAULT_CONTEXTUALIZED_MODEL,
@@ -124,13 +125,23 @@ class Client(_Base):
     themselves is bounded per read only.  (A client from ``with_options``
     shares its parent's transport and bounds; the DNS lookup is bounded by
     neither.)  ``AsyncClient`` cancels the attempt at the deadline itself,
-    wherever it is waiting."""
+    wherever it is waiting.
+
+    ``max_requests_per_minute`` (default None: no limit) paces the client
+    under the account's request rate: every attempt of every request, from
+    any thread, takes a token of one bucket first (evenly spaced, one at a
+    time), and a 429 slows the whole client down (no attempt before its
+    ``Retry-After``, then half the rate, recovering over a minute); see
+    :mod:`pplx_codec._rate`.  A :class:`pplx_codec.RateBudget` instead of a
+    number is shared with the other clients given it (and a burst set)."""
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None,
                  timeout: float | httpx.Timeout | None = None, max_retries: int = DEFAULT_MAX_RETRIES,
                  max_concurrency: int = DEFAULT_MAX_CONCURRENCY, http_client: httpx.Client | None = None,
-                 default_headers: dict[str, str] | None = None, deadline: float | None = None) -> None:
-        self._config = Config(api_key, base_url, timeout, max_retries, max_concurrency, default_headers, deadline)
+                 default_headers: dict[str, str] | None = None, deadline: float | None = None,
+                 max_requests_per_minute: float | Budget | None = None) -> None:
+        self._config = Config(api_key, base_url, timeout, max_retries, max_concurrency, default_headers, deadline,
+                              max_requests_per_minute)
         self._own_http = http_client is None
         if http_client is None:
             limits = httpx.Limits(max_connections=max(10, self._config.max_concurrency))
@@ -234,6 +245,8 @@ class Client(_Base):
     def _post(self, plan: Plan, b: Batch) -> tuple[dict, Usage]:
         x = self._exchange(plan, b)
         while True:
+            for pause in x.paced():  # the request-rate budget: a token per attempt
+                time.sleep(pause)
             timeout = x.start()
             try:
                 return self._attempt(x, timeout)
@@ -268,13 +281,16 @@ class _AsyncEmbeddings:
 
 
 class AsyncClient(_Base):
-    """asyncio client with the same methods as :class:`Client` (awaitable)."""
+    """asyncio client with the same methods as :class:`Client` (awaitable).
+    Its rate budget's waits are ``asyncio.sleep``: the loop is never blocked."""
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None,
                  timeout: float | httpx.Timeout | None = None, max_retries: int = DEFAULT_MAX_RETRIES,
                  max_concurrency: int = DEFAULT_MAX_CONCURRENCY, http_client: httpx.AsyncClient | None = None,
-                 default_headers: dict[str, str] | None = None, deadline: float | None = None) -> None:
-        self._config = Config(api_key, base_url, timeout, max_retries, max_concurrency, default_headers, deadline)
+                 default_headers: dict[str, str] | None = None, deadline: float | None = None,
+                 max_requests_per_minute: float | Budget | None = None) -> None:
+        self._config = Config(api_key, base_url, timeout, max_retries, max_concurrency, default_headers, deadline,
+                              max_requests_per_minute)
         self._own_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
             timeout=self._config.timeout,
@@ -366,6 +382,8 @@ class AsyncClient(_Base):
     async def _post(self, plan: Plan, b: Batch) -> tuple[dict, Usage]:
         x = self._exchange(plan, b)
         while True:
+            for pause in x.paced():  # the request-rate budget: a token per attempt
+                await asyncio.sleep(pause)
             timeout = x.start()
             try:  # cancelled at the deadline, wherever it is waiting
                 return await asyncio.wait_for(self._attempt(x, timeout), x.remaining())

@@ -10,8 +10,9 @@
 - :func:`norms`: the int8 rows' norms, lazily, to reuse across cosine searches.
 - :func:`embed`: texts (a ``dask.bag``, a dask dataframe ``Series`` or a
   list) embedded through the API on the workers, one client per worker, one
-  concurrency budget across the cluster, written as store shards with
-  sidecars and a manifest; resumable shard by shard.
+  concurrency budget and one request-rate budget (``max_requests_per_minute``)
+  across the cluster, written as store shards with sidecars and a manifest;
+  resumable shard by shard.
 
 Everything runs on the current dask scheduler, a ``distributed.Client`` when
 one is active (``embed`` needs one).  This module is ``pplx_codec.dask``;

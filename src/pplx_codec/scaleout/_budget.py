@@ -1,13 +1,19 @@
-"""The dask embed's concurrency budget: one ``distributed.Semaphore`` per job,
-a lease held by every HTTP request on any worker from sending until its body
-is closed; the lease ids name their worker, so that a scheduler plugin can
-release a lost worker's leases at once.  Each worker keeps one
-:class:`pplx_codec.Client` per job, over a transport that takes the leases.
+"""The dask embed's budgets.  Concurrency: one ``distributed.Semaphore`` per
+job, a lease held by every HTTP request on any worker from sending until its
+body is closed; the lease ids name their worker, so that a scheduler plugin
+can release a lost worker's leases at once.  Request rate: one
+:class:`pplx_codec._rate.RatePolicy` per job kept on the scheduler by a
+scheduler plugin (:class:`RateBudgets`), which grants each attempt of any
+worker its slot.  Each worker keeps one :class:`pplx_codec.Client` per job,
+over a transport that takes the leases, with a :class:`ClusterRate` as its
+rate budget.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 import uuid
 from collections import OrderedDict
 
@@ -16,11 +22,13 @@ import httpx
 try:
     from distributed import Semaphore
     from distributed.diagnostics.plugin import SchedulerPlugin
+    from distributed.utils import sync
     from distributed.utils_comm import retry_operation
 except ImportError:  # pragma: no cover - the dask extra installs distributed; embed() says it is needed
     # stand-ins so that the module imports (the classes below subclass them)
     Semaphore = SchedulerPlugin = object  # type: ignore[misc, assignment]
 
+from .._rate import RatePolicy
 from ..client import Client
 
 #: Every job's semaphore name starts with this.
@@ -65,6 +73,66 @@ class ReleaseLostLeases(SchedulerPlugin):
         for name in [n for n in ext.leases if isinstance(n, str) and n.startswith(BUDGET_PREFIX)]:
             for lease_id in [i for i in ext.leases[name] if isinstance(i, str) and i.startswith(prefix)]:
                 ext.release(name=name, lease_id=lease_id)
+
+
+class RateBudgets(SchedulerPlugin):
+    """On the scheduler: the request-rate budget of every job that has one,
+    a :class:`RatePolicy` on the scheduler's clock.  ``take`` answers when
+    the attempt may start (the scheduler sleeps, not the worker), so one
+    round trip per attempt and one clock for the cluster.  Nothing is held
+    by a worker: a worker lost while waiting or sending only leaves its slot
+    unused (the rate dips, never rises), and the scheduler's state is the
+    policy alone.  The handlers are the plugin's, added when it starts."""
+
+    name = "pplx-codec-rate-budgets"
+    idempotent = True   # one per scheduler, for every job
+
+    def __init__(self):
+        self.policies: dict[str, RatePolicy] = {}
+
+    async def start(self, scheduler) -> None:
+        scheduler.handlers.update({"pplx_codec_rate_open": self.open_budget,
+                                   "pplx_codec_rate_close": self.close_budget,
+                                   "pplx_codec_rate_take": self.take,
+                                   "pplx_codec_rate_throttled": self.throttled})
+
+    # (not open/close: close is a SchedulerPlugin hook)
+    def open_budget(self, name: str, per_minute: float, burst: int) -> None:
+        self.policies[name] = RatePolicy(per_minute, burst)
+
+    def close_budget(self, name: str) -> None:
+        self.policies.pop(name, None)
+
+    def _policy(self, name: str) -> RatePolicy:
+        policy = self.policies.get(name)
+        if policy is None:
+            raise RuntimeError(f"no request-rate budget {name!r} on the scheduler (its job has ended)")
+        return policy
+
+    async def take(self, name: str) -> None:
+        for pause in self._policy(name).waits(time.monotonic):   # (one event loop: no lock)
+            await asyncio.sleep(pause)
+
+    def throttled(self, name: str, wait: float | None, age: float) -> None:
+        now = time.monotonic()
+        self._policy(name).throttled(now, wait, now - age)
+
+
+class ClusterRate:
+    """A worker client's rate budget (``_rate.Budget``): the job's policy on
+    the scheduler (:class:`RateBudgets`), asked from the task's threads."""
+
+    def __init__(self, name: str, scheduler_rpc, loop):
+        self.name, self._rpc, self._loop = name, scheduler_rpc, loop
+
+    def waits(self):
+        # one blocking round trip: the scheduler answers at the attempt's slot
+        sync(self._loop, self._rpc.pplx_codec_rate_take, name=self.name)
+        yield from ()
+
+    def throttled(self, wait: float | None, sent_at: float) -> None:
+        sync(self._loop, self._rpc.pplx_codec_rate_throttled, name=self.name, wait=wait,
+             age=time.monotonic() - sent_at)
 
 
 CLIENTS: OrderedDict = OrderedDict()   # client_key -> (Client, httpx.Client, Semaphore)
@@ -129,8 +197,11 @@ def worker_client(job) -> Client:
         limits = httpx.Limits(max_connections=max(10, job.max_concurrency))
         http = httpx.Client(transport=Budgeted(httpx.HTTPTransport(limits=limits), sem))
         # every request passes the client's timeout (None: the client's default) to httpx
+        rate = None if job.max_requests_per_minute is None else ClusterRate(job.budget, worker.scheduler,
+                                                                            worker.loop)
         client = Client(api_key=job.api_key, base_url=job.base_url, timeout=job.timeout,
-                        max_retries=job.max_retries, max_concurrency=job.max_concurrency, http_client=http)
+                        max_retries=job.max_retries, max_concurrency=job.max_concurrency, http_client=http,
+                        max_requests_per_minute=rate)
         CLIENTS[key] = (client, http, sem)
         while len(CLIENTS) > MAX_CLIENTS:
             _, (_, old_http, old_sem) = CLIENTS.popitem(last=False)

@@ -112,6 +112,8 @@ class Job:
     timeout: float | None
     max_retries: int
     api_key: str | None = field(default=None, repr=False)
+    #: the job's request-rate budget, on the scheduler under ``budget``'s name (None: no limit)
+    max_requests_per_minute: float | None = None
 
     def client_key(self) -> tuple:
         key = hashlib.sha256((self.api_key or "").encode()).hexdigest()

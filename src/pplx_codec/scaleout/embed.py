@@ -20,6 +20,14 @@ every ``lease-validation-interval``, 10 s), the budget shrunk meanwhile: the
 leases' ids therefore start with the worker's address, and a scheduler
 plugin releases a worker's leases as soon as the scheduler removes it
 (:mod:`._budget`).
+
+The request-rate budget (``max_requests_per_minute``) is one token bucket
+for the job too, kept on the scheduler by another plugin: before each
+attempt (retries included) a worker's client asks the scheduler, which
+answers when the attempt may start, so the whole cluster keeps the rate
+and a 429 on any worker slows every worker down (:mod:`pplx_codec._rate`).
+Then the request takes its concurrency lease: when the concurrency budget
+is what binds, a request may be sent later than its slot.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import numpy as np
 from dask.delayed import delayed
 
 from .. import _checks
+from .._rate import DEFAULT_BURST, checked_rate
 from ..constants import API_BITORDER, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_MODEL
 from ..results import Usage
 from ..settings import EmbedSettings
@@ -142,7 +151,7 @@ def embed(texts, out_dir, *, model: str = DEFAULT_MODEL, dimensions: int | None 
           encodings=("int8",), bitorder: str = API_BITORDER, api_key: str | None = None,
           base_url: str | None = None, timeout: float | None = None, max_retries: int = DEFAULT_MAX_RETRIES,
           max_concurrency: int = DEFAULT_MAX_CONCURRENCY, partition_size: int = 1024, save_texts: bool = False,
-          client=None) -> EmbedResult:
+          client=None, max_requests_per_minute: float | None = None) -> EmbedResult:
     """Embed ``texts`` on a dask cluster into shards under ``out_dir``.
 
     ``texts``: a ``dask.bag.Bag`` of str, a dask dataframe ``Series`` of str,
@@ -156,7 +165,10 @@ def embed(texts, out_dir, *, model: str = DEFAULT_MODEL, dimensions: int | None 
     does).  ``api_key``: travels to the workers inside the task (never in a
     repr or a log); None: each worker reads ``PERPLEXITY_API_KEY`` from its
     own environment.  ``max_concurrency``: requests in flight across the
-    whole cluster (a ``distributed.Semaphore``).  ``client``: the
+    whole cluster (a ``distributed.Semaphore``).  ``max_requests_per_minute``:
+    requests (attempts) a minute across the whole cluster, one token bucket
+    on the scheduler, slowed down by a 429 anywhere (None: no limit; the
+    scheduler must be able to import pplx-codec).  ``client``: the
     ``distributed.Client`` to use (default: the current one).
 
     A partition that fails leaves no shard; the others are written and an
@@ -166,6 +178,8 @@ def embed(texts, out_dir, *, model: str = DEFAULT_MODEL, dimensions: int | None 
     settings = EmbedSettings.checked(model, dimensions, encodings, bitorder)
     max_concurrency = _positive(max_concurrency, "max_concurrency")
     max_retries = _checks.max_retries(max_retries)
+    if max_requests_per_minute is not None:
+        max_requests_per_minute, _ = checked_rate(max_requests_per_minute, DEFAULT_BURST)
     parts = _partitions(texts, partition_size)
     dclient = _distributed_client(client)
     root = Path(out_dir)
@@ -187,9 +201,14 @@ def embed(texts, out_dir, *, model: str = DEFAULT_MODEL, dimensions: int | None 
     sem.register()
     job = _partition.Job(out=str(root.resolve()), settings=settings, save_texts=bool(save_texts),
                           budget=budget, max_concurrency=max_concurrency, base_url=base_url,
-               timeout=timeout, max_retries=max_retries, api_key=api_key)
+               timeout=timeout, max_retries=max_retries, api_key=api_key,
+               max_requests_per_minute=max_requests_per_minute)
     t0 = time.perf_counter()
+    rate_open = False
     try:
+        if max_requests_per_minute is not None:
+            _open_rate_budget(dclient, budget, max_requests_per_minute)
+            rate_open = True
         tasks = [delayed(_partition.embed_partition, pure=False)(p, i, offsets[i], job,
                                                        dask_key_name=f"pplx-embed-{budget}-{i}")
                  for i, p in enumerate(parts)]
@@ -206,6 +225,8 @@ def embed(texts, out_dir, *, model: str = DEFAULT_MODEL, dimensions: int | None 
         del futures
     finally:
         sem.close()
+        if rate_open:
+            dclient.sync(dclient.scheduler.pplx_codec_rate_close, name=budget)
     seconds = time.perf_counter() - t0
     if failures:
         raise EmbedError(failures, len(parts))
@@ -235,6 +256,19 @@ def _register_lease_release(dclient) -> None:
         warnings.warn(f"pplx_codec.dask.embed: the scheduler did not take the plugin that releases a lost "
                       f"worker's concurrency leases ({type(e).__name__}: {e}); they come back only after "
                       "distributed.scheduler.locks.lease-timeout", RuntimeWarning, stacklevel=3)
+
+
+def _open_rate_budget(dclient, name: str, per_minute: float) -> None:
+    """The job's rate budget on the scheduler (:class:`_budget.RateBudgets`);
+    without it no budget could hold across workers, so a scheduler that
+    refuses the plugin is an error."""
+    try:
+        dclient.register_plugin(_budget.RateBudgets())
+    except Exception as e:  # noqa: BLE001 - whatever the scheduler raised, say what it means
+        raise RuntimeError(f"pplx_codec.dask.embed: max_requests_per_minute needs the scheduler to run the "
+                           f"plugin that keeps the rate budget, and it refused ({type(e).__name__}: {e}); "
+                           "install pplx-codec where the scheduler runs") from e
+    dclient.sync(dclient.scheduler.pplx_codec_rate_open, name=name, per_minute=per_minute, burst=DEFAULT_BURST)
 
 
 def _positive(v, name: str) -> int:

@@ -16,7 +16,7 @@ responses, and optional fault injection.  Needs the ``server`` extra.
 from .app import create_app
 from .config import ServerConfig
 from .faults import FaultConfig
-from .request_log import RequestLog
+from .received import ReceivedInputs
 from .runner import running, serve_socket
 
-__all__ = ["create_app", "ServerConfig", "FaultConfig", "RequestLog", "running", "serve_socket"]
+__all__ = ["create_app", "ServerConfig", "FaultConfig", "ReceivedInputs", "running", "serve_socket"]

@@ -21,7 +21,8 @@ from .cache import LRU
 from .config import CONFIG_ENV, ServerConfig
 from .faults import FAULT_HEADER, FAULT_SCOPE_KEY, DropFilter, Fault, FaultPlan
 from .guards import BearerAuth, BodyLimit, InjectFaults, error_body
-from .request_log import RequestLog
+from .ratelimit import RateLimit
+from .received import ReceivedInputs
 from .schemas import (
     ContextualizedEmbeddingsRequest,
     ContextualizedEmbeddingsResponse,
@@ -51,10 +52,10 @@ def _too_many(loc: list, what: str, count: int, limit: int, estimated: bool) -> 
             "msg": f"{count} {what}{how}; the limit is {limit}"}
 
 
-def create_app(config: ServerConfig | None = None, *, request_log: RequestLog | None = None,
+def create_app(config: ServerConfig | None = None, *, received: ReceivedInputs | None = None,
                **options) -> FastAPI:
     """The app for ``config`` (or ``ServerConfig(**options)``): loads the backend and the token counter now.
-    ``request_log``: where to log each request an endpoint takes (see ``request_log.py``)."""
+    ``received``: where to record the inputs each request to an endpoint carried (see ``received.py``; ``config.request_log`` is the file log of every API request, ratelimit.py)."""
     if config is None:
         config = ServerConfig(**options)
     elif options:
@@ -84,8 +85,8 @@ def create_app(config: ServerConfig | None = None, *, request_log: RequestLog | 
                           "clustering, and other machine learning applications.",
               openapi_extra=security)
     async def embeddings(body: EmbeddingsRequest, request: Request):
-        if request_log is not None:
-            request_log.add("/v1/embeddings", body.input)
+        if received is not None:
+            received.add("/v1/embeddings", body.input)
         counts = await run_in_threadpool(counter.count, body.input)
         errors = [_too_many(["body", "input", i], "tokens", n, MAX_INPUT_TOKENS, estimated)
                   for i, n in enumerate(counts) if n > MAX_INPUT_TOKENS]
@@ -106,8 +107,8 @@ def create_app(config: ServerConfig | None = None, *, request_log: RequestLog | 
                           "share context awareness, improving retrieval quality for document-based applications.",
               openapi_extra=security)
     async def contextualized_embeddings(body: ContextualizedEmbeddingsRequest, request: Request):
-        if request_log is not None:
-            request_log.add("/v1/contextualizedembeddings", body.input)
+        if received is not None:
+            received.add("/v1/contextualizedembeddings", body.input)
         docs = body.input
         chunks = sum(len(d) for d in docs)
         errors = []
@@ -173,9 +174,11 @@ def create_app(config: ServerConfig | None = None, *, request_log: RequestLog | 
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
 
-    # added innermost first: a request meets auth (which reads no body), then the size limit, then faults
+    # added innermost first: a request meets auth (which reads no body), then the rate limit, the size
+    # limit, then faults
     app.add_middleware(InjectFaults, plan=FaultPlan(config.faults))
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(RateLimit, per_minute=config.rpm, burst=config.rpm_burst, log_path=config.request_log)
     if config.auth:
         app.add_middleware(BearerAuth, keys=keys)
 

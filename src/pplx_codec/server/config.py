@@ -1,4 +1,5 @@
-"""What a server instance is: backend, token counting, auth, limits, faults.
+"""What a server instance is: backend, token counting, auth, limits, faults,
+the per-key request rate and the request log.
 
 One frozen ``ServerConfig`` builds the app.  It travels to uvicorn worker
 processes (``--workers N``) as JSON in ``PPLX_CODEC_SERVER_CONFIG``, since
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 from .backends import BACKENDS
 from .faults import FaultConfig
+from .ratelimit import DEFAULT_BURST as RATE_BURST
 
 KEYS_ENV = "PPLX_CODEC_SERVER_KEYS"
 CONFIG_ENV = "PPLX_CODEC_SERVER_CONFIG"
@@ -50,6 +52,11 @@ class ServerConfig:
     #: Memory for remembered rows (and a quarter more for token counts); 0: none.
     cache_bytes: int = DEFAULT_CACHE_BYTES
     faults: FaultConfig = field(default_factory=FaultConfig)
+    #: Requests per minute per key (None: no limit), a leaky bucket of ``rpm_burst``
+    #: requests; and a JSON-lines file logging each API request (see ratelimit.py).
+    rpm: float | None = None
+    rpm_burst: int = RATE_BURST
+    request_log: str | None = None
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -69,6 +76,11 @@ class ServerConfig:
             raise ValueError(f"max_body_bytes must be an integer >= 1024, got {self.max_body_bytes!r}")
         if not isinstance(self.cache_bytes, int) or self.cache_bytes < 0:
             raise ValueError(f"cache_bytes must be a non-negative integer, got {self.cache_bytes!r}")
+        if self.rpm is not None and (isinstance(self.rpm, bool) or not isinstance(self.rpm, (int, float))
+                                     or not 0 < self.rpm < float("inf")):
+            raise ValueError(f"rpm must be a positive number of requests per minute, got {self.rpm!r}")
+        if isinstance(self.rpm_burst, bool) or not isinstance(self.rpm_burst, int) or self.rpm_burst < 1:
+            raise ValueError(f"rpm_burst must be a positive integer, got {self.rpm_burst!r}")
         if not self.output_scale > 0:
             raise ValueError(f"output_scale must be positive, got {self.output_scale!r}")
 

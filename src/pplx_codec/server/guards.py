@@ -39,6 +39,15 @@ def _is_api(scope) -> bool:
     return scope["type"] == "http" and scope["path"].startswith(API_PREFIX)
 
 
+def bearer_token(scope) -> bytes | None:
+    """The token of the request's ``Authorization: Bearer <token>`` (None: no such header)."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, rest = value.strip().partition(b" ")
+            return rest.strip() if scheme.lower() == b"bearer" else None
+    return None
+
+
 class BearerAuth:
     """401 unless ``Authorization: Bearer <key>`` names a configured key.
 
@@ -53,13 +62,7 @@ class BearerAuth:
     async def __call__(self, scope, receive, send):
         if not _is_api(scope):
             return await self.app(scope, receive, send)
-        token = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, rest = value.strip().partition(b" ")
-                if scheme.lower() == b"bearer":
-                    token = rest.strip()
-                break
+        token = bearer_token(scope)
         if token is None:
             return await self._reject(send, "Missing bearer token: send 'Authorization: Bearer <API key>'")
         matched = False

@@ -38,7 +38,7 @@ from uvicorn.supervisors.multiprocess import SIGNALS as SUPERVISOR_SIGNALS
 
 from .app import create_app
 from .config import CONFIG_ENV, ServerConfig
-from .request_log import RequestLog
+from .received import ReceivedInputs
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _APP_FACTORY = "pplx_codec.server.app:app_from_env"
@@ -187,7 +187,7 @@ def _serve_many(config: ServerConfig, sock: socket.socket, workers: int, log_lev
 
 @contextmanager
 def running(*, host: str = "127.0.0.1", port: int = 0, workers: int = 1, separate_process: bool | None = None,
-            log_level: str = "warning", startup_timeout: float = 120.0, request_log: RequestLog | None = None,
+            log_level: str = "warning", startup_timeout: float = 120.0, received: ReceivedInputs | None = None,
             **config) -> Iterator[str]:
     """Start a server on a free loopback port in the background; yield its base URL.
 
@@ -195,8 +195,8 @@ def running(*, host: str = "127.0.0.1", port: int = 0, workers: int = 1, separat
     ``backend``, ``faults={"429": 0.1}``, ...).  The server runs in a thread of
     this process, or, with ``workers > 1`` or ``separate_process=True``, in a
     child process (no GIL shared with the caller: what a benchmark wants).
-    Stopped, and its port freed, when the block exits.  ``request_log``: a
-    ``RequestLog`` the endpoints log each request to (in-thread servers only).
+    Stopped, and its port freed, when the block exits.  ``received``: a
+    ``ReceivedInputs`` the endpoints log each request to (in-thread servers only).
     """
     if host not in LOOPBACK:
         raise ValueError(f"running() serves on loopback only ({', '.join(LOOPBACK)}), not {host!r}")
@@ -204,14 +204,14 @@ def running(*, host: str = "127.0.0.1", port: int = 0, workers: int = 1, separat
     sock = bind(host, port)
     try:
         if separate_process if separate_process is not None else workers > 1:
-            if request_log is not None:
-                raise ValueError("request_log needs the server in this process (workers=1, no separate_process)")
+            if received is not None:
+                raise ValueError("received= needs the server in this process (workers=1, no separate_process)")
             with _in_child(cfg, sock, workers, log_level, startup_timeout) as url:
                 yield url
         else:
             if workers != 1:
                 raise ValueError("workers > 1 needs separate_process=True")
-            with _in_thread(cfg, sock, log_level, startup_timeout, request_log) as url:
+            with _in_thread(cfg, sock, log_level, startup_timeout, received) as url:
                 yield url
     finally:
         sock.close()
@@ -219,8 +219,8 @@ def running(*, host: str = "127.0.0.1", port: int = 0, workers: int = 1, separat
 
 @contextmanager
 def _in_thread(config: ServerConfig, sock: socket.socket, log_level: str, timeout: float,
-               request_log: RequestLog | None = None) -> Iterator[str]:
-    app = create_app(config, request_log=request_log)  # a bad config or model raises here, in the caller
+               received: ReceivedInputs | None = None) -> Iterator[str]:
+    app = create_app(config, received=received)  # a bad config or model raises here, in the caller
     server = uvicorn.Server(_uvicorn_config(app, workers=1, log_level=log_level, access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="pplx-codec-server",
                               daemon=True)

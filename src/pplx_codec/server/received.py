@@ -2,8 +2,8 @@
 reached an endpoint, so that a test can show from the server's side what a
 client sent (each distinct text once; only a corpus's new texts).
 
-Off unless one is given: ``running(request_log=log)`` or
-``create_app(config, request_log=log)`` (in-process servers only; it keeps
+Off unless one is given: ``running(received=log)`` or
+``create_app(config, received=log)`` (in-process servers only; it keeps
 every text it is sent, so it is for tests and benchmarks, not for a
 long-running server).  A request is logged when its body has been parsed and
 validated against the schema, before its token limits are checked and its
@@ -17,11 +17,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-__all__ = ["LoggedRequest", "RequestLog"]
+__all__ = ["Received", "ReceivedInputs"]
 
 
 @dataclass(frozen=True)
-class LoggedRequest:
+class Received:
     #: ``time.monotonic()`` when the endpoint took the request
     at: float
     #: ``/v1/embeddings`` or ``/v1/contextualizedembeddings``
@@ -30,21 +30,21 @@ class LoggedRequest:
     inputs: tuple
 
 
-class RequestLog:
+class ReceivedInputs:
     """The requests an app's endpoints took, in arrival order (thread-safe)."""
 
     def __init__(self) -> None:
-        self._requests: list[LoggedRequest] = []
+        self._requests: list[Received] = []
         self._lock = threading.Lock()
 
     def add(self, endpoint: str, inputs) -> None:
-        entry = LoggedRequest(time.monotonic(), endpoint,
+        entry = Received(time.monotonic(), endpoint,
                               tuple(tuple(d) if isinstance(d, list) else d for d in inputs))
         with self._lock:
             self._requests.append(entry)
 
     @property
-    def requests(self) -> list[LoggedRequest]:
+    def requests(self) -> list[Received]:
         """A snapshot of the requests so far."""
         with self._lock:
             return list(self._requests)
