@@ -55,7 +55,8 @@ def _too_many(loc: list, what: str, count: int, limit: int, estimated: bool) -> 
 def create_app(config: ServerConfig | None = None, *, received: ReceivedInputs | None = None,
                **options) -> FastAPI:
     """The app for ``config`` (or ``ServerConfig(**options)``): loads the backend and the token counter now.
-    ``received``: where to record the inputs each request to an endpoint carried (see ``received.py``; ``config.request_log`` is the file log of every API request, ratelimit.py)."""
+    ``received``: where to record the inputs each request to an endpoint carried
+    (received.py; ``config.request_log`` is the file log of every API request, ratelimit.py)."""
     if config is None:
         config = ServerConfig(**options)
     elif options:
