@@ -140,7 +140,8 @@ def test_many_pairs_stay_in_bounded_blocks(monkeypatch):
         assert pc.dedup(v, t) == oracle(v, t)
         assert shapes and all(m * c <= max(200, c) for m, c in shapes), shapes
         starts = [v.shape[0] - c for _, c in shapes]          # block [s, s + m) against rows s..
-        assert starts[0] == 0 and all(s + m == nxt for (m, _), s, nxt in zip(shapes, starts, starts[1:]))
+        steps = zip([m for m, _ in shapes[:-1]], starts[:-1], starts[1:], strict=True)
+        assert starts[0] == 0 and all(s + m == nxt for m, s, nxt in steps)
         assert starts[-1] + shapes[-1][0] >= v.shape[0] - 1     # each row once, up to the last pair
 
 
