@@ -8,7 +8,9 @@ direction (two random rows have cosine ~0.2, as embeddings of one corpus
 do), norms spread +-30%, and 5% of them near-copies of another row (small
 int8 noise: cosine ~0.96-0.99).  Each mode runs ``pplx-codec dedup`` in its
 own process ``--repeat`` times; the medians of the wall time (process start
-to exit, store load and norms included) are printed with the groups found.
+to exit, store load and norms included) are printed with the groups found,
+and each run's CPU time (user + sys of all its threads: on a machine shared
+with other jobs, the wall time is theirs as much as ours).
 The fast mode's recall: the pairs of rows it puts in one group over the pairs
 the exact answer does (its groups are always parts of exact groups).
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 import pplx_codec as pc
+from pplx_codec import store as stores
 
 
 def make_store(path: Path, n: int, dim: int) -> None:
@@ -44,16 +49,21 @@ def make_store(path: Path, n: int, dim: int) -> None:
     sources = rng.integers(0, n, copies.size)
     noise = rng.integers(-6, 7, (copies.size, dim))
     v[copies] = np.clip(v[sources].astype(np.int16) + noise, -128, 127)
-    pc.store.save(path, int8=v, binary=pc.pack_bits(v), meta={"model": "synthetic"})
+    stores.save(path, int8=v, binary=pc.pack_bits(v), meta={"model": "synthetic"})
 
 
 def run(store: Path, extra: list[str], repeat: int) -> tuple[float, list[list[int]], list[float]]:
     times, groups = [], []
     for _ in range(repeat):
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "pplx_codec", "dedup", str(store), *extra],
                              capture_output=True, text=True, check=True)
         times.append(time.perf_counter() - t0)
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
+        print(f"  run: {' '.join(extra)}: {times[-1]:.2f} s wall, {cpu:.2f} s CPU (user + sys, all threads); "
+              f"load average {os.getloadavg()[0]:.1f}", flush=True)
         groups = [json.loads(line)["rows"] for line in out.stdout.splitlines()]
     return statistics.median(times), groups, times
 
@@ -75,7 +85,8 @@ def main() -> None:
         store = Path(tmp) / "store"
         make_store(store, args.rows, args.dim)
         print(f"{args.rows:,} rows x {args.dim} dims, threshold {args.threshold}; "
-              f"medians of {args.repeat} runs of: pplx-codec dedup {store} --threshold {args.threshold} [...]")
+              f"medians of {args.repeat} runs of: pplx-codec dedup {store} --threshold {args.threshold} [...]",
+              flush=True)
         median, exact, times = run(store, ["--threshold", args.threshold], args.repeat)
         print(f"exact:          {median:7.2f} s  ({', '.join(f'{t:.2f}' for t in times)}); "
               f"{len(exact):,} groups, {sum(map(len, exact)):,} rows, {pairs(exact):,} pairs")

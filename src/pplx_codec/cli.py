@@ -353,7 +353,7 @@ def cmd_search(args) -> int:
     width = max(20, min(os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else 100, 160) - 22)
     for n, (query, found) in enumerate(zip(queries, hits, strict=True), 1):
         if args.queries is not None:
-            print(f"query {n}: {query}")
+            print(f"query {n}: {' '.join(query.split())}")
         for h in found:
             text = " ".join((h.text or "").split())
             if len(text) > width:
