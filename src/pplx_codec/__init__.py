@@ -2,7 +2,8 @@
 
 Kernels are compiled C (SIMD with runtime CPU dispatch) behind a numpy API:
 base64 decoding straight into int8/uint8 matrices, bit packing in either bit
-order, int8 norms, exact Hamming / int8 cosine top-k search and indexes.  See
+order, int8 norms, exact Hamming / int8 cosine top-k search and indexes,
+exact near-duplicate groups (``dedup``).  See
 ``capabilities()`` for the instruction set in use.
 """
 
@@ -31,6 +32,7 @@ from .errors import (
     UnprocessableEntityError,
 )
 from .index import BinaryIndex, Index, Int8Index
+from .near_duplicates import dedup
 from .results import ContextualizedEmbeddings, Embeddings, EmbeddingsResponse, Usage
 from .search import cosine, dot, dot_matrix, hamming, hamming_matrix, merge_topk, search_binary, search_int8
 from .vectors import norms, to_float32, truncate
@@ -68,6 +70,7 @@ __all__ = [
     "BinaryIndex",
     "Int8Index",
     "Index",
+    "dedup",
     "Client",
     "AsyncClient",
     "RateBudget",

@@ -1,4 +1,4 @@
-"""The ``pplx-codec`` command: ``embed``, ``search``, ``serve``, ``bench`` and ``info``.
+"""The ``pplx-codec`` command: ``embed``, ``search``, ``dedup``, ``serve``, ``bench`` and ``info``.
 
 ``embed`` and ``search`` talk to the real API when PERPLEXITY_API_KEY (or
 ``--api-key``) or ``--base-url`` is given; otherwise they start the local
@@ -8,6 +8,7 @@ reference server in-process (the embedded default) and say so.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import secrets
@@ -16,7 +17,10 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import _dispatch
+from . import _cli_dedup, _dispatch
+from ._cli_support import Refused as _Refused  # shared by every command, under the names they had here
+from ._cli_support import at_least as _at_least
+from ._cli_support import refusing as _refusing
 from ._isa import capabilities
 from ._version import VERSION as __version__
 from ._version import dist_version
@@ -30,6 +34,7 @@ from .constants import (
     EMBED_CHUNK,
     EMBEDDING_MODELS,
 )
+from .corpus import QUERY_FORMATS
 from .settings import ENCODING_NAMES
 
 # peers the bench extra installs, by distribution name
@@ -256,41 +261,6 @@ def _add_serve(sub) -> None:
 EMBEDDED = "embedded reference server (hash backend)"
 
 
-class _Refused(Exception):
-    """Bad input, said in one line: ``main`` prints it after the command's name and exits 2."""
-
-
-@contextmanager
-def _refusing(path: str | None = None, action: str = "read"):
-    """The one place where a command's bad input becomes ``_Refused``: a
-    ``ValueError`` or ``TypeError`` with its own message (a file that is not
-    UTF-8 is one, naming the file and line: see corpus.read_texts); an
-    ``OSError`` as what went wrong with the user's ``path`` when the command
-    tried to ``action`` it ("read", "write --out"), with the cause, not the
-    name of some file the package made or opened inside it."""
-    try:
-        yield
-    except OSError as e:
-        raise _Refused(_os_error(e, path, action)) from None
-    except (ValueError, TypeError) as e:
-        raise _Refused(str(e)) from None
-
-
-def _os_error(e: OSError, path: str | None, action: str) -> str:
-    if e.errno is None or path is None:  # this package's own messages name the path already
-        return str(e)
-    cause = e.strerror or str(e)
-    if e.filename is not None and not isinstance(e.filename, int):
-        mine, theirs = os.path.abspath(path), os.path.abspath(os.fsdecode(e.filename))
-        if mine.startswith(theirs + os.sep):  # a parent directory is in the way
-            cause = f"{e.filename} is not a directory" if os.path.exists(theirs) and not os.path.isdir(theirs) \
-                else f"{cause} ({e.filename})"
-        elif theirs.startswith(mine + os.sep):  # a file inside (a store's)
-            cause = f"{cause} ({e.filename})"
-        # else the path itself, or a staging directory beside it: an internal name
-    return f"cannot {action} {path}: {cause}"
-
-
 @contextmanager
 def _client(args):
     """(client, endpoint): the real API when a key or base URL is given, else
@@ -366,39 +336,47 @@ def cmd_embed(args) -> int:
 
 def cmd_search(args) -> int:
     from . import errors, store
-    from .pipelines import search_store
+    from .corpus import read_queries
+    from .pipelines import search_queries
 
-    with _refusing(args.store, "read store"):  # before a server starts to embed the query
-        count = store.load(args.store).count
+    if (args.query is None) == (args.queries is None):
+        raise _Refused("give one QUERY or --queries FILE" + (", not both" if args.query is not None else ""))
+    with _refusing(args.queries, "read --queries"):
+        queries = [args.query] if args.queries is None else read_queries(args.queries, args.queries_format)
+    with _refusing(args.store, "read store"):  # before a server starts to embed the queries
+        stored = store.load(args.store)
+    if args.exact and "int8" not in stored.encodings:
+        raise _Refused(f"--exact needs the store's int8 vectors ({args.store} holds {', '.join(stored.encodings)})")
     with _refusing(), _client(args) as (client, _), _refusing(args.store, "read store"):
         try:
             # the store has count rows: a larger k would only ask the search for padding
-            hits, info = search_store(client, args.store, args.query, k=max(1, min(args.k, count)),
-                                      rescore=args.rescore)
+            hits, info = search_queries(client, args.store, queries, k=max(1, min(args.k, stored.count)),
+                                        rescore=args.rescore, exact=args.exact)
         except errors.APIError as e:
             print(f"pplx-codec search: {e}", file=sys.stderr)
             return 1
-    print(f"{info['rows']:,} rows ({info['model']}, {info['dimensions']} dims), {info['method']}: "
-          f"query embedded in {info['embed_ms']:.1f} ms, searched in {info['search_ms']:.2f} ms")
+    what = "query" if args.queries is None else f"{len(queries)} queries"
+    summary = (f"{info['rows']:,} rows ({info['model']}, {info['dimensions']} dims), {info['method']}: "
+               f"{what} embedded in {info['embed_ms']:.1f} ms, searched in {info['search_ms']:.2f} ms")
+    if args.json:  # stdout is for the JSON lines only
+        print(f"pplx-codec search: {summary}", file=sys.stderr)
+        for query, found in zip(queries, hits, strict=True):
+            for h in found:
+                # a score as the search gave it: float32 (shortest repr) or a Hamming distance
+                score = int(h.score) if info["method"] == "exact Hamming" else float(str(np.float32(h.score)))
+                print(json.dumps({"query": query, "rank": h.rank, "row": h.row, "score": score, "text": h.text}))
+        return 0
+    print(summary)
     width = max(20, min(os.get_terminal_size(sys.stdout.fileno()).columns if sys.stdout.isatty() else 100, 160) - 22)
-    for h in hits:
-        text = " ".join((h.text or "").split())
-        if len(text) > width:
-            text = text[: width - 3] + "..."
-        print(f"{h.rank:3d}  {h.score:7.4f}  #{h.row:<7d} {text}")
+    for n, (query, found) in enumerate(zip(queries, hits, strict=True), 1):
+        if args.queries is not None:
+            print(f"query {n}: {' '.join(query.split())}")
+        for h in found:
+            text = " ".join((h.text or "").split())
+            if len(text) > width:
+                text = text[: width - 3] + "..."
+            print(f"{h.rank:3d}  {h.score:7.4f}  #{h.row:<7d} {text}")
     return 0
-
-
-def _at_least(minimum: int):
-    """An argparse type: an integer >= ``minimum``, refused before anything starts."""
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    parse.__name__ = "int"  # argparse names the type in "invalid int value: 'x'"
-    return parse
 
 
 def _positive_number(text: str) -> float:
@@ -446,13 +424,24 @@ def _add_pipelines(sub) -> None:
     _add_client_options(embed)
     embed.set_defaults(func=cmd_embed)
 
-    search = sub.add_parser("search", help="search a store for a query",
-                            description="Embed QUERY with the store's model and dimensions, then search: binary "
+    search = sub.add_parser("search", help="search a store for a query, or for a file of queries",
+                            description="Embed QUERY (or every query of --queries FILE, in batched requests) with "
+                                        "the store's model and dimensions, then search all at once: binary "
                                         "top-k*rescore re-ranked by int8 cosine when both encodings are stored.")
     search.add_argument("store", metavar="DIR")
-    search.add_argument("query", metavar="QUERY")
-    search.add_argument("-k", type=_at_least(1), default=10, help="results (default 10)")
+    search.add_argument("query", metavar="QUERY", nargs="?", help="one query (or give --queries FILE)")
+    search.add_argument("--queries", metavar="FILE",
+                        help="many queries, embedded in batched requests and searched in one call: one per line "
+                             "(blank lines skipped), or JSONL for a .jsonl/.ndjson name (each line a JSON string or "
+                             "an object with a \"query\" or \"text\" field); - reads standard input")
+    search.add_argument("--queries-format", choices=QUERY_FORMATS,
+                        help="read --queries as lines or jsonl whatever its name")
+    search.add_argument("-k", type=_at_least(1), default=10, help="results per query (default 10)")
     search.add_argument("--rescore", type=_at_least(1), default=4, help="binary candidates per result (default 4)")
+    search.add_argument("--exact", action="store_true",
+                        help="exact int8 cosine over every row, no binary stage (needs the store's int8)")
+    search.add_argument("--json", action="store_true",
+                        help="write JSON lines to stdout, one per hit: query, rank, row, score, text")
     _add_client_options(search)
     search.set_defaults(func=cmd_search)
 
@@ -486,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("b", metavar="B.json")
     compare.set_defaults(func=cmd_bench_compare)
     _add_serve(sub)
+    _cli_dedup.add_parser(sub)
     return p
 
 

@@ -12,9 +12,10 @@ import hashlib
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 
-__all__ = ["Source", "read_texts", "BUILTIN_CORPORA"]
+__all__ = ["Source", "read_texts", "BUILTIN_CORPORA", "read_queries", "QUERY_FORMATS"]
 
 BUILTIN_CORPORA = ("pydoc-topics",)
 _MIN_PARAGRAPH = 40  # characters: drops headings and one-line fragments
@@ -90,10 +91,14 @@ def _not_utf8(path: str, e: UnicodeDecodeError) -> str:
                 try:
                     line.decode("utf-8")
                 except UnicodeDecodeError as bad:
-                    return f"{path}:{lineno}: not UTF-8 text ({bad.reason} at byte {bad.start + 1} of the line)"
+                    return _not_utf8_line(path, lineno, bad)
     except OSError:
         pass
     return f"{path}: not UTF-8 text ({e.reason})"
+
+
+def _not_utf8_line(path: str, lineno: int, bad: UnicodeDecodeError) -> str:
+    return f"{path}:{lineno}: not UTF-8 text ({bad.reason} at byte {bad.start + 1} of the line)"
 
 
 def _jsonl(path: str, field: str) -> list[str]:
@@ -128,3 +133,69 @@ def _parquet(path: str, column: str) -> list[str]:
     if bad is not None:
         raise ValueError(f"{path}: row {bad} of column {column!r} is {type(values[bad]).__name__}, not a string")
     return values
+
+
+# --- queries (``pplx-codec search --queries FILE``) ---
+
+#: How a queries file is read: ``lines`` (one query per line) or ``jsonl``.
+QUERY_FORMATS = ("lines", "jsonl")
+
+
+def read_queries(path: str, fmt: str | None = None) -> list[str]:
+    """The queries in ``path`` (``"-"``: standard input), in file order.
+
+    ``fmt="lines"``: each line is a query, as it is but for its line ending
+    (``\\n`` or ``\\r\\n``); blank lines are skipped.  ``fmt="jsonl"``: each
+    non-blank line is a JSON string, or a JSON object with a string field
+    ``"query"`` (or, when it has none, ``"text"``).  ``fmt=None`` picks
+    ``jsonl`` for a name ending in ``.jsonl`` or ``.ndjson``, else ``lines``.
+    A UTF-8 byte order mark at the start is ignored.  A line that is not
+    UTF-8, not JSON, not a query, or an empty query is a ValueError naming the
+    file and line; so is a file with no queries.
+    """
+    if fmt is None:
+        fmt = "jsonl" if path.lower().endswith((".jsonl", ".ndjson")) else "lines"
+    if fmt not in QUERY_FORMATS:
+        raise ValueError(f"queries format must be {' or '.join(QUERY_FORMATS)}, got {fmt!r}")
+    name = "<stdin>" if path == "-" else path
+    if path == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
+    queries = []
+    for lineno, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), 1):
+        try:
+            line = raw.removesuffix(b"\r").decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise ValueError(_not_utf8_line(name, lineno, bad)) from None
+        if not line.strip():
+            continue
+        queries.append(line if fmt == "lines" else _json_query(name, lineno, line))
+    if not queries:
+        raise ValueError(f"{name}: no queries found")
+    return queries
+
+
+def _json_query(name: str, lineno: int, line: str) -> str:
+    try:
+        obj = json.loads(line)
+    except ValueError as e:
+        raise ValueError(f"{name}:{lineno}: invalid JSON: {e}") from None
+    if isinstance(obj, dict):
+        key = "query" if "query" in obj else "text"
+        if key not in obj:
+            raise ValueError(f'{name}:{lineno}: an object with no "query" or "text" field')
+        value, what = obj[key], f'field "{key}"'
+    else:
+        value, what = obj, "line"
+    if not isinstance(value, str):
+        raise ValueError(f"{name}:{lineno}: {what} is {type(value).__name__}: expected a JSON string or an "
+                         'object with a string "query" (or "text") field')
+    if not value.strip():
+        raise ValueError(f"{name}:{lineno}: empty query")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a "\\ud800" escape: JSON has them, text does not
+        raise ValueError(f"{name}:{lineno}: the query is not valid Unicode text (a lone surrogate)") from None
+    return value

@@ -45,7 +45,7 @@ from .index import BinaryIndex, Index, Int8Index
 from .results import Usage
 from .settings import EmbedSettings
 
-__all__ = ["EmbedReport", "embed_corpus", "search_store", "Hit"]
+__all__ = ["EmbedReport", "embed_corpus", "search_store", "search_queries", "Hit"]
 
 
 @dataclass
@@ -239,16 +239,32 @@ class Hit:
 
 
 def search_store(client: Client, path: str, query: str, k: int = 10, rescore: int = 4,
-                 threads: int | None = None) -> tuple[list[Hit], dict]:
+                 threads: int | None = None, exact: bool = False) -> tuple[list[Hit], dict]:
     """Embed ``query`` as the store's vectors were embedded, search, and return
-    the hits (best first) and timings."""
+    the hits (best first) and timings (see :func:`search_queries`)."""
+    hits, info = search_queries(client, path, [query], k, rescore, threads, exact)
+    return hits[0], info
+
+
+# --- many queries at once (``pplx-codec search --queries``) ---
+
+def search_queries(client: Client, path: str, queries: list[str], k: int = 10, rescore: int = 4,
+                   threads: int | None = None, exact: bool = False) -> tuple[list[list[Hit]], dict]:
+    """Embed all ``queries`` in one ``Client.embed`` call (the client batches
+    the requests) as the store's rows were embedded, search them as one
+    query matrix, and return each query's hits (best first) and timings.
+
+    The search is the store's: binary top-``k * rescore`` re-ranked by exact
+    int8 cosine when both encodings are stored, else exact int8 cosine, else
+    exact Hamming (scores are then distances, lowest first).  ``exact``:
+    int8 cosine over every row, no binary stage (needs the store's int8)."""
     stored = store.load(path)
     meta = stored.meta
     model, dims = meta["model"], stored.dimensions
+    index = stored.index("int8" if exact else None)  # no int8 with exact: a ValueError, before any request
     t0 = time.perf_counter()
-    q = client.embed(query, model=model, dimensions=dims, encoding_format="base64_int8").vectors
+    q = client.embed(queries, model=model, dimensions=dims, encoding_format="base64_int8").vectors
     t1 = time.perf_counter()
-    index = stored.index()
     S: np.ndarray  # similarities (int8 rows) or Hamming distances (codes only)
     if isinstance(index, Index):
         S, I = index.search(q, k, rescore=rescore, threads=threads)
@@ -258,11 +274,12 @@ def search_store(client: Client, path: str, query: str, k: int = 10, rescore: in
         how = "exact int8 cosine"
     else:
         assert isinstance(index, BinaryIndex)
-        S, I = index.search(q, k, threads=threads)  # int8 query: packed in the index's bit order
+        S, I = index.search(q, k, threads=threads)  # int8 queries: packed in the index's bit order
         how = "exact Hamming"
     t2 = time.perf_counter()
     texts = stored.texts
-    hits = [Hit(r + 1, int(i), float(s), texts[int(i)] if texts is not None else None)
-            for r, (s, i) in enumerate(zip(S, I, strict=True)) if i >= 0]
+    hits = [[Hit(r + 1, int(i), float(s), texts[int(i)] if texts is not None else None)
+             for r, (s, i) in enumerate(zip(row_s, row_i, strict=True)) if i >= 0]
+            for row_s, row_i in zip(S, I, strict=True)]
     return hits, {"embed_ms": (t1 - t0) * 1e3, "search_ms": (t2 - t1) * 1e3, "method": how,
-                  "rows": stored.count, "model": model, "dimensions": dims}
+                  "rows": stored.count, "model": model, "dimensions": dims, "queries": len(queries)}

@@ -81,7 +81,8 @@ def stored(vectors: npt.NDArray[np.int8], codes: npt.NDArray[np.uint8], texts: l
     loaded = store.load(where / "all")
     assert loaded.count == saved.count == again.count and loaded.texts is not None
     hits = loaded.index().search(vectors[0], 2)
-    return loaded.dimensions + len(hits[1])
+    groups: list[list[int]] = pc.dedup(loaded, 0.95) + pc.dedup(vectors, threshold=0.9, candidates=2, threads=1)
+    return loaded.dimensions + len(hits[1]) + len(groups)
 
 
 def embed(url: str) -> pc.Embeddings:

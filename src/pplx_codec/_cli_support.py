@@ -1,0 +1,59 @@
+"""What every command of ``pplx-codec`` shares: bad input said in one line
+(``Refused``, which ``cli.main`` prints after the command's name, exit code
+2), the one place that turns errors into it (``refusing``), and the argparse
+type of a bounded integer (``at_least``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from contextlib import contextmanager
+
+__all__ = ["Refused", "refusing", "os_error", "at_least"]
+
+
+class Refused(Exception):
+    """Bad input, said in one line: ``main`` prints it after the command's name and exits 2."""
+
+
+@contextmanager
+def refusing(path: str | None = None, action: str = "read"):
+    """The one place where a command's bad input becomes ``Refused``: a
+    ``ValueError`` or ``TypeError`` with its own message (a file that is not
+    UTF-8 is one, naming the file and line: see corpus.read_texts); an
+    ``OSError`` as what went wrong with the user's ``path`` when the command
+    tried to ``action`` it ("read", "write --out"), with the cause, not the
+    name of some file the package made or opened inside it."""
+    try:
+        yield
+    except OSError as e:
+        raise Refused(os_error(e, path, action)) from None
+    except (ValueError, TypeError) as e:
+        raise Refused(str(e)) from None
+
+
+def os_error(e: OSError, path: str | None, action: str) -> str:
+    if e.errno is None or path is None:  # this package's own messages name the path already
+        return str(e)
+    cause = e.strerror or str(e)
+    if e.filename is not None and not isinstance(e.filename, int):
+        mine, theirs = os.path.abspath(path), os.path.abspath(os.fsdecode(e.filename))
+        if mine.startswith(theirs + os.sep):  # a parent directory is in the way
+            cause = f"{e.filename} is not a directory" if os.path.exists(theirs) and not os.path.isdir(theirs) \
+                else f"{cause} ({e.filename})"
+        elif theirs.startswith(mine + os.sep):  # a file inside (a store's)
+            cause = f"{cause} ({e.filename})"
+        # else the path itself, or a staging directory beside it: an internal name
+    return f"cannot {action} {path}: {cause}"
+
+
+def at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum``, refused before anything starts."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in "invalid int value: 'x'"
+    return parse
