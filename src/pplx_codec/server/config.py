@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from .backends import BACKENDS
+from .backends import BACKENDS, DEFAULT_BACKEND
 from .faults import FaultConfig
 
 KEYS_ENV = "PPLX_CODEC_SERVER_KEYS"
@@ -33,9 +33,10 @@ def env_keys() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    #: ``hash`` or ``sentence-transformers``.
-    backend: str = "hash"
+    #: ``static`` (the model the package ships), ``hash`` or ``sentence-transformers``.
+    backend: str = DEFAULT_BACKEND
     #: sentence-transformers: the model's local directory, and its options.
+    #: static: another directory in the shipped model's format (default: the shipped one).
     model_path: str | None = None
     trust_remote_code: bool = False
     output_scale: float = 1.0
