@@ -18,7 +18,6 @@ what a smaller ``dimensions`` returns.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -385,16 +384,19 @@ class StaticBackend:
         return v
 
 
-@functools.lru_cache(maxsize=4)
-def _static_backend(path: str) -> StaticBackend:
-    return StaticBackend(path)
+_STATIC: dict[str, StaticBackend] = {}
+_STATIC_LOCK = threading.Lock()
 
 
 def static_backend(model_dir: str | os.PathLike | None = None) -> StaticBackend:
     """The ``StaticBackend`` of ``model_dir`` (default: the shipped model), loaded
     once per process: it never changes after loading and is safe to share, and
     every server a process starts (tests start many) then shares it."""
-    return _static_backend(os.path.realpath(model_dir if model_dir is not None else STATIC_MODEL_DIR))
+    path = os.path.realpath(model_dir if model_dir is not None else STATIC_MODEL_DIR)
+    with _STATIC_LOCK:
+        if path not in _STATIC:
+            _STATIC[path] = StaticBackend(path)
+        return _STATIC[path]
 
 
 def make_backend(name: str = DEFAULT_BACKEND, **options) -> Backend:
