@@ -39,6 +39,13 @@ PTHREAD = [] if sys.platform == "win32" else ["-pthread"]
 
 
 class BuildExt(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        # The extensions compile independently: one per core unless -j says
+        # otherwise (a source install, the README's first line, is mostly this).
+        if self.parallel is None:
+            self.parallel = os.cpu_count() or 1
+
     def build_extensions(self):
         msvc = self.compiler.compiler_type == "msvc"
         for ext in self.extensions:
@@ -73,6 +80,7 @@ setup(
     cmdclass={"build_ext": BuildExt},
     ext_modules=cythonize(
         extensions,
+        nthreads=os.cpu_count() or 1,
         include_path=["src"],
         compiler_directives={
             "language_level": 3,

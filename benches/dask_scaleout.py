@@ -147,7 +147,7 @@ def main() -> None:
                       f"{best * 1e3:.0f} ms per query")
 
             t = texts(args.texts)
-            with running(api_keys=["bench"], separate_process=True) as url:
+            with running(api_keys=["bench"], backend="hash", separate_process=True) as url:
                 pdask.embed(t[:2000], root / "warm", api_key="bench", base_url=url, partition_size=1000)
                 t0 = time.perf_counter()
                 r = pdask.embed(t, root / "emb", api_key="bench", base_url=url, partition_size=4000,

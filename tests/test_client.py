@@ -351,13 +351,13 @@ def kind(request):
 
 @pytest.fixture(scope="module")
 def server():
-    with running(api_keys=[KEY]) as url:
+    with running(api_keys=[KEY], backend="hash") as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def shuffle_server():
-    with running(api_keys=[KEY], faults={"shuffle": 1.0}) as url:
+    with running(api_keys=[KEY], backend="hash", faults={"shuffle": 1.0}) as url:
         yield url
 
 
@@ -372,7 +372,7 @@ def char_server(tmp_path_factory):
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
     tok.save(str(path))
-    with running(api_keys=[KEY], tokenizer=str(path)) as url:
+    with running(api_keys=[KEY], backend="hash", tokenizer=str(path)) as url:
         r = httpx.post(url + "/v1/embeddings", headers=AUTH, json={"input": ["abc de"], "model": M06})
         assert r.json()["usage"]["prompt_tokens"] == 6 and r.headers["x-token-count"] == "tokenizer"
         yield url
@@ -381,7 +381,7 @@ def char_server(tmp_path_factory):
 @contextmanager
 def fault_server(rates: dict, seed: int, retry_after: float = 1.0):
     """A fresh server (its request counter starts at 0) with these faults."""
-    with running(api_keys=[KEY], faults=FaultConfig(rates, seed=seed, retry_after=retry_after)) as url:
+    with running(api_keys=[KEY], backend="hash", faults=FaultConfig(rates, seed=seed, retry_after=retry_after)) as url:
         yield url
 
 
@@ -670,7 +670,7 @@ def test_concurrency_gives_identical_results(server):
 def test_concurrency_limit_is_reached_not_exceeded(kind):
     """With slow bodies, max_concurrency requests are in flight at once, never more."""
     texts = make_texts(6 * 512, "slow")
-    with running(api_keys=[KEY], faults=FaultConfig({"slow": 1.0}, slow_seconds=0.15)) as url:
+    with running(api_keys=[KEY], backend="hash", faults=FaultConfig({"slow": 1.0}, slow_seconds=0.15)) as url:
         for mc in (1, 3):
             rec = Recorder()
             e = Runner(kind, url, transport=rec, max_concurrency=mc).embed(texts, dimensions=128)
@@ -988,7 +988,7 @@ def test_with_options_timeout_applies(kind):
     through the shared pool with the original one (the request is not given
     a timeout of its own), so a 0.3 s read timeout does not fire on a body
     that takes 1.5 s.  A client built with timeout=0.3 does time out."""
-    with running(api_keys=[KEY], faults=FaultConfig({"slow": 1.0}, slow_seconds=1.5)) as url:
+    with running(api_keys=[KEY], backend="hash", faults=FaultConfig({"slow": 1.0}, slow_seconds=1.5)) as url:
         if kind == "sync":
             with pc.Client(api_key=KEY, base_url=url, max_retries=0) as c:
                 o = c.with_options(timeout=0.3)
@@ -1399,7 +1399,7 @@ def test_connection_errors_and_timeouts(kind, delays):
 def test_read_timeout_on_a_slow_server(kind, delays):
     """``timeout`` reaches the client's own connection pool: a body slower
     than the read timeout is an APITimeoutError, retried, then raised."""
-    with running(api_keys=[KEY], faults=FaultConfig({"slow": 1.0}, slow_seconds=1.5)) as url:
+    with running(api_keys=[KEY], backend="hash", faults=FaultConfig({"slow": 1.0}, slow_seconds=1.5)) as url:
         start = time.monotonic()
         err = raises(Runner(kind, url, timeout=0.3, max_retries=1), pc.APITimeoutError, "embed",
                      make_texts(3, "timeout"))

@@ -106,7 +106,7 @@ class Tracked:
 @contextmanager
 def serve(**config):
     """The reference server (hash backend) in a thread, wrapped in Tracked."""
-    tracked = Tracked(create_app(ServerConfig(api_keys=[KEY], **config)))
+    tracked = Tracked(create_app(ServerConfig(api_keys=[KEY], backend="hash", **config)))
     sock = bind("127.0.0.1", 0)
     server = uvicorn.Server(_uvicorn_config(tracked, workers=1, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

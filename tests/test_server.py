@@ -59,7 +59,7 @@ SEED_SHA256 = "c51a7254c14da5db0e8db443aaaf2d922c06c9e44fda2efc4d4acd64abaa66a1"
 
 @pytest.fixture(scope="module")
 def url():
-    with running(api_keys=[KEY, "second-key"]) as base:
+    with running(api_keys=[KEY, "second-key"], backend="hash") as base:
         yield base
 
 
@@ -472,9 +472,9 @@ def test_deterministic_across_requests_and_processes(client):
     first = client.post(EMB, json=req).content
     assert client.post(EMB, json=req).content == first
     # another process (another hash seed for str, another numpy state), and two workers
-    with running(api_keys=[KEY], separate_process=True) as other:
+    with running(api_keys=[KEY], backend="hash", separate_process=True) as other:
         assert httpx.post(other + EMB, json=req, headers=AUTH, timeout=60).content == first
-    with running(api_keys=[KEY], workers=2) as pool:
+    with running(api_keys=[KEY], backend="hash", workers=2) as pool:
         with httpx.Client(base_url=pool, headers=AUTH, timeout=60) as c:
             assert all(c.post(EMB, json=req).content == first for _ in range(4))
 
@@ -483,7 +483,7 @@ def test_caches_are_transparent(client):
     texts = [f"cache check {i}" for i in range(100)]
     requests = [{"input": texts, "model": SMALL}, {"input": texts[::-1], "model": SMALL, "dimensions": 256},
                 {"input": texts[:10], "model": SMALL, "encoding_format": "base64_binary"}]
-    with running(api_keys=[KEY], cache_bytes=0) as uncached:
+    with running(api_keys=[KEY], backend="hash", cache_bytes=0) as uncached:
         with httpx.Client(base_url=uncached, headers=AUTH) as c:
             want = [c.post(EMB, json=r).content for r in requests]
     for _ in range(2):  # the first round fills the caches, the second reads them
@@ -828,7 +828,7 @@ def _stopped(proc, sig):
 
 
 def test_cli_serve_runs_and_stops():
-    proc, base, line = _start_serve("--fault", "shuffle=1", "--fault-seed", "3")
+    proc, base, line = _start_serve("--backend", "hash", "--fault", "shuffle=1", "--fault-seed", "3")
     try:
         assert "backend hash" in line and "faults shuffle=1" in line
         r = _post_when_serving(base, _ok(input=list("abcdef")))

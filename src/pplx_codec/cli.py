@@ -225,10 +225,13 @@ def _add_serve(sub) -> None:
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--fd", type=int, help="serve on an inherited listening socket instead (socket activation)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    serve.add_argument("--backend", choices=("hash", "sentence-transformers"), default="hash",
-                       help="hash: deterministic, no dependencies (default); sentence-transformers: a local "
-                            "model (needs the model extra and --model-path)")
-    serve.add_argument("--model-path", help="directory of a sentence-transformers model (e.g. pplx-embed-v1)")
+    serve.add_argument("--backend", choices=("static", "hash", "sentence-transformers"), default="static",
+                       help="static: the package's static model, all-MiniLM-L6-v2 distilled to token vectors, real "
+                            "semantic neighbours with no torch (default); hash: deterministic bag of words, "
+                            "close exactly when texts share words; sentence-transformers: a local model (needs "
+                            "the model extra and --model-path)")
+    serve.add_argument("--model-path", help="directory of a sentence-transformers model (e.g. pplx-embed-v1); "
+                                            "with --backend static, a static model in the shipped format")
     serve.add_argument("--trust-remote-code", action="store_true",
                        help="allow the model directory's own Python code (the pplx-embed weights need it)")
     serve.add_argument("--output-scale", type=float, default=1.0,
@@ -258,7 +261,9 @@ def _add_serve(sub) -> None:
     serve.set_defaults(func=cmd_serve)
 
 
-EMBEDDED = "embedded reference server (hash backend)"
+#: what ``embed`` and ``search`` run against without an API key (said on stderr)
+EMBEDDED_BACKEND = "static"
+EMBEDDED = f"embedded reference server ({EMBEDDED_BACKEND} backend)"
 
 
 @contextmanager
@@ -282,9 +287,10 @@ def _client(args):
                          f"extra ({e.name} is missing): pip install 'pplx-codec[server]', or set "
                          "PERPLEXITY_API_KEY to use the real API") from None
     local_key = secrets.token_urlsafe(16)
-    with running(api_keys=[local_key]) as url:
+    with running(api_keys=[local_key], backend=EMBEDDED_BACKEND) as url:
         print(f"pplx-codec: no PERPLEXITY_API_KEY: using the {EMBEDDED} at {url} "
-              "(deterministic stand-in vectors, not real embeddings)", file=sys.stderr)
+              "(all-MiniLM-L6-v2 distilled to static token vectors: real neighbours, not Perplexity's model)",
+              file=sys.stderr)
         with Client(api_key=local_key, base_url=url, **opts) as client:
             yield client, EMBEDDED
 

@@ -15,7 +15,7 @@ import re
 import sys
 from dataclasses import dataclass
 
-__all__ = ["Source", "read_texts", "BUILTIN_CORPORA", "read_queries", "QUERY_FORMATS"]
+__all__ = ["Source", "read_texts", "pydoc_paragraphs", "BUILTIN_CORPORA", "read_queries", "QUERY_FORMATS"]
 
 BUILTIN_CORPORA = ("pydoc-topics",)
 _MIN_PARAGRAPH = 40  # characters: drops headings and one-line fragments
@@ -41,19 +41,29 @@ def _digest(texts: list[str]) -> str:
     return h.hexdigest()
 
 
-def _pydoc_topics() -> list[str]:
+def pydoc_paragraphs() -> dict[str, list[str]]:
+    """Each ``pydoc_data.topics`` topic's paragraphs, as the built-in corpus
+    reads them (reST underlines dropped, whitespace collapsed, at least 40
+    characters), topics in sorted order.  A paragraph several topics share is
+    in each of their lists; the corpus keeps its first copy."""
     from pydoc_data.topics import topics
 
-    out, seen = [], set()
+    out = {}
     for name in sorted(topics):
+        paras = []
         for para in re.split(r"\n\s*\n", topics[name]):
-            # drop reST heading underlines ("*****"); several topics share sections: keep one copy
+            # drop reST heading underlines ("*****")
             lines = [ln for ln in para.splitlines() if not _UNDERLINE.fullmatch(ln.strip())]
             text = " ".join(" ".join(lines).split())
-            if len(text) >= _MIN_PARAGRAPH and text not in seen:
-                seen.add(text)
-                out.append(text)
+            if len(text) >= _MIN_PARAGRAPH:
+                paras.append(text)
+        out[name] = paras
     return out
+
+
+def _pydoc_topics() -> list[str]:
+    # several topics share sections: keep one copy
+    return list(dict.fromkeys(t for paras in pydoc_paragraphs().values() for t in paras))
 
 
 def read_texts(source: str, field: str = "text", column: str = "text") -> Source:

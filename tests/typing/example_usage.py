@@ -102,7 +102,7 @@ async def embed_async(url: str) -> pc.Embeddings:
 
 def main() -> None:
     caps = pc.capabilities()
-    with running(api_keys=[KEY]) as url:
+    with running(api_keys=[KEY], backend="hash") as url:
         got = embed(url)
         binary = asyncio.run(embed_async(url))
     vectors: npt.NDArray[np.int8] = got.vectors

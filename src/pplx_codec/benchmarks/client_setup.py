@@ -72,7 +72,7 @@ def server_url() -> str:
         from pplx_codec.server import running
 
         stack = contextlib.ExitStack()
-        _server["url"] = stack.enter_context(running(api_keys=[KEY], separate_process=True,
+        _server["url"] = stack.enter_context(running(api_keys=[KEY], backend="hash", separate_process=True,
                                                      cache_bytes=CACHE_BYTES))
         _server["warm"] = {}
         atexit.register(stack.close)

@@ -2,8 +2,9 @@
 
 ``POST /v1/embeddings`` and ``POST /v1/contextualizedembeddings`` as the
 OpenAPI spec and API-NOTES.md describe them (bodies, 422s, usage and cost,
-bearer auth), with a deterministic ``hash`` backend or a local
-sentence-transformers model, token counts estimated or exact, streamed
+bearer auth), with real semantic vectors from the shipped ``static`` model
+(the default; numpy and ``tokenizers`` only), a word-exact ``hash`` backend, or
+a local sentence-transformers model, token counts estimated or exact, streamed
 responses, and optional fault injection.  Needs the ``server`` extra.
 
     from pplx_codec.server import running

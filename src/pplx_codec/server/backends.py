@@ -8,18 +8,25 @@ LSB-first, both encoded by the codec core.  Because the quantizers work
 element by element, a client-side prefix of a full-size response equals
 what a smaller ``dimensions`` returns.
 
-- ``hash`` (default): deterministic bag-of-words vectors, no dependencies.
+- ``static`` (default): a static (per-token) model distilled from
+  all-MiniLM-L6-v2, shipped in the package (``static_model/``): real
+  semantic neighbours with numpy and ``tokenizers`` only, no torch.
+- ``hash``: deterministic bag-of-words vectors, no dependencies: texts are
+  close exactly when they share words (what tests of word-level behaviour want).
 - ``sentence-transformers``: a local model, e.g. the open pplx-embed weights.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import re
 import threading
 import zlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -31,7 +38,8 @@ from .rng import key, uniform
 
 log = logging.getLogger("pplx_codec.server")
 
-BACKENDS = ("hash", "sentence-transformers")
+BACKENDS = ("static", "hash", "sentence-transformers")
+DEFAULT_BACKEND = "static"
 
 
 class Backend(Protocol):
@@ -261,7 +269,128 @@ def spread(v: np.ndarray, dim: int, spectrum: np.ndarray | None = None) -> np.nd
     return mix(padded, spectrum)
 
 
-def make_backend(name: str, **options) -> Backend:
+# --- static backend ---
+
+STATIC_MODEL_DIR = Path(__file__).resolve().parent / "static_model"
+
+
+class StaticBackend:
+    """Static (per-token) embeddings: model2vec's encoder over the model in
+    ``static_model/`` (made by ``tools/distill_static.py`` from
+    all-MiniLM-L6-v2; its README says how), with numpy and ``tokenizers`` only.
+
+    A text is what model2vec's ``StaticModel.encode`` does with it: its first
+    ``max_length * median_token_length`` characters, tokenized without special
+    tokens and truncated to ``max_length`` tokens, unknown tokens dropped; the
+    mean of those tokens' rows (int8 with a scale per row, dequantized once
+    at load), normalized to unit length.  A text with no known token gets the
+    unknown token's row (model2vec gives a zero vector, which has no direction).
+
+    The ``dim``-dimensional unit vectors go to each API model's size as the
+    sentence-transformers backend's do (``spread``: zero-pad, then a fixed
+    all-pass filter: an orthonormal map, cosines unchanged, every Matryoshka
+    prefix a random projection of the whole), then scaled to RMS 0.5 as the
+    hash backend's are, so int8 values spread over about +-60.
+
+    Deterministic (no state changes after load) and safe to call from many
+    threads at once: the tokenizer's settings are fixed at load and it is only
+    read after that.
+    """
+
+    name = "static"
+    _RMS = 0.5
+
+    def __init__(self, model_dir: str | os.PathLike | None = None):
+        try:
+            from tokenizers import Tokenizer
+        except ImportError as e:  # the server extra installs it
+            raise RuntimeError("the static backend needs the 'tokenizers' package: "
+                               "pip install 'pplx-codec[server]'") from e
+        path = Path(model_dir) if model_dir is not None else STATIC_MODEL_DIR
+        try:
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            with np.load(path / "vectors.npz", allow_pickle=False) as z:
+                q, scale = z["q"], z["scale"]
+            tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(f"cannot load the static model in {path}: {e}") from e
+        except Exception as e:  # tokenizers raises a bare Exception for a bad file
+            raise ValueError(f"cannot load the static model's tokenizer in {path}: {e}") from e
+        if q.dtype != np.int8 or q.ndim != 2 or scale.shape != (q.shape[0],):
+            raise ValueError(f"static model {path}: vectors.npz must hold q (V, dim) int8 and scale (V,)")
+        self.path = path
+        self.dim = int(q.shape[1])
+        self._table = q.astype(np.float32) * scale.astype(np.float32)[:, None]
+        self._table.flags.writeable = False
+        self._unk = config.get("unk_token_id")
+        max_length = config.get("max_length")
+        self._chars = max_length * config["median_token_length"] if max_length else None
+        tokenizer.no_padding()
+        if max_length:
+            tokenizer.enable_truncation(max_length)
+        else:
+            tokenizer.no_truncation()
+        self._tokenizer = tokenizer
+        # tokenizers >= 0.21 has encode_batch_fast (no offsets); the ids are the same
+        self._encode_batch = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+        self._spread = {d: allpass(key(_SPREAD_SEED, d), d) for d in set(MODEL_DIMS.values()) if d > self.dim}
+        log.info("static model %s: %d tokens x %d dims", path, q.shape[0], self.dim)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """``(len(texts), dim)`` float32 unit vectors: model2vec's ``encode`` (above)."""
+        n = len(texts)
+        chars = self._chars
+        cut = [t[:chars] for t in texts] if chars else list(texts)
+        try:
+            encodings = self._encode_batch(cut, add_special_tokens=False)
+        except TypeError:  # a lone surrogate is not UTF-8, which tokenizers needs: U+FFFD, as token counts take it
+            cut = [t.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for t in cut]
+            encodings = self._encode_batch(cut, add_special_tokens=False)
+        unk = self._unk
+        table = self._table
+        out = np.empty((n, self.dim), np.float32)
+        for j, e in enumerate(encodings):
+            ids = e.ids
+            if unk is not None:
+                ids = [i for i in ids if i != unk] or [unk]
+            elif not ids:  # (a tokenizer without an unknown token: a blank text has no token)
+                ids = [0]
+            # one text's rows at a time stay in cache: 3-4x faster than gathering all rows at once
+            table.take(ids, axis=0).sum(axis=0, out=out[j])
+            out[j] /= len(ids)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        out /= norms + np.float32(1e-32)  # as model2vec normalizes
+        return out
+
+    def embed(self, model: str, texts: Sequence[str]) -> np.ndarray:
+        dim = MODEL_DIMS[model]
+        v = self.encode(texts)
+        if self.dim < dim:
+            v = spread(v, dim, self._spread[dim])
+        elif self.dim > dim:
+            v = np.ascontiguousarray(v[:, :dim])
+        v *= np.float32(self._RMS * math.sqrt(dim))
+        return v
+
+
+_STATIC: dict[str, StaticBackend] = {}
+_STATIC_LOCK = threading.Lock()
+
+
+def static_backend(model_dir: str | os.PathLike | None = None) -> StaticBackend:
+    """The ``StaticBackend`` of ``model_dir`` (default: the shipped model), loaded
+    once per process: it never changes after loading and is safe to share, and
+    every server a process starts (tests start many) then shares it."""
+    path = os.path.realpath(model_dir if model_dir is not None else STATIC_MODEL_DIR)
+    with _STATIC_LOCK:
+        if path not in _STATIC:
+            _STATIC[path] = StaticBackend(path)
+        return _STATIC[path]
+
+
+def make_backend(name: str = DEFAULT_BACKEND, **options) -> Backend:
+    if name == "static":
+        return static_backend(options.get("model_path"))
     if name == "hash":
         return HashBackend()
     if name == "sentence-transformers":

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from .backends import BACKENDS
+from .backends import BACKENDS, DEFAULT_BACKEND
 from .faults import FaultConfig
 from .ratelimit import DEFAULT_BURST as RATE_BURST
 
@@ -35,9 +35,10 @@ def env_keys() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    #: ``hash`` or ``sentence-transformers``.
-    backend: str = "hash"
+    #: ``static`` (the model the package ships), ``hash`` or ``sentence-transformers``.
+    backend: str = DEFAULT_BACKEND
     #: sentence-transformers: the model's local directory, and its options.
+    #: static: another directory in the shipped model's format (default: the shipped one).
     model_path: str | None = None
     trust_remote_code: bool = False
     output_scale: float = 1.0
