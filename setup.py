@@ -80,7 +80,7 @@ setup(
     cmdclass={"build_ext": BuildExt},
     ext_modules=cythonize(
         extensions,
-        nthreads=os.cpu_count() or 1,
+        nthreads=0 if sys.platform == "win32" else os.cpu_count() or 1,  # spawn would re-run setup.py
         include_path=["src"],
         compiler_directives={
             "language_level": 3,
