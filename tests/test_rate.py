@@ -231,7 +231,7 @@ def test_budget_keeps_under_the_server_limit(tmp_path):
     texts = texts_of(512 * 11, "budget")   # 11 full requests: about 5.5 s at 110 RPM
     want = expected(texts)
     log = tmp_path / "requests.jsonl"
-    with running(api_keys=[KEY], rpm=120, request_log=str(log)) as url:
+    with running(api_keys=[KEY], rpm=120, request_log=str(log), backend="hash") as url:
         with pc.Client(api_key=KEY, base_url=url, max_requests_per_minute=110, max_concurrency=4) as c:
             got = c.embed(texts, dimensions=DIMS)
         entries = read_log(log)
@@ -284,7 +284,7 @@ def test_async_budget_keeps_under_the_server_limit(tmp_path, monkeypatch):
                 in_job.clear()
                 ticker.cancel()
 
-    with running(api_keys=[KEY], rpm=600, request_log=str(log)) as url:
+    with running(api_keys=[KEY], rpm=600, request_log=str(log), backend="hash") as url:
         got, ticks = asyncio.run(job(url))
     entries = read_log(log)
     assert len(entries) == 10 and not any(e["limited"] for e in entries)
@@ -305,7 +305,7 @@ def test_a_429_pauses_the_whole_client(tmp_path):
     texts = texts_of(512 * 8, "pause")
     log = tmp_path / "requests.jsonl"
     for rpm in (6000, None):
-        with running(api_keys=[KEY], request_log=str(log),
+        with running(api_keys=[KEY], request_log=str(log), backend="hash",
                      faults=FaultConfig({"429": 0.05}, seed=seed, retry_after=1)) as url:
             with pc.Client(api_key=KEY, base_url=url, max_requests_per_minute=rpm, max_concurrency=4) as c:
                 got = c.embed(texts, dimensions=DIMS)
