@@ -42,6 +42,9 @@ FLAGS = {
 PTHREAD = [] if sys.platform == "win32" else ["-pthread"]
 
 
+COMPILE_FIRST = ["pplx_codec._dispatch"]
+
+
 class BuildExt(build_ext):
     def finalize_options(self):
         super().finalize_options()
@@ -52,6 +55,16 @@ class BuildExt(build_ext):
 
     def build_extensions(self):
         msvc = self.compiler.compiler_type == "msvc"
+        # Longest compiles first, so the cores finish together: the parallel
+        # build hands out extensions in list order.  _dispatch holds every
+        # tier's kernels (8.5 s with gcc 12 -O3, from only 0.5 MB of C), then
+        # the rest by the size of their generated C, which tracks their time
+        # (_stream 6.4 s ... _int8 2.4 s).  Alphabetical order took 21 s on
+        # two cores.
+        def cost(ext):
+            first = COMPILE_FIRST.index(ext.name) if ext.name in COMPILE_FIRST else len(COMPILE_FIRST)
+            return first, -sum(os.path.getsize(s) for s in ext.sources if os.path.exists(s))
+        self.extensions.sort(key=cost)
         for ext in self.extensions:
             ext.extra_compile_args = FLAGS["msvc" if msvc else "gnu"] + ([] if msvc else PTHREAD)
             ext.extra_link_args = [] if msvc else PTHREAD
