@@ -96,6 +96,8 @@ def main() -> None:
             print(f"--candidates {k:<3d} {median:7.2f} s  ({', '.join(f'{t:.2f}' for t in times)}); "
                   f"{len(fast):,} groups; pair recall {pairs(fast) / max(1, pairs(exact)):.4f}; "
                   f"groups identical: {fast == exact}; inside exact groups: {inside}")
+            if not inside:  # the fast mode confirms every pair exactly: a group outside the exact ones is a bug
+                raise SystemExit(f"--candidates {k} reported a group that is not inside an exact group")
 
 
 if __name__ == "__main__":
