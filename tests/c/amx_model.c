@@ -34,26 +34,12 @@
 #include <unistd.h>
 #include "simd/dispatch.h"
 #include "simd/topk.h"
+#include "check.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define JUNK 0xA5
 #define JUNK32 ((int32_t)0xA5A5A5A5u)
 
-static unsigned long long checks;
-static unsigned long failures;
-
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        checks++;                                                           \
-        if (!(cond) && failures++ < 40) {                                   \
-            printf("FAIL %s:%d ", __FILE__, __LINE__);                      \
-            printf(__VA_ARGS__);                                            \
-            printf("\n");                                                   \
-        }                                                                   \
-    } while (0)
-
-static char where[256] = "setup";
-#define AT(...) snprintf(where, sizeof where, __VA_ARGS__)
 
 static void on_fatal(int sig) {
     static const char a[] = "amx_model: stopped in ", b[] = "\n";

@@ -6,9 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 #include "simd/dispatch.h"
+#include "check.h"
 
-static int failures = 0;
-#define CHECK(cond) do { if (!(cond)) { printf("FAIL %s:%d %s\n", __FILE__, __LINE__, #cond); failures++; } } while (0)
 
 int main(void) {
     unsigned detected = pplx_isa_detected();
@@ -23,13 +22,13 @@ int main(void) {
             uint8_t buf[16];
             size_t err = 0;
             ptrdiff_t r = t.b64_decode((const uint8_t *)coded[i], strlen(coded[i]), buf, &err);
-            CHECK(r == (ptrdiff_t)strlen(plain[i]) && memcmp(buf, plain[i], (size_t)r) == 0);
+            CHECK_COND(r == (ptrdiff_t)strlen(plain[i]) && memcmp(buf, plain[i], (size_t)r) == 0);
             size_t w = t.b64_encode((const uint8_t *)plain[i], strlen(plain[i]), buf);
-            CHECK(w == strlen(coded[i]) && memcmp(buf, coded[i], w) == 0);
+            CHECK_COND(w == strlen(coded[i]) && memcmp(buf, coded[i], w) == 0);
         }
         size_t err = 0;
         uint8_t buf[8];
-        CHECK(t.b64_decode((const uint8_t *)"Zm9!", 4, buf, &err) == PPLX_B64_BADCHAR && err == 3);
+        CHECK_COND(t.b64_decode((const uint8_t *)"Zm9!", 4, buf, &err) == PPLX_B64_BADCHAR && err == 3);
         /* bits: 37 values, both orders, round trip */
         int8_t x[37];
         for (int i = 0; i < 37; i++) x[i] = (int8_t)((i * 7) % 5 - 2);
@@ -37,14 +36,14 @@ int main(void) {
             uint8_t p[5], u[37], r[5], rr[5];
             t.pack_i8(x, 37, p, msb);
             t.unpack_u8(p, 37, u, msb);
-            for (int i = 0; i < 37; i++) CHECK(u[i] == (x[i] > 0));
+            for (int i = 0; i < 37; i++) CHECK_COND(u[i] == (x[i] > 0));
             t.reverse_bits(p, 5, r);
             t.reverse_bits(r, 5, rr);
-            CHECK(memcmp(p, rr, 5) == 0);
+            CHECK_COND(memcmp(p, rr, 5) == 0);
         }
         int32_t want = 0;
         for (int i = 0; i < 37; i++) want += x[i] * x[i];
-        CHECK(t.sumsq_i8(x, 37) == want);
+        CHECK_COND(t.sumsq_i8(x, 37) == want);
         printf("isa %s ok\n", pplx_isa_names[isa]);
     }
     return failures != 0;

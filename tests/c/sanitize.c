@@ -31,35 +31,19 @@
 #include "simd/dispatch.h"
 #include "simd/topk.h"
 #include "simd/json/json.h"
+#include "check.h"
 
-static unsigned long long checks;
-static unsigned long failures;
-static const char *tier = "";
-/* The case being run: a sanitizer report names the source line, this names
- * the sizes.  Printed when the run dies on SIGABRT (the sanitizers abort
- * with abort_on_error=1, as tests/test_c_sanitize.py sets) or SIGFPE. */
-static char where[256] = "setup";
-#define AT(...) snprintf(where, sizeof where, __VA_ARGS__)
-
+/* The case being run (AT, where) is printed when the run dies on SIGABRT
+ * (the sanitizers abort with abort_on_error=1, as tests/test_c_sanitize.py
+ * sets) or SIGFPE; check_tier names the tier (check.h). */
 static void on_fatal(int sig) {
     static const char a[] = "sanitize: stopped in ", b[] = " [tier ", c[] = "]\n";
-    const char *parts[] = {a, where, b, tier, c};
+    const char *parts[] = {a, where, b, check_tier, c};
     for (int i = 0; i < 5; i++)
         if (write(2, parts[i], strlen(parts[i])) < 0) break;
     signal(sig, SIG_DFL);
     raise(sig);
 }
-
-/* Count every comparison; print the first few failures with their context. */
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        checks++;                                                           \
-        if (!(cond) && failures++ < 40) {                                   \
-            printf("FAIL %s:%d [%s] ", __FILE__, __LINE__, tier);           \
-            printf(__VA_ARGS__);                                            \
-            printf("\n");                                                   \
-        }                                                                   \
-    } while (0)
 
 /* ---- buffers and data ------------------------------------------------- */
 
@@ -167,7 +151,7 @@ static ptrdiff_t b64_decode_all(const uint8_t *text, size_t m, size_t off, uint8
     ptrdiff_t r0 = 0;
     size_t e0 = 0;
     for (int t = 0; t < ntab; t++) {
-        tier = pplx_isa_names[tabs[t].isa];
+        check_tier = pplx_isa_names[tabs[t].isa];
         uint8_t *out = xalloc(cap, off);
         size_t e = (size_t)-7;
         ptrdiff_t r = tabs[t].b64_decode(text, m, out, &e);
@@ -184,7 +168,7 @@ static ptrdiff_t b64_decode_all(const uint8_t *text, size_t m, size_t off, uint8
         }
         xfree(out, off);
     }
-    tier = "";
+    check_tier = "";
     *err = e0;
     return r0;
 }
@@ -209,13 +193,13 @@ static void test_base64(void) {
             fill_random(src, n);
             CHECK(ref_b64_encode(src, n, want) == m, "reference encode n=%zu", n);
             for (int t = 0; t < ntab; t++) {
-                tier = pplx_isa_names[tabs[t].isa];
+                check_tier = pplx_isa_names[tabs[t].isa];
                 uint8_t *enc = xalloc(m, 3 - off);
                 size_t w = tabs[t].b64_encode(src, n, enc);
                 CHECK(w == m && memcmp(enc, want, m) == 0, "b64_encode n=%zu off=%zu", n, off);
                 xfree(enc, 3 - off);
             }
-            tier = "";
+            check_tier = "";
             uint8_t *text = xalloc(m, (off + 1) % 4);
             memcpy(text, want, m);
             size_t err;
@@ -315,7 +299,7 @@ static void test_bits_one(size_t n, size_t v) {
             want64[j / 8] |= (uint8_t)((x64[j] > 0) << sh);
         }
         for (int t = 0; t < ntab; t++) {
-            tier = pplx_isa_names[tabs[t].isa];
+            check_tier = pplx_isa_names[tabs[t].isa];
             const pplx_table *T = &tabs[t];
             size_t o = off_of(v + (size_t)t, 5);
             uint8_t *d = xalloc(nb, o);
@@ -352,13 +336,13 @@ static void test_bits_one(size_t n, size_t v) {
             xfree(yi, (o + 1) % 4);
             xfree(yf, (o + 2) % 4 * 4);
         }
-        tier = "";
+        check_tier = "";
     }
     /* reverse_bits: n bytes (a row of n * 8 bits) */
     uint8_t *rs = xalloc(n, off_of(v, 6));
     fill_random(rs, n);
     for (int t = 0; t < ntab; t++) {
-        tier = pplx_isa_names[tabs[t].isa];
+        check_tier = pplx_isa_names[tabs[t].isa];
         uint8_t *d = xalloc(n, off_of(v, 7 + (size_t)t));
         tabs[t].reverse_bits(rs, n, d);
         size_t badj = n;
@@ -370,7 +354,7 @@ static void test_bits_one(size_t n, size_t v) {
         CHECK(badj == n, "reverse_bits n=%zu: first wrong byte at %zu", n, badj);
         xfree(d, off_of(v, 7 + (size_t)t));
     }
-    tier = "";
+    check_tier = "";
     xfree(rs, off_of(v, 6));
     xfree(s, off_of(v, 4));
     xfree(x8, off_of(v, 1));
@@ -400,7 +384,7 @@ static void test_unpack_streaming(void) {
                 uint8_t *ref = malloc(n + 1);
                 tabs[0].unpack_u8(s, n, ref, msb);
                 for (int t = 1; t < ntab; t++) {
-                    tier = pplx_isa_names[tabs[t].isa];
+                    check_tier = pplx_isa_names[tabs[t].isa];
                     uint8_t *y = xalloc(n, off);
                     tabs[t].unpack_u8(s, n, y, msb);
                     CHECK(memcmp(y, ref, n) == 0, "unpack_u8 streaming n=%zu dst phase %zu msb=%d", n, off, msb);
@@ -422,7 +406,7 @@ static void test_unpack_streaming(void) {
                           spill - n);
                     xfree(z, off);
                 }
-                tier = "";
+                check_tier = "";
                 free(ref);
             }
         }
@@ -459,7 +443,7 @@ static void test_int8(void) {
             for (size_t j = 0; j < n; j++) want += (int64_t)x[j] * x[j];
             const float divs[] = {1.0f, 3.0f, 0.1f, 127.0f, 1e-30f, (float)sqrt((double)want)};
             for (int t = 0; t < ntab; t++) {
-                tier = pplx_isa_names[tabs[t].isa];
+                check_tier = pplx_isa_names[tabs[t].isa];
                 int64_t got = tabs[t].sumsq_i8(x, n);
                 CHECK(got == want, "sumsq_i8 n=%zu extreme=%d: %lld, want %lld", n, extreme, (long long)got,
                       (long long)want);
@@ -478,7 +462,7 @@ static void test_int8(void) {
                     xfree(y, o);
                 }
             }
-            tier = "";
+            check_tier = "";
             xfree(x, off_of(si, (size_t)extreme));
         }
     }
@@ -553,7 +537,7 @@ static void test_block(int kind, size_t w, size_t nrows, size_t nq, int variant)
             ref[q * ostride + r] = d;
         }
     for (int t = 0; t < ntab; t++) {
-        tier = pplx_isa_names[tabs[t].isa];
+        check_tier = pplx_isa_names[tabs[t].isa];
         const pplx_table *T = &tabs[t];
         const size_t oo = (oq + (size_t)t + 2) % 4 * 4;
         int32_t *out = xalloc(onum * 4, oo);
@@ -568,7 +552,7 @@ static void test_block(int kind, size_t w, size_t nrows, size_t nq, int variant)
               bad < onum ? ref[bad] : 0);
         xfree(out, oo);
     }
-    tier = "";
+    check_tier = "";
     free(ref);
     xfree(Q, oq * qe);
     xfree(X, ox * xe);
@@ -716,7 +700,7 @@ static void test_scan(const drv_data *d, int metric, size_t nq, size_t k, int sp
     float *qn = xalloc(nq * 4, on);
     memcpy(qn, d->qn_all, nq * 4);
     for (int t = 0; t < ntab; t++) {
-        tier = pplx_isa_names[tabs[t].isa];
+        check_tier = pplx_isa_names[tabs[t].isa];
         const size_t ok_ = (size_t)t % 4 * 4, oi = (size_t)(t + 1) % 4 * 8;
         int32_t *hk = xalloc(nq * k * 4, ok_);
         int64_t *hi = xalloc(nq * k * 8, oi);
@@ -743,7 +727,7 @@ static void test_scan(const drv_data *d, int metric, size_t nq, size_t k, int sp
         xfree(hk, ok_);
         xfree(hi, oi);
     }
-    tier = "";
+    check_tier = "";
     xfree(Q, oq);
     xfree(Q8, o8);
     xfree(qn, on);
@@ -759,7 +743,7 @@ static void test_matrix(const drv_data *d, int hamming, size_t nq) {
     const size_t o8 = (nq + 2) % 4;
     int8_t *Q8 = queries(d, 1, nq, o8);
     for (int t = 0; t < ntab; t++) {
-        tier = pplx_isa_names[tabs[t].isa];
+        check_tier = pplx_isa_names[tabs[t].isa];
         const size_t oo = (nq + (size_t)t) % 4 * 4;
         int32_t *out = xalloc(nq * n * 4, oo);
         if (hamming) pplx_matrix_hamming(&tabs[t], Q, nq, d->qstride, d->Xb, d->r0, d->r1, d->dim, d->xstride, out, n);
@@ -776,7 +760,7 @@ static void test_matrix(const drv_data *d, int hamming, size_t nq) {
               bad < nq * n ? (bad % n < d->r0 || bad % n >= d->r1 ? JUNK32 : hamming ? d->D[bad] : d->P[bad]) : 0);
         xfree(out, oo);
     }
-    tier = "";
+    check_tier = "";
     xfree(Q, oq);
     xfree(Q8, o8);
 }
@@ -917,13 +901,13 @@ static void test_reverse_avx512_variants(void) {
     const size_t nsizes = NELEM(DIMS) + NELEM(BIT_EXTRA) + NELEM(extra);
     for (int gfni = 0; gfni < 2; gfni++) {
         if (gfni && !pplx_cpu_gfni()) continue;
-        tier = gfni ? "avx512 gfni reverse_bits" : "avx512 nibble-table reverse_bits";
+        check_tier = gfni ? "avx512 gfni reverse_bits" : "avx512 nibble-table reverse_bits";
         for (size_t i = 0; i < nsizes; i++) {
             const size_t n = i < NELEM(DIMS)                     ? DIMS[i]
                              : i < NELEM(DIMS) + NELEM(BIT_EXTRA) ? BIT_EXTRA[i - NELEM(DIMS)]
                                                                    : extra[i - NELEM(DIMS) - NELEM(BIT_EXTRA)];
             const size_t os = off_of(i, (size_t)gfni), od = off_of(i + 1, (size_t)gfni + 2);
-            AT("reverse_bits %s n=%zu", tier, n);
+            AT("reverse_bits %s n=%zu", check_tier, n);
             uint8_t *s = xalloc(n, os), *d = xalloc(n, od);
             fill_random(s, n);
             if (gfni) pplx_reverse_bits_avx512_gfni(s, n, d);
@@ -939,7 +923,7 @@ static void test_reverse_avx512_variants(void) {
             xfree(d, od);
         }
     }
-    tier = "";
+    check_tier = "";
 #endif
 }
 
@@ -1015,13 +999,13 @@ static void test_base64_blocks(void) {
                 fill_random(src, n);
                 ref_b64_encode(src, n, want);
                 for (int t = 0; t < ntab; t++) {
-                    tier = pplx_isa_names[tabs[t].isa];
+                    check_tier = pplx_isa_names[tabs[t].isa];
                     uint8_t *enc = xalloc(m, 3 - off);
                     size_t w = tabs[t].b64_encode(src, n, enc);
                     CHECK(w == m && memcmp(enc, want, m) == 0, "b64_encode blocks n=%zu off=%zu", n, off);
                     xfree(enc, 3 - off);
                 }
-                tier = "";
+                check_tier = "";
                 xfree(src, off);
             }
             free(want);
@@ -1110,7 +1094,7 @@ static void dot_i8_scan_case(size_t dim, size_t nrows, size_t nq, size_t r0) {
     for (int metric = 0; metric < 3; metric++)
         for (int t = 0; t < ntab; t++) {
             const pplx_table *T = &tabs[t];
-            tier = pplx_isa_names[T->isa];
+            check_tier = pplx_isa_names[T->isa];
             int32_t *m = t ? mat : mat0, *key = t ? hk : hk0;
             int64_t *idx = t ? hi : hi0;
             if (metric == 2) {
@@ -1131,7 +1115,7 @@ static void dot_i8_scan_case(size_t dim, size_t nrows, size_t nq, size_t r0) {
                       "scan_int8 %s dim=%zu nrows=%zu nq=%zu r0=%zu differs from serial", metric ? "cosine" : "dot", dim,
                       nrows, nq, r0);
         }
-    tier = "";
+    check_tier = "";
     xfree(mat0, 0);
     xfree(mat, 0);
     xfree(hk0, 0);
@@ -1152,7 +1136,7 @@ static void test_dot_i8_blocks(void) {
     for (int t = 0; t < ntab; t++) {
         const pplx_table *T = &tabs[t];
         if (!T->dot_i8_block) continue;
-        tier = pplx_isa_names[T->isa];
+        check_tier = pplx_isa_names[T->isa];
         CHECK(T->i8_qblock >= 1 && T->i8_qblock <= PPLX_QBLOCK_MAX, "i8_qblock %zu", T->i8_qblock);
         for (size_t di = 0; di < NELEM(dims); di++)
             for (size_t ri = 0; ri < NELEM(rows); ri++)
@@ -1168,7 +1152,7 @@ static void test_dot_i8_blocks(void) {
             dot_i8_case(T, PPLX_DOT_MAX_DIM, 3, 1, kind, 0);
         }
     }
-    tier = "";
+    check_tier = "";
     static const size_t sdims[] = {1, 17, 64, 65, 129, 1024}, snq[] = {17, 33};
     for (size_t di = 0; di < NELEM(sdims); di++)
         for (size_t qi = 0; qi < NELEM(snq); qi++) {
@@ -1198,7 +1182,7 @@ static void test_json_scan_one(const uint8_t *s, size_t n) {
 static void test_json_scanners(void) {
     static const uint8_t stops[] = {'"', '\\', 0x00, 0x01, 0x0A, 0x1F, 0x80, 0xBF, 0xC3, 0xFF};
     static const uint8_t plain[] = {' ', '!', '#', 'A', 'z', '0', '+', '/', '=', '[', ']', 0x7F, '{', ':'};
-    tier = "json";
+    check_tier = "json";
     for (size_t n = 0; n <= 160; n++)
         for (size_t off = 0; off < 4; off++) {
             AT("json scanners n=%zu off=%zu", n, off);
@@ -1248,5 +1232,5 @@ static void test_json_scanners(void) {
         }
         xfree(p, n % 4);
     }
-    tier = "";
+    check_tier = "";
 }
