@@ -34,7 +34,8 @@ DEBUG = os.environ.get("PPLX_CODEC_DEBUG") == "1"
 # PPLX_CODEC_DEBUG=1 keeps it.
 FLAGS = {
     "msvc": ["/O2"],
-    "gnu": ["-O1", "-g", "-Wno-unused-function"] if DEBUG else ["-O3", "-g0", "-fno-strict-aliasing", "-Wno-unused-function"],
+    "gnu": (["-O1", "-g", "-Wno-unused-function"] if DEBUG
+            else ["-O3", "-g0", "-fno-strict-aliasing", "-Wno-unused-function"]),
 }
 
 # POSIX threads: -pthread also links libpthread where it is not part of libc

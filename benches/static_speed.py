@@ -63,7 +63,7 @@ def main() -> int:
               f"  (vectors within cosine {cosines[nonzero].min():.5f} of ours)")
     print(f"StaticBackend.encode (int8 weights):    {rate(backend.encode, texts, args.repeat):>8,.0f} texts/s")
     for model in ("pplx-embed-v1-0.6b", "pplx-embed-v1-4b"):
-        fps = rate(lambda t: backend.embed(model, t), texts, args.repeat)
+        fps = rate(lambda t, model=model: backend.embed(model, t), texts, args.repeat)
         print(f"StaticBackend.embed to {model}: {fps:>8,.0f} texts/s")
     return 0
 

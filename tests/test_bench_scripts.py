@@ -5,7 +5,6 @@ the next person who measures."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
