@@ -5,7 +5,6 @@ the next person who measures."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +16,9 @@ BENCHES = Path(__file__).resolve().parent.parent / "benches"
 
 
 def script(name: str, *args: str, cwd: Path) -> str:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parent.parent / "src"),
-                                                                       os.environ.get("PYTHONPATH")])))
+    # the interpreter running the tests, so the scripts import the pplx_codec under test
     done = subprocess.run([sys.executable, str(BENCHES / name), *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+                          cwd=cwd, timeout=300)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
