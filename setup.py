@@ -43,9 +43,6 @@ FLAGS = {
 PTHREAD = [] if sys.platform == "win32" else ["-pthread"]
 
 
-COMPILE_FIRST = ["pplx_codec._dispatch"]
-
-
 class BuildExt(build_ext):
     def finalize_options(self):
         super().finalize_options()
@@ -62,10 +59,8 @@ class BuildExt(build_ext):
         # the rest by the size of their generated C, which tracks their time
         # (_stream 6.4 s ... _int8 2.4 s).  Alphabetical order took 21 s on
         # two cores.
-        def cost(ext):
-            first = COMPILE_FIRST.index(ext.name) if ext.name in COMPILE_FIRST else len(COMPILE_FIRST)
-            return first, -sum(os.path.getsize(s) for s in ext.sources if os.path.exists(s))
-        self.extensions.sort(key=cost)
+        self.extensions.sort(key=lambda e: (e.name != "pplx_codec._dispatch",
+                                            -sum(os.path.getsize(s) for s in e.sources if os.path.exists(s))))
         for ext in self.extensions:
             ext.extra_compile_args = FLAGS["msvc" if msvc else "gnu"] + ([] if msvc else PTHREAD)
             ext.extra_link_args = [] if msvc else PTHREAD

@@ -171,4 +171,4 @@ def budget(value) -> Budget | None:
         return None
     if isinstance(value, Budget):
         return value
-    return RateBudget(*checked_rate(value, DEFAULT_BURST))
+    return RateBudget(value)  # (its policy checks the number)
