@@ -75,9 +75,9 @@ def dedup(vectors: np.ndarray | Stored, threshold: float = 0.95, *, candidates: 
     block of the exact search (default: as many as keep a block within
     :data:`BLOCK_ENTRIES` dot products).
     """
-    if codes is None and not isinstance(vectors, np.ndarray) and hasattr(vectors, "int8"):
-        codes = getattr(vectors, "binary", None)
-    v = _int8_rows(vectors)
+    v, stored_codes = _int8_rows(vectors)
+    if codes is None:
+        codes = stored_codes
     t = check_threshold(threshold)
     threads = ranking.check_threads(threads)
     n = v.shape[0]
@@ -95,18 +95,20 @@ def dedup(vectors: np.ndarray | Stored, threshold: float = 0.95, *, candidates: 
     return groups.listed()
 
 
-def _int8_rows(vectors) -> np.ndarray:
+def _int8_rows(vectors) -> tuple[np.ndarray, np.ndarray | None]:
+    """The int8 rows of ``vectors`` (an array or a store), checked; and a store's binary codes."""
+    codes = None
     if not isinstance(vectors, np.ndarray) and hasattr(vectors, "int8"):  # a Stored
         if vectors.int8 is None:
             raise ValueError("this store has no int8 vectors: dedup needs them for the exact cosine")
-        vectors = vectors.int8
+        vectors, codes = vectors.int8, getattr(vectors, "binary", None)
     if not isinstance(vectors, np.ndarray):
         raise TypeError(f"vectors must be an int8 numpy array or a store, got {type(vectors).__name__}")
     if vectors.dtype != np.int8:
         raise TypeError(f"vectors must have dtype int8, got {vectors.dtype}")
     if vectors.ndim != 2:
         raise ValueError(f"vectors must be 2-D (rows), got {vectors.ndim} dimension(s)")
-    return vectors
+    return vectors, codes
 
 
 def _codes(codes, v: np.ndarray) -> np.ndarray:
@@ -163,9 +165,10 @@ def _binary_pairs(v: np.ndarray, xn: np.ndarray, t: float, threads: int, k: int,
         _, ids = search.search_binary(codes[s:e], codes, min(k + 1, n), threads)
         rows = np.arange(s, e)[:, None]
         ids = np.where(ids == rows, -1, ids)                  # itself is no candidate
-        near = v[np.maximum(ids, 0)]                          # (e - s, k + 1, dim); -1 reads row 0, unused
+        safe = np.maximum(ids, 0)                             # -1 reads row 0, unused
+        near = v[safe]                                        # (e - s, k + 1, dim)
         dots = ranking.exact_dots(v[s:e], ids, near.__getitem__)
-        cos = ranking.cosine_of_dot(dots, xn[s:e, None], xn[np.maximum(ids, 0)]).astype(np.float64)
+        cos = ranking.cosine_of_dot(dots, xn[s:e, None], xn[safe]).astype(np.float64)
         r, c = np.nonzero((ids >= 0) & (cos >= t))
         groups.add(s + r, ids[r, c])
 
