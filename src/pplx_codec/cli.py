@@ -356,7 +356,7 @@ def cmd_search(args) -> int:
     with _refusing(), _client(args) as (client, _), _refusing(args.store, "read store"):
         try:
             # the store has count rows: a larger k would only ask the search for padding
-            hits, info = search_queries(client, args.store, queries, k=max(1, min(args.k, stored.count)),
+            hits, info = search_queries(client, stored, queries, k=max(1, min(args.k, stored.count)),
                                         rescore=args.rescore, exact=args.exact)
         except errors.APIError as e:
             print(f"pplx-codec search: {e}", file=sys.stderr)

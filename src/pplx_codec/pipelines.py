@@ -238,7 +238,7 @@ class Hit:
     text: str | None
 
 
-def search_store(client: Client, path: str, query: str, k: int = 10, rescore: int = 4,
+def search_store(client: Client, path: str | store.Stored, query: str, k: int = 10, rescore: int = 4,
                  threads: int | None = None, exact: bool = False) -> tuple[list[Hit], dict]:
     """Embed ``query`` as the store's vectors were embedded, search, and return
     the hits (best first) and timings (see :func:`search_queries`)."""
@@ -248,17 +248,18 @@ def search_store(client: Client, path: str, query: str, k: int = 10, rescore: in
 
 # --- many queries at once (``pplx-codec search --queries``) ---
 
-def search_queries(client: Client, path: str, queries: list[str], k: int = 10, rescore: int = 4,
+def search_queries(client: Client, path: str | store.Stored, queries: list[str], k: int = 10, rescore: int = 4,
                    threads: int | None = None, exact: bool = False) -> tuple[list[list[Hit]], dict]:
     """Embed all ``queries`` in one ``Client.embed`` call (the client batches
     the requests) as the store's rows were embedded, search them as one
     query matrix, and return each query's hits (best first) and timings.
+    ``path``: the store's directory, or the store already loaded.
 
     The search is the store's: binary top-``k * rescore`` re-ranked by exact
     int8 cosine when both encodings are stored, else exact int8 cosine, else
     exact Hamming (scores are then distances, lowest first).  ``exact``:
     int8 cosine over every row, no binary stage (needs the store's int8)."""
-    stored = store.load(path)
+    stored = path if isinstance(path, store.Stored) else store.load(path)
     meta = stored.meta
     model, dims = meta["model"], stored.dimensions
     index = stored.index("int8" if exact else None)  # no int8 with exact: a ValueError, before any request
