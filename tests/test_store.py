@@ -209,11 +209,11 @@ def test_load_maps_without_reading(tmp_path):
     assert os.stat(root / "vectors.npy").st_blocks * 512 < (1 << 20)     # really sparse
     (root / "meta.json").write_text(json.dumps({"format": "pplx-codec-store", "version": 1, "count": n,
                                                 "dimensions": d, "encodings": ["int8"], "bitorder": "little"}))
-    before, t0 = _rss(), time.perf_counter()
+    before = _rss()
     s = store.load(root)
-    elapsed = time.perf_counter() - t0
+    # the resident set shows that nothing was read (a wall-clock bound would also fail on a loaded machine)
     assert isinstance(s.int8, np.memmap) and s.int8.shape == (n, d)
-    assert _rss() - before < (32 << 20) and elapsed < 1.0
+    assert _rss() - before < (32 << 20)
     np.testing.assert_array_equal(s.int8[n // 2, :4], [1, 2, 3, 0])     # read on demand
     assert _rss() - before < (32 << 20)
     s2 = store.load(root)
