@@ -37,6 +37,7 @@ from distributed.protocol import deserialize, serialize
 
 import pplx_codec as pc
 import pplx_codec.dask as pdask
+from helpers import raises_exactly
 from pplx_codec import store
 from pplx_codec.scaleout import _budget, _partition
 from pplx_codec.scaleout import embed as embed_mod
@@ -527,30 +528,31 @@ def test_from_shards_rejects_mistyped_manifest(tmp_path):
             pdask.from_shards(tmp_path)
 
 
-def _topk_nbytes(x) -> int:
-    """Bytes of a (keys, ids) task result (a block's, a merge's, an answer's); 0 for others."""
+def _topk_columns(x) -> int:
+    """Columns of a (keys, ids) task result (a block's, a merge's, an answer's); 0 for others."""
     if isinstance(x, tuple) and len(x) == 2 and all(isinstance(a, np.ndarray) for a in x):
-        return x[0].nbytes + x[1].nbytes
+        return x[1].shape[-1]
     return 0
 
 
 def test_k_far_above_rows_costs_rows_not_k():
-    """With k far above the row count, no task result is m x k (every block
+    """With k above the row count, no task result has k columns (every block
     and merge holds min(k, rows) columns): only the answer is padded, and it
     is the local search's answer.  Before, each block task and merge held
-    m x k (k = 3e8 ran the workers out of memory)."""
+    m x k (k = 3e8 ran the workers out of memory; such a k is now refused,
+    see test_k_bound_is_the_local_one, but k = 2 x rows is still padding)."""
     from dask.callbacks import Callback
 
     rng = np.random.default_rng(13)
     vec = rng.integers(-128, 128, (1000, 64), dtype=np.int8)
     codes = pc.pack_bits(vec)
     q = vec[:3]
-    k = 200_000
+    k = 2000   # the most a search of 1000 rows pads to
     x, c = dask_rows(vec, (250,) * 4), dask_rows(codes, (300, 300, 0, 400))
     index = pc.Index(64)
     index.add(vec)
     largest = []
-    with Callback(posttask=lambda key, result, dsk, state, wid: largest.append(_topk_nbytes(result))), \
+    with Callback(posttask=lambda key, result, dsk, state, wid: largest.append(_topk_columns(result))), \
             dask.config.set(scheduler="sync"):
         assert_same(pdask.search(c, pc.pack_bits(q), k, split_every=2), pc.search_binary(pc.pack_bits(q), codes, k))
         for metric in ("cosine", "dot"):
@@ -558,11 +560,52 @@ def test_k_far_above_rows_costs_rows_not_k():
         assert_same(pdask.search(x, q[0], k, compute=False).compute(), pc.search_int8(q[0], vec, k))
         assert_same(pdask.search_rescore(c, x, q, k, rescore=3), index.search(q, k, rescore=3))
         assert_same(pdask.search_rescore(c, x, q, 5, rescore=k), index.search(q, 5, rescore=k))
-    # the largest (keys, ids) task result is a merge of all 1000 rows' keys (<= 8 bytes)
-    # and ids (8 bytes) for 3 queries; only the compute=False answer task is padded to k
+        assert_same(pdask.search_rescore(c, x, q, 5, rescore=10**9), index.search(q, 5, rescore=10**9))
+    # the widest (keys, ids) task result is a merge of all 1000 rows; only the
+    # compute=False answer task is padded to k
     assert sum(n > 0 for n in largest) > 10
-    assert sorted(largest)[-2] <= 3 * 1000 * 16 < 3 * k
-    assert sorted(largest)[-1] == k * (4 + 8)
+    assert sorted(largest)[-2] <= 1000 < k
+    assert sorted(largest)[-1] == k
+
+
+def test_k_bound_is_the_local_one():
+    """Issue 22, finding 5: the same bound on k as the local search (rows +
+    max(rows, 1024) columns), checked on the client before any task."""
+    vec = np.random.default_rng(14).integers(-128, 128, (30, 64), dtype=np.int8)
+    x, c = dask_rows(vec, (10, 20)), dask_rows(pc.pack_bits(vec), (10, 20))
+    msg = ("k must be at most 1054 for 30 rows (a search pads at most max(rows, 1024) = 1024 columns beyond them), "
+           "got 1055; k=30 returns every row")
+    with dask.config.set(scheduler="sync"):
+        for call in (lambda k: pdask.search(x, vec[:2], k), lambda k: pdask.search(x, vec[:2], k, "dot"),
+                     lambda k: pdask.search(c, pc.pack_bits(vec[:2]), k),
+                     lambda k: pdask.search_rescore(c, x, vec[:2], k)):
+            with raises_exactly(ValueError, msg):
+                call(1055)
+            with raises_exactly(ValueError, msg.replace("1055", str(2**70))):
+                call(2**70)
+            assert call(1054)[1].shape == (2, 1054)
+        with raises_exactly(ValueError, "rescore must be positive, got 0"):
+            pdask.search_rescore(c, x, vec[:2], 3, rescore=0)
+
+
+def test_zero_norm_of_a_non_zero_row_is_refused():
+    """Issue 22, finding 1: a cached norm of 0 for a non-zero row is refused by
+    the block that holds the row (the row is never reported, so the check
+    of reported rows could not see it)."""
+    vec = np.random.default_rng(15).integers(-128, 128, (30, 64), dtype=np.int8)
+    x = dask_rows(vec, (10, 20))
+    bad = pc.norms(vec)
+    bad[25] = 0.0
+    msg = (f"db_norms do not match db: row 25 has norm {float(pc.norms(vec[25]))}, not 0.0; "
+           "compute them with pplx_codec.norms(db)")
+    with dask.config.set(scheduler="sync"):
+        for norms in (bad, da.from_array(bad, chunks=7)):
+            with raises_exactly(ValueError, msg):
+                pdask.search(x, vec[:2], 3, db_norms=norms)
+    bad[25] = np.nan   # a dask array of norms is checked block by block, numbered in the whole array too
+    with dask.config.set(scheduler="sync"), raises_exactly(
+            ValueError, "db_norms[25] = nan is not the norm of an int8 row of 64 values (0..1024.0)"):
+        pdask.search(x, vec[:2], 3, db_norms=da.from_array(bad, chunks=7))
 
 
 # ---------------------------------------------------------------- embed

@@ -9,7 +9,9 @@ wrong before the fix.
   of an elementwise kernel (``reverse_bitorder(c, out=c)``);
 - bool bytes that are not 0/1: true when non-zero, as numpy reads them;
 - loose scalars and containers: bools, huge integers, unordered containers,
-  buffer-protocol objects, mixed merge parts, misaligned views.
+  buffer-protocol objects, mixed merge parts, misaligned views;
+- (issue 22, findings 5 and 6) ``k`` bounded by the rows searched, the same
+  bound and message for every search, and messages that state the real range.
 """
 
 import array
@@ -84,18 +86,94 @@ def test_no_rows_and_no_queries(isa, m):
 
 
 def test_k_far_above_the_row_count(isa):
-    """Heaps hold min(k, n) entries; only the result is padded to k."""
+    """Heaps hold min(k, n) entries; only the result is padded to k (up to
+    the bound: 20 rows + 1024 columns of padding)."""
     rng = np.random.default_rng(1)
     X = rng.integers(-128, 128, (20, 16), dtype=np.int8)
-    S, I = pc.search_int8(X[:3], X, k=100_000)
+    S, I = pc.search_int8(X[:3], X, k=1044)
     want = ref.search_int8(X[:3], X, 20)
-    assert S.shape == (3, 100_000) and np.array_equal(I[:, :20], want[1]) and (I[:, 20:] == -1).all()
+    assert S.shape == (3, 1044) and np.array_equal(I[:, :20], want[1]) and (I[:, 20:] == -1).all()
     assert np.array_equal(S[:, :20], want[0]) and np.isneginf(S[:, 20:]).all()
     C = rng.integers(0, 256, (20, 4), dtype=np.uint8)
-    D, I = pc.search_binary(C[:2], C, k=50_000)
+    D, I = pc.search_binary(C[:2], C, k=1044)
     want = ref.search_binary(C[:2], C, 20)
     assert np.array_equal(D[:, :20], want[0]) and np.array_equal(I[:, :20], want[1])
     assert (I[:, 20:] == -1).all() and (D[:, 20:] == pc.search.PAD_DISTANCE).all()
+
+
+def _k_bound(k, n):
+    return (f"k must be at most {n + max(n, 1024)} for {n} row{'' if n == 1 else 's'} (a search pads at most "
+            f"max(rows, 1024) = {max(n, 1024)} columns beyond them), got {k}"
+            + (f"; k={n} returns every row" if n else ""))
+
+
+def test_k_padding_is_bounded_reproducer(isa):
+    """Issue 22, finding 5: k was bounded by nothing, and the padding beyond
+    the rows was allocated: 3 queries over 20 codes with k=2**28 asked for
+    ~9.6 GB.  Now a ValueError naming the bound and suggesting k=n."""
+    codes = np.random.default_rng(0).integers(0, 256, (20, 64), dtype=np.uint8)
+    with raises_exactly(ValueError, "k must be at most 1044 for 20 rows (a search pads at most max(rows, 1024) = "
+                                    "1024 columns beyond them), got 268435456; k=20 returns every row"):
+        pc.search_binary(codes[:3], codes, k=2**28)
+    # a k a little above n is still padded, as faiss does
+    D, I = pc.search_binary(codes[:3], codes[:5], k=10)
+    assert D.shape == (3, 10) and (I[:, 5:] == -1).all() and (I[:, :5] >= 0).all()
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 1024, 2000])
+def test_k_bound_is_the_same_for_every_search(isa, n):
+    """max(n, 1024) columns of padding are fine, one more is refused, with
+    the same message, by every search entry point (the bound is ranking's)."""
+    rng = np.random.default_rng(n)
+    V = rng.integers(-128, 128, (n, 16), dtype=np.int8)
+    C = pc.pack_bits(V)
+    q = rng.integers(-128, 128, (2, 16), dtype=np.int8)
+    ok, bad = n + max(n, 1024), n + max(n, 1024) + 1
+    b, i8, idx = pc.BinaryIndex(16), pc.Int8Index(16), pc.Index(16)
+    for index in (b, i8, idx):   # two segments: the bound is the index's rows, not a segment's
+        index.add(V[: n // 2])
+        index.add(V[n // 2:])
+    calls = [lambda k: pc.search_binary(pc.pack_bits(q), C, k), lambda k: pc.search_int8(q, V, k),
+             lambda k: pc.search_int8(q, V, k, "dot"), lambda k: b.search(q, k), lambda k: i8.search(q, k),
+             lambda k: i8.search(q, k, "dot"), lambda k: idx.search(q, k)]
+    for call in calls:
+        D, I = call(ok)
+        assert D.shape == I.shape == (2, ok) and (I[:, n:] == -1).all() and (I[:, :n] >= 0).all()
+        for k in (bad, 2**28, 2**63, 2**70):
+            with raises_exactly(ValueError, _k_bound(k, n)):
+                call(k)
+
+
+def test_merge_topk_padding_is_bounded(isa):
+    """merge_topk pads beyond the parts' columns as a search pads beyond its rows."""
+    part = (np.array([[1.0, 0.5]], np.float32), np.array([[0, 1]]))
+    D, I = pc.merge_topk([part, part], 1028, offsets=[0, 2], descending=True)
+    assert D.shape == (1, 1028) and I[0, :4].tolist() == [0, 2, 1, 3] and (I[0, 4:] == -1).all()
+    with raises_exactly(ValueError, "k must be at most 1028 for 4 candidates (a search pads at most max(candidates, "
+                                    "1024) = 1024 columns beyond them), got 1029; k=4 returns every candidate"):
+        pc.merge_topk([part, part], 1029, offsets=[0, 2], descending=True)
+
+
+def test_index_rescore_beyond_the_rows(isa):
+    """Issue 22, findings 5 and 6: Index.search(rescore=10**9) asked for 33.5 GB
+    of candidates, and rescore=2**62 was reported as a bad k.  Candidates
+    beyond the rows would only be padding: they are left out, and the answer
+    is the exact cosine top-k (every row rescored), as a rescore of n/k gives."""
+    rng = np.random.default_rng(2)
+    V = rng.integers(-128, 128, (20, 64), dtype=np.int8)
+    index = pc.Index(64)
+    index.add(V)
+    want = ref.search_int8(V[:3], V, 3)
+    for rescore in (7, 10**9, 2**62, 2**70):
+        np.testing.assert_array_equal(index.search(V[:3], 3, rescore=rescore)[1], want[1])
+    S, I = index.search(V[:3], 25, rescore=8)   # k above the rows: padded to k, as a search pads
+    assert S.shape == (3, 25) and (I[:, 20:] == -1).all() and np.isneginf(S[:, 20:]).all()
+    for rescore, exc, msg in ((0, ValueError, "rescore must be positive, got 0"),
+                              (-2**63, ValueError, f"rescore must be positive, got {-2**63}"),
+                              (True, TypeError, "rescore must be an integer, got bool"),
+                              (2.0, TypeError, "rescore must be an integer, got float")):
+        with raises_exactly(exc, msg):
+            index.search(V[:3], 3, rescore=rescore)
 
 
 # ---------------------------------------------------------------- 2. out= overlapping an input
@@ -235,6 +313,14 @@ def test_decode_accepts_ordered_iterables(isa):
     (lambda: pc.search_binary(np.zeros(4, np.uint8), np.zeros((3, 4), np.uint8), k=True), TypeError,
      "k must be an integer, got bool"),
     (lambda: pc.search_int8(np.zeros(4, np.int8), np.zeros((3, 4), np.int8), k=2**70), ValueError,
+     f"k must be at most 1027 for 3 rows (a search pads at most max(rows, 1024) = 1024 columns beyond them), "
+     f"got {2**70}; k=3 returns every row"),
+    # the true range, not ">= -9223372036854775807" (issue 22, finding 6)
+    (lambda: pc.search_binary(np.zeros(4, np.uint8), np.zeros((3, 4), np.uint8), k=-2**63), ValueError,
+     f"k must be >= 1, got {-2**63}"),
+    (lambda: pc.search_binary(np.zeros(4, np.uint8), np.zeros((3, 4), np.uint8), k=-2**70), ValueError,
+     f"k must be >= 1, got {-2**70}"),
+    (lambda: pc.merge_topk([(np.zeros(2), np.zeros(2, np.int64))], k=2**70), ValueError,
      f"k must be at most {2**63 - 1}, got {2**70}"),
     (lambda: pc.dot_matrix(np.zeros(4, np.int8), np.zeros((3, 4), np.int8), threads=2**40), ValueError,
      "threads must be at most 65536"),

@@ -223,6 +223,71 @@ def test_zero_rows_with_zero_norms_are_fine(isa):
     assert_same(search.search_int8(q, X, 4, db_norms=pc.norms(X)), ref.search_int8(q, X, 4))
 
 
+def test_zero_norm_hides_no_row_reproducer(isa):
+    """Issue 22, finding 1: a cached norm of 0 (or -0.0) for a non-zero row
+    gave that row cosine 0 for every query, and no check saw it (it was never
+    reported).  Every entry point now refuses it, naming the row."""
+    rng = np.random.default_rng(0)
+    db = rng.integers(-128, 128, (20, 64), dtype=np.int8)
+    q = db[:1]
+    assert search.search_int8(q, db, k=3)[1][0].tolist() == [0, 10, 5]
+    for zero in (0.0, -0.0):
+        bad = pc.norms(db)
+        bad[5] = zero
+        msg = (f"db_norms do not match db: row 5 has norm {float(pc.norms(db[5]))}, not {zero}; "
+               "compute them with pplx_codec.norms(db)")
+        with raises_exactly(ValueError, msg):
+            search.search_int8(q, db, k=3, db_norms=bad)
+        with raises_exactly(ValueError, msg):
+            search.cosine(q, db, db_norms=bad)
+        for index in (Int8Index(64), Index(64)):
+            with raises_exactly(ValueError, msg.replace("db_norms", "norms").replace("db", "vectors")):
+                index.add(db, norms=bad)
+            assert len(index) == 0
+    # a norms array allocated with np.zeros and never filled: the first row is named
+    with raises_exactly(ValueError, f"db_norms do not match db: row 0 has norm {float(pc.norms(db[0]))}, not 0.0; "
+                                    "compute them with pplx_codec.norms(db)"):
+        search.search_int8(q, db, k=3, db_norms=np.zeros(20, np.float32))
+
+
+@settings(max_examples=examples(60))
+@given(data=st.data(), n=st.integers(1, 300), dim=st.sampled_from([0, 1, 8, 64, 100]))
+def test_zero_norms_are_checked_against_their_rows(isa, data, n, dim):
+    """Zeros (0.0 or -0.0, anywhere, or a partly filled np.zeros array) in
+    cached norms: fine where the row is all zeros, else a ValueError naming
+    the first such row, from every entry point."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    db = rng.integers(-128, 128, (n, dim), dtype=np.int8)
+    db[rng.random(n) < data.draw(st.sampled_from([0.0, 0.3, 1.0]), label="zero rows")] = 0
+    norms = pc.norms(db)
+    how = data.draw(st.sampled_from(["random", "unfilled"]), label="how")
+    if how == "random":
+        planted = rng.random(n) < data.draw(st.sampled_from([0.0, 0.05, 0.5]), label="planted")
+    else:   # np.zeros, filled up to some row
+        planted = np.arange(n) >= data.draw(st.integers(0, n), label="filled")
+    norms[planted] = np.where(rng.random(n) < 0.5, np.float32(0.0), np.float32(-0.0))[planted]
+    q = rng.integers(-128, 128, (2, dim), dtype=np.int8)
+    wrong = np.flatnonzero(planted & db.any(axis=1))
+    if wrong.size:
+        r = int(wrong[0])
+        msg = (f"db_norms do not match db: row {r} has norm {float(pc.norms(db[r]))}, not {float(norms[r])}; "
+               "compute them with pplx_codec.norms(db)")
+        with raises_exactly(ValueError, msg):
+            search.search_int8(q, db, 3, db_norms=norms)
+        with raises_exactly(ValueError, msg):
+            search.cosine(q, db, db_norms=norms)
+        for index in (Int8Index(dim), Index(dim)) if dim % 8 == 0 else (Int8Index(dim),):  # (a 0-wide row is 0)
+            with raises_exactly(ValueError, msg.replace("db_norms", "norms").replace("db", "vectors")):
+                index.add(db, norms=norms)
+    else:
+        assert_same(search.search_int8(q, db, 3, db_norms=norms), ref.search_int8(q, db, 3))
+        assert_same([search.cosine(q, db, db_norms=norms)], [ref.cosine(q, db)])
+        if dim:   # an index needs dim >= 1
+            index = Int8Index(dim)
+            index.add(db, norms=norms)
+            assert_same(index.search(q, 3), ref.search_int8(q, db, 3))
+
+
 # ---------------------------------------------------------------- top-k
 
 @settings(max_examples=examples(100))
@@ -666,6 +731,25 @@ def test_merge_topk_bad_input():
         search.merge_topk([part], 0)
 
 
+def test_merge_topk_refuses_nan():
+    """Issue 22, finding 6: a NaN score was dropped or kept depending on its
+    neighbours (it compares false with everything); no search gives NaN, so
+    parts holding one are refused, naming where."""
+    good = (np.array([[0.9, 0.5]], np.float32), np.array([[0, 1]]))
+    with raises_exactly(ValueError, "part 0: D[0, 0] is NaN; merge_topk ranks numbers only (no search gives NaN)"):
+        search.merge_topk([(np.array([[np.nan, 0.5]], np.float32), np.array([[0, 1]])),
+                           (np.array([[0.9]], np.float32), np.array([[2]]))], 2, descending=True)
+    with raises_exactly(ValueError, "part 1: D[1, 2] is NaN; merge_topk ranks numbers only (no search gives NaN)"):
+        search.merge_topk([(np.zeros((2, 3)), np.zeros((2, 3), np.int64)),
+                           (np.array([[1.0, 2, 3], [4, 5, np.nan]]), np.zeros((2, 3), np.int64))], 2)
+    with raises_exactly(ValueError, "part 1: D[1] is NaN; merge_topk ranks numbers only (no search gives NaN)"):
+        search.merge_topk([(good[0][0], good[1][0]), (np.array([-np.inf, np.nan], np.float32), np.array([-1, 3]))],
+                          2, descending=True)
+    # -inf (padding, or a real -inf) is a number: merged as before
+    assert_same(search.merge_topk([good, (np.array([[-np.inf]], np.float32), np.array([[-1]]))], 3, descending=True),
+                (np.array([[0.9, 0.5, -np.inf]], np.float32), np.array([[0, 1, -1]])))
+
+
 # ---------------------------------------------------------------- indexes
 
 def stored(index):
@@ -890,7 +974,7 @@ def test_index_bad_input():
         i8.add(V[None])
     with pytest.raises(ValueError):
         i8.add(V, norms=np.zeros(3, np.float32))
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         i8.add(V, norms=np.zeros(4, np.float64))
     with pytest.raises(ValueError):
         idx.add(V, codes=np.zeros((3, 8), np.uint8))  # row count mismatch
@@ -921,6 +1005,70 @@ def test_index_bad_input():
         idx.search(V, 1, rescore=0)
     with pytest.raises(ValueError):
         i8.search(V, 1, metric="l2")
+
+
+@pytest.mark.parametrize("cls", [Int8Index, Index])
+def test_index_add_refuses_bad_norms(isa, cls):
+    """Issue 22, finding 2: add(norms=...) took NaN, inf, negative and
+    impossible norms, and every later search failed naming db_norms (which
+    the caller never passed).  The add() fails instead, and the index is as
+    it was: the same rows, the same answers."""
+    rng = np.random.default_rng(5)
+    V, W = rng.integers(-128, 128, (20, 64), dtype=np.int8), rng.integers(-128, 128, (10, 64), dtype=np.int8)
+    index = cls(64)
+    index.add(V)
+    before = index.search(V[:3], 5)
+    good = pc.norms(W)
+
+    def planted(value):
+        n = good.copy()
+        n[3] = value
+        return n
+
+    cases = [
+        (planted(np.nan), ValueError, "norms[3] = nan is not the norm of an int8 row of 64 values (0..1024.0)"),
+        (planted(np.inf), ValueError, "norms[3] = inf is not the norm of an int8 row of 64 values (0..1024.0)"),
+        (planted(-np.inf), ValueError, "norms[3] = -inf is not the norm of an int8 row of 64 values (0..1024.0)"),
+        (planted(-1.0), ValueError, "norms[3] = -1.0 is not the norm of an int8 row of 64 values (0..1024.0)"),
+        (planted(1025.0), ValueError, "norms[3] = 1025.0 is not the norm of an int8 row of 64 values (0..1024.0)"),
+        (planted(0.0), ValueError, f"norms do not match vectors: row 3 has norm {float(good[3])}, not 0.0; "
+                                   "compute them with pplx_codec.norms(vectors)"),
+        (planted(-0.0), ValueError, f"norms do not match vectors: row 3 has norm {float(good[3])}, not -0.0; "
+                                    "compute them with pplx_codec.norms(vectors)"),
+        (good[:9], ValueError, "norms must have shape (10,), one norm per row, got (9,)"),
+        (good[None], ValueError, "norms must have shape (10,), one norm per row, got (1, 10)"),
+        (np.concatenate([good, good]), ValueError, "norms must have shape (10,), one norm per row, got (20,)"),
+        (good.astype(np.float64), TypeError, "norms must be a float32 array (pplx_codec.norms(vectors)), got float64"),
+        (good.tolist(), TypeError, "norms must be a float32 array (pplx_codec.norms(vectors)), got list"),
+    ]
+    for norms, exc, msg in cases:
+        with raises_exactly(exc, msg):
+            index.add(W, norms=norms)
+        assert len(index) == 20
+        assert_same(index.search(V[:3], 5), before)
+    index.add(W, norms=good)   # the right norms are still taken
+    assert len(index) == 30
+
+
+@pytest.mark.parametrize("cls", [Int8Index, Index])
+def test_index_search_checks_the_norms_it_reports(isa, cls):
+    """Positive but wrong norms given to add() cannot be told from right ones
+    without reading every row (what norms= is there to avoid); too small, they
+    lift their rows into the results, whose norms a search recomputes: a
+    ValueError naming the row by its index number (Index rescored with them
+    silently before)."""
+    rng = np.random.default_rng(6)
+    V, W = rng.integers(-128, 128, (20, 64), dtype=np.int8), rng.integers(-128, 128, (10, 64), dtype=np.int8)
+    index = cls(64)
+    index.add(V)
+    index.add(W, norms=pc.norms(W) / np.float32(4))
+    with pytest.raises(ValueError) as e:
+        index.search(W[:2], 3)
+    m = re.fullmatch(r"norms given to add\(\) do not match vectors: row (\d+) has norm (\S+), not (\S+); "
+                     r"compute them with pplx_codec\.norms\(vectors\)", str(e.value))
+    assert m, str(e.value)
+    row = int(m.group(1))
+    assert row >= 20 and float(m.group(2)) == float(pc.norms(W[row - 20])) == 4 * float(m.group(3))
 
 
 def test_index_add_empty_batch():

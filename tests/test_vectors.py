@@ -348,9 +348,18 @@ def test_truncate_binary_needs_multiple_of_8(dimensions):
     assert pc.truncate(np.zeros((2, 1024), np.int8), dimensions).shape == (2, dimensions)
 
 
-def test_truncate_small_matrix_has_no_valid_dimensions():
-    with raises_exactly(ValueError, "dimensions must be in 128..64, got 64"):
-        pc.truncate(np.zeros((2, 64), np.int8), 64)
+@pytest.mark.parametrize("dimensions", [64, 65, 127, 128, 256])
+def test_truncate_small_matrix_has_no_valid_dimensions(dimensions):
+    """Issue 22, finding 6: rows narrower than the API's minimum said "dimensions
+    must be in 128..64", a range with nothing in it."""
+    msg = ("rows of 64 dimensions are narrower than the API's minimum of 128: they cannot be truncated "
+           f"(got dimensions={dimensions})")
+    with raises_exactly(ValueError, msg):
+        pc.truncate(np.zeros((2, 64), np.int8), dimensions)
+    with raises_exactly(ValueError, msg):
+        pc.truncate(np.zeros((2, 8), np.uint8), dimensions, "binary")
+    with raises_exactly(ValueError, msg.replace("64 dimensions", "0 dimensions")):
+        pc.truncate(np.zeros((2, 0), np.int8), dimensions)
 
 
 @pytest.mark.parametrize("encoding", ["float", "ubinary", "base64", "INT8", "", None, "base64_float"])

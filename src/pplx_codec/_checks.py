@@ -18,17 +18,22 @@ def bitorder(order: object) -> bool:
     return order == "big"
 
 
-def positive_int(value, name: str, maximum: int = sys.maxsize, minimum: int = 1) -> int:
-    """An integer in minimum..maximum (ints and numpy integers; bools are
-    refused: ``dim=True`` is a bug at the call site, not 1).  The default
-    maximum is what a C size can hold, so a huge value is a ValueError here
-    rather than an OverflowError deep in a compiled call."""
+def integer(value, name: str) -> int:
+    """``value`` as a Python int (ints and numpy integers; bools are refused:
+    ``dim=True`` is a bug at the call site, not 1), any size."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got bool")
     try:
-        value = operator.index(value)
+        return operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+
+
+def positive_int(value, name: str, maximum: int = sys.maxsize, minimum: int = 1) -> int:
+    """An :func:`integer` in minimum..maximum.  The default maximum is what a
+    C size can hold, so a huge value is a ValueError here rather than an
+    OverflowError deep in a compiled call."""
+    value = integer(value, name)
     if value < minimum:
         raise ValueError(f"{name} must be {'positive' if minimum == 1 else f'>= {minimum}'}, got {value}")
     if value > maximum:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from . import _checks, ranking, search
+from . import _checks, _search, ranking, search
 from .bits import pack_bits
 from .vectors import norms as _norms
 
@@ -132,9 +132,9 @@ class BinaryIndex:
         """``(D, I)``: int32 Hamming distances ascending and int64 row indices
         of the ``k`` nearest rows per query (see :func:`search.search_binary`)."""
         q = self._codes(queries, "queries", bitorder, allow_1d=True)
-        return _search_segments(self._segments, lambda i, seg: search.search_binary(q, seg, k, threads), k,
-                                descending=False, empty=lambda: search.search_binary(
-                                    q, np.empty((0, self.width), np.uint8), k, threads))
+        k = ranking.check_k(k, self.ntotal)
+        return _search_segments(self._segments, lambda i, seg, kk: search.search_binary(q, seg, kk, threads), k,
+                                descending=False, empty=np.empty((0, self.width), np.uint8))
 
 
 class Int8Index:
@@ -161,15 +161,15 @@ class Int8Index:
 
     def add(self, vectors: np.ndarray, norms: np.ndarray | None = None) -> None:
         """Append ``(n, dim)`` int8 rows (kept as given, not copied).  ``norms``:
-        their ``pplx_codec.norms`` if already known (e.g. stored beside a memmap)."""
+        their ``pplx_codec.norms`` if already known (e.g. stored beside a memmap),
+        checked here as a search checks ``db_norms`` (float32, one per row,
+        each a possible norm, 0 only for an all-zero row): a bad array is
+        refused by this call, and the index is left as it was."""
         v = _rows(vectors, "vectors", np.int8, self.dim, "dimensions")
         if norms is None:
             n = _norms(v)
         else:
-            n = norms
-            if not isinstance(n, np.ndarray) or n.dtype != np.float32 or n.shape != (v.shape[0],):
-                raise ValueError(f"norms must be float32 of shape ({v.shape[0]},) as pplx_codec.norms gives")
-            n = np.ascontiguousarray(n)
+            n = ranking.check_db_norms(norms, v.shape[0], self.dim, v, name="norms", of="vectors")
         self._segments.append(v)
         self._norms.append(n)
 
@@ -178,20 +178,39 @@ class Int8Index:
         """``(S, I)``: float32 similarities descending and int64 row indices of
         the ``k`` most similar rows per query (see :func:`search.search_int8`)."""
         q = _queries_int8(queries, self.dim)
+        k = ranking.check_k(k, self.ntotal)
+        cos = ranking.check_metric(metric)
+        threads = ranking.check_threads(threads)
+        one = q.ndim == 1
+        q2 = q[None] if one else q
+        qn = _norms(q2) if cos else None
         S, I = _search_segments(
             self._segments,
-            lambda i, seg: search.search_int8(q, seg, k, metric, self._norms[i] if metric == "cosine" else None,
-                                              threads),
-            k, descending=True,
-            empty=lambda: search.search_int8(q, np.empty((0, self.dim), np.int8), k, metric, threads=threads))
-        if metric == "dot" and len(self._segments.arrays) > 1:
+            lambda i, seg, kk: _search.topk_int8(q2, seg, kk, cos, qn, self._norm_list[i] if cos else None,
+                                                 threads),
+            k, descending=True, empty=np.empty((0, self.dim), np.int8))
+        if cos:
+            self.check_reported(I)
+        elif len(self._segments.arrays) > 1:
             # float32 scores tie above 2**24 where the integers differ: re-rank
             # the merged candidates by their exact dot products
-            one = q.ndim == 1
-            q2, I2 = (q[None], I[None]) if one else (q, I)
-            d, I2 = ranking.best_first(self.exact_dots(q2, I2), I2, k, descending=True)
-            return ranking.squeeze(one, ranking.dot_scores(d, I2), I2)
-        return S, I
+            d, I = ranking.best_first(self.exact_dots(q2, I), I, k, descending=True)
+            S = ranking.dot_scores(d, I)
+        return ranking.squeeze(one, S, I)
+
+    @property
+    def _norm_list(self) -> list[np.ndarray]:
+        """The cached norms of each segment (one empty array for no segment)."""
+        return self._norms or [np.empty(0, np.float32)]
+
+    def check_reported(self, I: np.ndarray) -> None:
+        """The cached norms of the rows a search reports (``I``, global) against
+        their recomputed norms (see :func:`pplx_codec.ranking.check_reported_norms`):
+        norms given to :meth:`add` that are too small would rank their rows
+        silently high."""
+        ids = I[I >= 0]
+        ranking.check_reported_norms(ids, self._segments.rows(ids, self.dim, np.int8), self.norms_of(ids),
+                                     name="norms given to add()", of="vectors")
 
     def exact_dots(self, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Exact int64 dot products of each query ``q[i]`` with the rows
@@ -254,13 +273,15 @@ class Index:
         """``(S, I)``: the ``k`` best rows by exact int8 cosine among the
         ``k * rescore`` nearest by Hamming distance (``rescore=1``: binary
         ranking, cosine scores).  ``queries``: int8 ``(m, dim)`` or ``(dim,)``."""
-        k = ranking.check_k(k)
-        rescore = _checks.positive_int(rescore, "rescore")
+        k = ranking.check_k(k, self.ntotal)
+        candidates = ranking.check_rescore(rescore, k, self.ntotal)
         q = _queries_int8(queries, self.dim)
         one = q.ndim == 1
         q2 = q[None] if one else q
-        _, cand = self.binary.search(pack_bits(q2, self.bitorder), k * rescore, threads)
-        return ranking.squeeze(one, *ranking.rescore(q2, cand, self.int8, k))
+        _, cand = self.binary.search(pack_bits(q2, self.bitorder), candidates, threads)
+        S, I = ranking.rescore(q2, cand, self.int8, k)
+        self.int8.check_reported(I)
+        return ranking.squeeze(one, S, I)
 
 
 def _queries_int8(queries, dim: int) -> np.ndarray:
@@ -273,10 +294,13 @@ def _queries_int8(queries, dim: int) -> np.ndarray:
     return queries
 
 
-def _search_segments(segments: _Segments, one, k: int, descending: bool, empty):
-    if not segments.arrays:
-        return empty()
-    if len(segments.arrays) == 1:
-        return one(0, segments.arrays[0])
-    parts = [one(i, a) for i, a in enumerate(segments.arrays)]
+def _search_segments(segments: _Segments, one, k: int, descending: bool, empty: np.ndarray):
+    """``one(i, segment, k)`` over every segment (``empty``, 0 rows, when there
+    is none), merged.  Several segments are each asked for at most their own
+    rows (all the rows any can give): merge_topk pads to ``k`` once, instead
+    of every segment padding to a ``k`` meant for the whole index."""
+    arrays = segments.arrays or [empty]
+    if len(arrays) == 1:
+        return one(0, arrays[0], k)
+    parts = [one(i, a, min(k, max(1, a.shape[0]))) for i, a in enumerate(arrays)]
     return search.merge_topk(parts, k, offsets=segments.starts, descending=descending)

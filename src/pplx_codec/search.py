@@ -4,7 +4,9 @@ Results are shaped like faiss's: ``(distances_or_scores, indices)`` with one
 row per query, best first, ties broken by the lower row index (the same
 answer whatever ``threads`` is).  When ``k`` exceeds the number of rows the
 missing entries have index ``-1`` and distance ``INT32_MAX`` (binary) or
-score ``-inf`` (int8).  A 1-D query gives 1-D results.
+score ``-inf`` (int8), up to ``max(n, 1024)`` of them: a ``k`` that would
+pad more is a ValueError (:func:`pplx_codec.ranking.max_columns`).  A 1-D
+query gives 1-D results.
 
 Metrics: Hamming distance for codes; for int8 vectors cosine (the right one
 for Perplexity's unnormalized int8 output) or the exact integer dot product.
@@ -28,6 +30,8 @@ from .ranking import (
     best_first,
     check_db_norms,
     check_k,
+    check_metric,
+    check_reported_norms,
     check_threads,
     cosine_of_dot,
     default_threads,
@@ -48,8 +52,6 @@ __all__ = [
     "default_threads",
     "PAD_DISTANCE",
 ]
-
-_METRICS = ("cosine", "dot")
 
 
 def hamming(q: np.ndarray, codes: np.ndarray, threads: int | None = None,
@@ -96,38 +98,27 @@ def cosine(queries: np.ndarray, db: np.ndarray, db_norms: np.ndarray | None = No
     qn = _norms(queries)
     if db_norms is None:
         return cosine_of_dot(d, qn[..., None] if d.ndim == 2 else qn, _norms(db))
-    xn = check_db_norms(db_norms, db.shape[0], db.shape[1])
+    xn = check_db_norms(db_norms, db.shape[0], db.shape[1], db)   # a norm of 0 is an all-zero row's
     s = cosine_of_dot(d, qn[..., None] if d.ndim == 2 else qn, xn)
-    # Norms that do not belong to db, checked where it costs little: a row
-    # with "norm 0" but a non-zero dot product; and, recomputed, the norm of
-    # each query's top row (a norm too small inflates its row's score, so the
-    # rows it ranks wrongly rise to where this looks).
-    zero = np.argwhere((xn == 0) & (d != 0))
-    if zero.size:
-        _norms_mismatch(db, xn, int(zero[0, -1]))
+    # Norms that do not belong to db, checked where it costs little: recomputed,
+    # the norm of each query's top row (a norm too small inflates its row's
+    # score, so the rows it ranks wrongly rise to where this looks).
     if s.size:
-        _check_reported_norms(db, xn, np.argmax(np.abs(s), axis=-1))
+        _check_reported(db, xn, np.argmax(np.abs(s), axis=-1))
     return s
 
 
-def _norms_mismatch(db: np.ndarray, db_norms: np.ndarray, row: int):
-    raise ValueError(f"db_norms do not match db: row {row} has norm {float(_norms(db[row]))}, db_norms says "
-                     f"{float(db_norms[row])}; compute them with pplx_codec.norms(db)")
+def _check_reported(db: np.ndarray, db_norms: np.ndarray, I: np.ndarray) -> None:
+    """:func:`~pplx_codec.ranking.check_reported_norms` of the rows ``I`` of ``db``."""
+    ids = np.asarray(I)
+    ids = ids[ids >= 0]
+    check_reported_norms(ids, db[ids], db_norms[ids])
 
 
-def _check_reported_norms(db: np.ndarray, db_norms: np.ndarray, I: np.ndarray) -> None:
-    """Recompute the norms of the rows a search reports and compare them with
-    the cached ones given.  Wrong cached norms (stale, or of another matrix)
-    would rank silently wrong; norms too small push their rows into the top
-    k, exactly the rows checked here, at O(k) rows per query rather than a
-    pass over db.  (Norms too large sink their rows unseen: the check is a
-    safety net, not a proof.)"""
-    rows = np.asarray(I)
-    rows = rows[rows >= 0]
-    if rows.size:
-        bad = np.flatnonzero(_norms(db[rows]) != db_norms[rows])
-        if bad.size:
-            _norms_mismatch(db, db_norms, int(rows[bad[0]]))
+def _rows(x) -> int | None:
+    """The row count of a 2-D array (bounds ``k``), None for anything else
+    (the compiled search refuses it, before it allocates any result)."""
+    return x.shape[0] if isinstance(x, np.ndarray) and x.ndim == 2 else None
 
 
 def search_binary(queries: np.ndarray, codes: np.ndarray, k: int, threads: int | None = None,
@@ -139,7 +130,7 @@ def search_binary(queries: np.ndarray, codes: np.ndarray, k: int, threads: int |
     ascending and int64 row indices, each ``(m, k)``.  The top-k is kept in
     per-query heaps while scanning: memory is O(m * k), not O(m * n).
     """
-    k = check_k(k)
+    k = check_k(k, _rows(codes))
     D, I = _search.topk_hamming(queries, codes, k, check_threads(threads))
     return squeeze(isinstance(queries, np.ndarray) and queries.ndim == 1, D, I)
 
@@ -155,10 +146,8 @@ def search_int8(queries: np.ndarray, db: np.ndarray, k: int, metric: str = "cosi
     ``norms(db)``; computed when omitted.  Returns ``(S, I)``: float32
     similarities descending and int64 row indices, each ``(m, k)``.
     """
-    k = check_k(k)
-    if metric not in _METRICS:
-        raise ValueError(f"metric must be 'cosine' or 'dot', got {metric!r}")
-    cos = metric == "cosine"
+    k = check_k(k, _rows(db))
+    cos = check_metric(metric)
     if not cos and db_norms is not None:
         raise ValueError("db_norms is only used with metric='cosine'")
     qn = xn = None
@@ -166,10 +155,10 @@ def search_int8(queries: np.ndarray, db: np.ndarray, k: int, metric: str = "cosi
         if not isinstance(db, np.ndarray) or db.ndim != 2:
             _search.topk_int8(queries, db, k, False, None, None, 1)  # raises the shape/type error
         qn = np.atleast_1d(_norms(queries))
-        xn = _norms(db) if db_norms is None else check_db_norms(db_norms, db.shape[0], db.shape[1])
+        xn = _norms(db) if db_norms is None else check_db_norms(db_norms, db.shape[0], db.shape[1], db)
     S, I = _search.topk_int8(queries, db, k, cos, qn, xn, check_threads(threads))
     if db_norms is not None and xn is not None:  # xn: db_norms checked (metric="cosine")
-        _check_reported_norms(db, xn, I)
+        _check_reported(db, xn, I)
     return squeeze(isinstance(queries, np.ndarray) and queries.ndim == 1, S, I)
 
 
@@ -183,7 +172,10 @@ def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, offsets: 
     each shard's first row, added to its indices (default: none, the indices
     are global already).  ``descending``: True for similarities (int8), False
     for distances (Hamming).  Ties are broken by the lower global index, as in
-    a single search; padding sorts last and stays ``-1``.
+    a single search; padding sorts last and stays ``-1``.  A NaN in ``D``
+    is a ValueError (it has no place in the order), and so is a ``k`` that
+    would pad beyond the parts' columns more than a search pads beyond its
+    rows (:func:`pplx_codec.ranking.max_columns`).
     """
     k = check_k(k)
     if not parts:
@@ -206,6 +198,10 @@ def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, offsets: 
                              f"{'1-D' if one else '2-D'} like part 0")
         if D.dtype.kind not in "iuf" or I.dtype.kind not in "iu":
             raise TypeError(f"part {p}: D must be numbers and I integers, got {D.dtype} and {I.dtype}")
+        nan = np.argwhere(np.isnan(D)) if D.dtype.kind == "f" else ()
+        if len(nan):  # NaN is in no order: it would be dropped or kept depending on its neighbours
+            at = ", ".join(str(int(i)) for i in nan[0])
+            raise ValueError(f"part {p}: D[{at}] is NaN; merge_topk ranks numbers only (no search gives NaN)")
         D, I = np.atleast_2d(D), np.atleast_2d(I)
         if ds and D.shape[0] != ds[0].shape[0]:
             raise ValueError(f"part {p}: {D.shape[0]} query rows, part 0 has {ds[0].shape[0]}")
@@ -216,6 +212,7 @@ def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, offsets: 
         ids.append(I)
     D = np.concatenate(ds, axis=1)
     I = np.concatenate(ids, axis=1)
+    check_k(k, D.shape[1], of="candidate")   # padding beyond the candidates is bounded as a search's is
     D, I = best_first(D, I, k, descending)
     D, I = pad(D, I, k, descending)  # fewer candidates than k in total: pad like a search does
     return squeeze(one, D, I)

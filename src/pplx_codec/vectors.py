@@ -21,9 +21,10 @@ def truncate(matrix: npt.NDArray[_T], dimensions: int, encoding: str = "int8", c
     ``encoding``: ``"int8"`` (``(n, d)`` int8 rows) or ``"binary"`` (``(n, d // 8)``
     packed uint8 rows; ``dimensions`` must then be a multiple of 8).  The
     ``base64_*`` names are accepted too.  ``dimensions`` must be in
-    ``128..d``, as the API allows.  The API quantizes element-wise, so this
-    equals what a request with the smaller ``dimensions`` returns, unless the
-    service renormalizes (not documented).
+    ``128..d``, as the API allows (rows narrower than 128 cannot be
+    truncated).  The API quantizes element-wise, so this equals what a
+    request with the smaller ``dimensions`` returns, unless the service
+    renormalizes (not documented).
 
     Returns a new C-contiguous array (a copy of ``n * dimensions`` values);
     ``copy=False`` returns a strided view instead, which every function in
@@ -40,6 +41,9 @@ def truncate(matrix: npt.NDArray[_T], dimensions: int, encoding: str = "int8", c
     dimensions = _checks.positive_int(dimensions, "dimensions")
     per_item = 1 if enc == "int8" else 8
     current = m.shape[-1] * per_item
+    if current < MIN_DIMENSIONS:  # no valid `dimensions`: "in 128..64" would be no range at all
+        raise ValueError(f"rows of {current} dimensions are narrower than the API's minimum of {MIN_DIMENSIONS}: "
+                         f"they cannot be truncated (got dimensions={dimensions})")
     if not MIN_DIMENSIONS <= dimensions <= current:
         raise ValueError(f"dimensions must be in {MIN_DIMENSIONS}..{current}, got {dimensions}")
     if dimensions % per_item:

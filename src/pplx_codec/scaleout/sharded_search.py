@@ -85,7 +85,8 @@ def _norms_column(db_norms, codes: da.Array) -> da.Array:
         if db_norms.shape != (n,):
             raise ValueError(f"db_norms must have shape ({n},), one norm per row, got {db_norms.shape}")
         return db_norms.rechunk((codes.chunks[0],))[:, None]
-    xn = ranking.check_db_norms(db_norms, n)  # the local checks and messages
+    # the local checks and messages; a norm of 0 is checked against its row by the block's search
+    xn = ranking.check_db_norms(db_norms, n, codes.shape[1])
     return da.from_array(xn[:, None], chunks=(codes.chunks[0], (1,)))
 
 
@@ -105,7 +106,10 @@ def _topk(block, norms, queries, k, metric, threads, start):
     if metric == "hamming":
         D, I = _local.search_binary(queries, block, k, threads)
     elif metric == "cosine":
-        xn = None if norms is None else np.ascontiguousarray(norms[:, 0])
+        xn = None
+        if norms is not None:   # checked here first, to name a bad norm's row in the whole array
+            xn = ranking.check_db_norms(np.ascontiguousarray(norms[:, 0]), block.shape[0], block.shape[1], block,
+                                        offset=start)
         D, I = _local.search_int8(queries, block, k, "cosine", xn, threads)
     else:
         _, I = _local.search_int8(queries, block, k, "dot", threads=threads)
@@ -219,7 +223,7 @@ def search(codes: da.Array, queries: np.ndarray, k: int, metric: str | None = No
     """
     codes = _codes_array(codes)
     metric = _metric(codes, metric)
-    k = ranking.check_k(k)
+    k = ranking.check_k(k, codes.shape[0])
     threads = ranking.check_threads(threads)
     _check_tree_options(split_every, shards_per_task)
     if metric != "cosine" and db_norms is not None:
@@ -296,9 +300,8 @@ def search_rescore(codes: da.Array, vectors: da.Array, queries: np.ndarray, k: i
     if codes.shape[0] != vectors.shape[0] or 8 * codes.shape[1] != vectors.shape[1]:
         raise ValueError(f"codes {codes.shape} and vectors {vectors.shape} must be the same rows "
                          f"(dimensions = 8 x code bytes)")
-    k = ranking.check_k(k)
-    if isinstance(rescore, bool) or not isinstance(rescore, int) or rescore < 1:
-        raise ValueError(f"rescore must be a positive integer, got {rescore!r}")
+    k = ranking.check_k(k, codes.shape[0])
+    candidates = ranking.check_rescore(rescore, k, codes.shape[0])
     if not isinstance(queries, np.ndarray) or queries.dtype != np.int8:
         raise TypeError("queries must be an int8 numpy array")
     if queries.ndim not in (1, 2) or queries.shape[-1] != vectors.shape[1]:
@@ -310,7 +313,7 @@ def search_rescore(codes: da.Array, vectors: da.Array, queries: np.ndarray, k: i
     q = np.ascontiguousarray(queries[None] if one else queries)
     # the candidates unpadded (min(k * rescore, rows) columns), so that a k far above
     # the row count costs the rows, not k, until the answer is padded
-    _, cand = dask.compute(_tree(codes, pack_bits(q, bitorder), k * rescore, "hamming", None, threads,
+    _, cand = dask.compute(_tree(codes, pack_bits(q, bitorder), candidates, "hamming", None, threads,
                                  split_every, shards_per_task))[0]
     ids = np.unique(cand[cand >= 0])
     rows = vectors[ids].compute() if ids.size else np.empty((0, vectors.shape[1]), np.int8)
