@@ -253,3 +253,60 @@ def test_output_into_a_closed_pipe_is_not_a_traceback():
     err = p.stderr.read()
     assert p.wait(timeout=120) == 141, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+# --- one --out at a time; a damaged store named by every command (issue 22 item 11) ---
+
+_HOLD = """
+import sys
+from pplx_codec import store
+w = store.Writer.create(sys.argv[1], 10, 128, job_key="another run")
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_second_embed_on_the_same_out_is_one_line(tmp_path, corpus, capsys):
+    out = tmp_path / "store"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline() == "ready\n"
+        with running(api_keys=["k"]) as url:
+            argv = ["embed", str(corpus), "--out", str(out), "--quiet", "--base-url", url, "--api-key", "k"]
+            assert _refused(capsys, argv) == \
+                f"pplx-codec embed: another pplx-codec embed is writing {out} (its unfinished job is locked): " \
+                "wait for it to end, or stop it, then run this again"
+            assert _refused(capsys, argv + ["--replace", "--encoding", "int8"]).startswith(
+                "pplx-codec embed: another pplx-codec embed is writing")
+            holder.stdin.close()
+            assert holder.wait(timeout=60) == 0
+            assert cli.main(argv) == 0  # the lock went with its process
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err  # the other run's job had other settings: said, and discarded
+    assert err == f"pplx-codec embed: the unfinished run in {out} could not be reused (model None (this run: " \
+        "'pplx-embed-v1-0.6b'); dimensions 128 (this run: 1024); encodings ['int8'] (this run: ['int8', 'binary']); " \
+        f"endpoint None (this run: '{url}')): its rows were discarded\n"
+    assert list(store.load(out).texts) == TEXTS
+
+
+def test_a_damaged_texts_jsonl_is_named_by_every_command(tmp_path, corpus, capsys):
+    out = tmp_path / "store"
+    texts = out / "texts.jsonl"
+    with running(api_keys=["k"]) as url:
+        server = ["--base-url", url, "--api-key", "k"]
+        assert cli.main(["embed", str(corpus), "--out", str(out), "--quiet", *server]) == 0
+        lines = texts.read_bytes().split(b"\n")
+        lines[4] = lines[4][:-1]  # row 4's closing quote lost
+        texts.write_bytes(b"\n".join(lines))
+        capsys.readouterr()
+        damaged = f"{texts}:5: not a JSON string (Unterminated string starting at column 1): corrupt store"
+        assert _refused(capsys, ["search", str(out), TEXTS[4], "-k", "3", *server]) == f"pplx-codec search: {damaged}"
+        assert _refused(capsys, ["dedup", str(out), "--threshold", "-1"]) == f"pplx-codec dedup: {damaged}"
+        assert _refused(capsys, ["embed", str(corpus), "--out", str(out), "--quiet", *server]) == \
+            f"pplx-codec embed: {damaged}. Pass --replace (replace=True) to embed every text afresh and replace " \
+            "it, or choose another --out"
+        assert cli.main(["embed", str(corpus), "--out", str(out), "--quiet", "--replace", *server]) == 0
+    assert list(store.load(out).texts) == TEXTS

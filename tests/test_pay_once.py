@@ -382,3 +382,212 @@ def test_writer_write_rows(tmp_path):
     want[where], want[rest] = v, u
     np.testing.assert_array_equal(s.int8, want)
     np.testing.assert_array_equal(s.binary, pc.pack_bits(want))
+
+
+# ---------------------------------------------------------------- a killed run, then a changed corpus
+
+_DIE = r"""
+import os, signal, sys
+from pplx_codec import cli, client
+
+corpus, out, url, key, after = sys.argv[1:6]
+real, calls = client.Client.embed, []
+
+def embed(self, *args, **kwargs):
+    got = real(self, *args, **kwargs)   # sent, paid for, never written: the process dies first
+    calls.append(1)
+    if len(calls) == int(after):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return got
+
+client.Client.embed = embed
+cli.main(["embed", corpus, "--out", out, "--quiet", "--base-url", url, "--api-key", key, "--dimensions", "128",
+          "--chunk", "50", "--max-concurrency", "1"])
+"""
+
+
+def _killed_run(corpus, out, url, after: int) -> None:
+    """``pplx-codec embed`` SIGKILLed right after its ``after``-th chunk arrived (before that chunk is kept)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _DIE, str(corpus), str(out), url, KEY, str(after)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+
+
+def _partial(out) -> tuple[list[str], list]:
+    """The texts of the rows an unfinished job has done, and its records."""
+    with store.Writer.open(out) as w:
+        return [t for t, d in zip(w.texts, w.done.tolist(), strict=True) if d], w.records()
+
+
+def test_a_killed_run_on_a_changed_corpus_pays_once(served, tmp_path, capsys):
+    """Issue 22 item 10: the rows a killed run received stand for the same
+    texts in a changed corpus (removed, added, reordered, edited texts): none
+    of them is sent again, the store is what a fresh run writes, and usage
+    counts the killed run's requests too."""
+    url, log = served
+    old = words(400, "paid")
+    first = old + old[100:130]  # repeats: each distinct text in a chunk once
+    random.Random(7).shuffle(first)
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    _write(a, first)
+    out = tmp_path / "store"
+    log.clear()
+    _killed_run(a, out, url, after=4)  # three chunks of 50 texts kept, the fourth sent and lost
+    assert len(log) == 4
+    kept, records = _partial(out)
+    order = list(dict.fromkeys(first))
+    assert set(kept) == set(order[:150]) and len(records) == 3
+
+    # the changed corpus: 20 kept texts and 100 never-sent ones removed, 60 new, 2 kept ones edited, reordered
+    rng = random.Random(8)
+    removed = set(rng.sample(order[:150], 20)) | set(order[300:])
+    edited = {order[0]: order[0] + " ", order[1]: order[1].replace("paid", "Paid")}
+    grown = [edited.get(t, t) for t in first if t not in removed] + words(60, "fresh") + order[10:15]
+    rng.shuffle(grown)
+    _write(b, grown)
+    reusable = set(kept) & set(grown)
+    assert len(reusable) == 129 and not reusable & set(edited)  # a removed text came back in order[10:15]
+
+    log.clear()
+    assert _run(out, b, url) == 0
+    sent, requests = log.texts(), len(log)
+    assert not set(sent) & set(kept)  # no text of the killed run's rows was sent again
+    assert sorted(sent) == sorted(set(grown) - reusable)  # every other text, once (the edited ones too)
+    assert set(edited.values()) <= set(sent)
+    err = capsys.readouterr().err
+    assert f"pplx-codec embed: {len(sent)} new, 129 from the interrupted run" in err and "discarded" not in err
+    scratch = tmp_path / "scratch"
+    assert _run(scratch, b, url) == 0
+    _same_store(out, scratch)
+    # usage: the killed run's three kept chunks, then this run's requests (the lost fourth was not logged)
+    usage = store.load(out).meta["usage"]
+    killed = sum(r["usage"]["total_tokens"] for r in records)
+    assert killed == embed("sync", url, kept, dimensions=DIMS).usage.total_tokens
+    assert usage["requests"] == 3 + requests
+    assert usage["total_tokens"] == killed + embed("sync", url, sent, dimensions=DIMS).usage.total_tokens
+
+
+def _embed_corpus(client, corpus, out, url, **kw):
+    from pplx_codec.corpus import read_texts
+    from pplx_codec.pipelines import embed_corpus
+
+    kw = {"dimensions": DIMS, "progress": False, "endpoint": url, **kw}
+    return embed_corpus(client, read_texts(str(corpus)), str(out), **kw)
+
+
+def test_runs_killed_on_ever_changing_corpora_pay_once(served, tmp_path):
+    """Killed on A, killed again on B (taking over A's rows), finished on C:
+    over the three runs no text is sent twice, and usage is every request's."""
+    url, log = served
+    a, b, c = (tmp_path / f"{n}.txt" for n in "abc")
+    texts = words(300, "chain")
+    _write(a, texts[:200])
+    _write(b, texts[50:250][::-1])
+    _write(c, texts[60:300] + texts[100:105])
+    out = tmp_path / "store"
+    log.clear()
+    with pc.Client(api_key=KEY, base_url=url, max_concurrency=1) as client:
+        with pytest.raises(KeyboardInterrupt):
+            _embed_corpus(_Interrupting(client, 4), a, out, url, chunk=40)  # A: 120 texts, then killed
+        with pytest.raises(KeyboardInterrupt):
+            _embed_corpus(_Interrupting(client, 3), b, out, url, chunk=30)  # B: 70 of A's taken, 60 new
+        report = _embed_corpus(client, c, out, url, chunk=1000)  # C: 60 of A's and 60 of B's taken, 120 new
+    sent = log.texts()
+    assert len(sent) == len(set(sent)) == 300  # each text once over the three runs
+    assert (report.carried, report.embedded, report.discarded) == (120, 120, None)
+    scratch = tmp_path / "scratch"
+    assert _run(scratch, c, url) == 0
+    _same_store(out, scratch)
+    # usage: 3 + 2 + 1 requests, every text sent (texts[:60] too: paid for by the first run, their rows since dropped)
+    usage = store.load(out).meta["usage"]
+    assert usage["requests"] == 6
+    assert usage["total_tokens"] == embed("sync", url, texts[:300], dimensions=DIMS).usage.total_tokens
+
+
+@pytest.mark.parametrize("change", ["dimensions", "encodings", "bitorder", "model", "endpoint", "no texts"])
+def test_an_unfinished_run_with_other_settings_is_discarded_and_said(served, tmp_path, change):
+    url, log = served
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    texts = words(100, f"other-{change}")
+    _write(a, texts[:80])
+    _write(b, texts[20:])
+    out = tmp_path / "store"
+    mine = {"dimensions": DIMS, "encodings": ("int8", "binary"), "bitorder": "little", "model": "pplx-embed-v1-0.6b",
+            "endpoint": url}
+    other = {"dimensions": 256, "encodings": ("int8",), "bitorder": "big", "model": "pplx-embed-v1-4b",
+             "endpoint": "http://elsewhere"}
+    theirs = {**mine, change: other[change]} if change in other else mine
+    with pc.Client(api_key=KEY, base_url=url, max_concurrency=1) as client:
+        with pytest.raises(KeyboardInterrupt):
+            _embed_corpus(_Interrupting(client, 3), a, out, url, chunk=20, **theirs)
+        if change == "no texts":  # as a .partial begun by an earlier version
+            (out.parent / "store.partial" / "texts.jsonl").unlink()
+        log.clear()
+        report = _embed_corpus(client, b, out, url, chunk=1000, **mine)
+    assert sorted(log.texts()) == sorted(texts[20:]) and report.carried == 0  # nothing taken over
+    want = {"dimensions": f"dimensions 256 (this run: {DIMS})",
+            "encodings": "encodings ['int8'] (this run: ['int8', 'binary'])",
+            "bitorder": "bitorder 'big' (this run: 'little')",
+            "model": "model 'pplx-embed-v1-4b' (this run: 'pplx-embed-v1-0.6b')",
+            "endpoint": f"endpoint 'http://elsewhere' (this run: '{url}')",
+            "no texts": "it keeps no texts to match its rows by"}[change]
+    assert report.discarded == want
+    assert store.load(out).meta["usage"]["requests"] == 1  # the discarded run's usage went with its rows
+
+
+def test_a_damaged_unfinished_run_is_named_not_lost(served, tmp_path, capsys):
+    """Its texts.jsonl damaged: a run on another corpus says which file and
+    line, in one line, exit 2, and touches nothing; the same corpus still
+    resumes (it needs no texts to)."""
+    url, log = served
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    texts = words(90, "damaged")
+    _write(a, texts[:60])
+    _write(b, texts[30:])
+    out = tmp_path / "store"
+    partial = tmp_path / "store.partial"
+    with pc.Client(api_key=KEY, base_url=url) as client:
+        with pytest.raises(KeyboardInterrupt):
+            _embed_corpus(_Interrupting(client, 3), a, out, url, chunk=20)
+    lines = (partial / "texts.jsonl").read_bytes().split(b"\n")
+    for damage, why in [(b'"unterminated', "Unterminated string starting at column 1"),
+                        (b"42", "a JSON int, not a string"), (b'"caf\xe9"', "not UTF-8 (invalid continuation byte")]:
+        (partial / "texts.jsonl").write_bytes(b"\n".join(lines[:2] + [damage] + lines[3:]))
+        capsys.readouterr()
+        log.clear()
+        assert _run(out, b, url) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and len(log) == 0, err
+        assert err.startswith(f"pplx-codec embed: {partial / 'texts.jsonl'}:3: ") and why in err, err
+        assert err.endswith(f": corrupt job (remove {partial} to start afresh)\n"), err
+    with store.Writer.open(out) as w:
+        assert int(w.done.sum()) == 40 and len(w.records()) == 2  # untouched
+    log.clear()
+    assert _run(out, a, url) == 0  # the damaged texts.jsonl is not read, nor installed
+    assert log.texts() == texts[40:60] and list(store.load(out).texts) == texts[:60]
+    capsys.readouterr()
+
+
+def test_an_unfinished_run_begun_without_texts_keeps_them_when_resumed(served, tmp_path):
+    """A .partial of an earlier version (no texts.jsonl) resumes on the same
+    corpus and starts keeping its texts, so that a later corpus can take its rows."""
+    url, log = served
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    texts = words(120, "older")
+    _write(a, texts[:90])
+    _write(b, texts[30:])
+    out = tmp_path / "store"
+    with pc.Client(api_key=KEY, base_url=url) as client:
+        with pytest.raises(KeyboardInterrupt):
+            _embed_corpus(_Interrupting(client, 2), a, out, url, chunk=30)
+        (tmp_path / "store.partial" / "texts.jsonl").unlink()
+        with pytest.raises(KeyboardInterrupt):
+            _embed_corpus(_Interrupting(client, 2), a, out, url, chunk=30)  # resumed: texts[30:60] sent
+        kept, _ = _partial(out)
+        assert sorted(kept) == sorted(texts[:60])
+        log.clear()
+        report = _embed_corpus(client, b, out, url)
+    assert log.texts() == texts[60:] and report.carried == 30

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 
 import pplx_codec as pc
+from helpers import raises_exactly
 from pplx_codec import store
 from pplx_codec.results import ContextualizedEmbeddings, Embeddings, Usage
 from pplx_codec.store import Writer, _core, _fs
@@ -191,6 +192,31 @@ def test_texts_corrupt_or_bad(tmp_path):
     assert not (tmp_path / "t").exists() and leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("line,why", [
+    (b'"unterminated', "not a JSON string (Unterminated string starting at column 1)"),
+    (b'"a" "b"', "not a JSON string (Extra data at column 5)"),
+    (b"", "not a JSON string (Expecting value at column 1)"),
+    (b"42", "a JSON int, not a string"),
+    (b'["a"]', "a JSON list, not a string"),
+    (b'"caf\xe9"', "not UTF-8 (invalid continuation byte at byte 5 of the line)"),
+], ids=["unterminated", "two-strings", "empty", "number", "list", "not-utf8"])
+def test_texts_name_the_file_and_line_of_a_damaged_line(tmp_path, line, why):
+    """Issue 22 item 11: json's own message ("Unterminated string starting
+    at: line 1 column 1 (char 0)") named neither the file nor the line."""
+    v, _ = rows(70)
+    s = store.save(tmp_path / "s", int8=v, texts=[str(i) for i in range(70)])
+    p = tmp_path / "s" / "texts.jsonl"
+    lines = p.read_bytes().split(b"\n")
+    lines[66] = line                             # row 66: the second offset block
+    p.write_bytes(b"\n".join(lines))
+    message = f"{p}:67: {why}: corrupt store"
+    with raises_exactly(ValueError, message):
+        store.load(s.path).texts[66]
+    with raises_exactly(ValueError, message):
+        list(store.load(s.path).texts)          # the sequential pass says the same
+    assert store.load(s.path).texts[65] == "65"  # the other lines still read
+
+
 def _rss() -> int:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
@@ -353,6 +379,23 @@ if mode == "writer":       # one row per write, each synced: as many crash point
         w.write(i, int8=np.full((1, 64), i % 127, np.int8), binary=np.full((1, 8), i % 256, np.uint8))
         if i == 20:
             print("ready", flush=True)
+elif mode == "carry":      # two jobs on overlapping texts, each taking over the other's rows, over and over
+    n, rounds = 5000, 0
+    jobs = [[f"t{k}" for k in range(n)], [f"t{k}" for k in np.random.default_rng(1).permutation(n + 2000)[:n]]]
+    while True:
+        key = rounds % 2
+        texts = jobs[key]
+        w = store.Writer.resume_or_create(path, n, 64, ("int8", "binary"), job_key=key, texts=texts,
+                                          reuse=lambda other: None)
+        todo = w.missing()[:500]
+        values = np.array([int(texts[i][1:]) % 127 for i in todo.tolist()], np.int8)
+        w.write_rows(todo, int8=np.repeat(values[:, None], 64, axis=1),
+                     binary=np.repeat(values.astype(np.uint8)[:, None], 8, axis=1))
+        w.record(rounds)
+        w.close()
+        rounds += 1
+        if rounds == 4:
+            print("ready", flush=True)
 else:                      # replace the store over and over
     gen = 0
     while True:
@@ -396,6 +439,22 @@ def test_killed_writer_resumes(tmp_path):
     i = np.arange(200_000)
     np.testing.assert_array_equal(s.int8, np.repeat((i % 127).astype(np.int8)[:, None], 64, axis=1))
     np.testing.assert_array_equal(s.binary, np.repeat((i % 256).astype(np.uint8)[:, None], 8, axis=1))
+
+
+def test_killed_carry_keeps_every_done_row_right(tmp_path):
+    """Killed at any instant while jobs take over each other's rows: the
+    .partial is one job, and each row it marks done holds its own text's row."""
+    _kill_midway("carry", tmp_path / "w")
+    w = Writer.open(tmp_path / "w")
+    done = np.flatnonzero(w.done)
+    texts = list(w.texts)
+    assert done.size >= 500 and len(texts) == 5000
+    values = np.array([int(texts[i][1:]) % 127 for i in done.tolist()], np.int8)
+    np.testing.assert_array_equal(w._arrays["int8"][done], np.repeat(values[:, None], 64, axis=1))
+    np.testing.assert_array_equal(w._arrays["binary"][done], np.repeat(values.astype(np.uint8)[:, None], 8, axis=1))
+    rounds = w.records()
+    assert rounds == list(range(len(rounds))) and len(rounds) >= 4   # every run's record, in order, once
+    w.close()
 
 
 # --- Writer ------------------------------------------------------------------------
@@ -479,6 +538,97 @@ def test_writer_damaged_partial_starts_fresh(tmp_path):
     w = Writer.resume_or_create(tmp_path / "o", 40, D, job_key="a")
     assert not w.resumed and w.missing().size == 40
     w.close()
+
+
+def _by_text(texts) -> np.ndarray:
+    """Each row's int8 values, a function of its text alone (``"t<k>"``: k % 127)."""
+    return np.repeat(np.array([int(t[1:]) % 127 for t in texts], np.int8)[:, None], D, axis=1)
+
+
+def test_writer_carries_the_rows_of_another_job_by_text(tmp_path):
+    old_texts = [f"t{k}" for k in range(100)] + ["t5", "t6"]
+    w = Writer.resume_or_create(tmp_path / "o", 102, D, job_key="a", texts=old_texts)
+    assert list(w.texts) == old_texts
+    done = np.r_[0:30, 60:80, 101]                    # t0-t29, t60-t79, and a repeat of t6
+    w.write_rows(done, int8=_by_text([old_texts[i] for i in done]))
+    w.record({"usage": 1})
+    w.record({"usage": 2})
+    w.close()
+    new_texts = [f"t{k}" for k in range(150, 0, -3)] + ["t6", "t6", "t29 ", "t5", "t40"]   # repeats, an edit
+    with Writer.open(tmp_path / "o") as old:   # only the .partial it replaces, with texts, the same shape
+        for path, d, t in [(tmp_path / "elsewhere", D, new_texts), (tmp_path / "o", 64, new_texts),
+                           (tmp_path / "o", D, None)]:
+            with pytest.raises(ValueError, match="carry must be the Writer of this store's .partial"):
+                Writer.create(path, len(new_texts), d, job_key="b", texts=t, carry=old)
+    calls = []
+
+    def reuse(other):
+        calls.append((other.job_key, other.count, int(other.done.sum())))
+        return None
+
+    w = Writer.resume_or_create(tmp_path / "o", len(new_texts), D, job_key="b", texts=new_texts, reuse=reuse)
+    assert calls == [("a", 102, 51)] and not w.resumed and w.discarded is None
+    held = {f"t{k}" for k in [*range(30), *range(60, 80)]}
+    want = np.array([t in held for t in new_texts])   # "t40" was never done, "t29 " is another text
+    assert w.carried == int(want.sum()) == 16 + 3 and w.done.tolist() == want.tolist()
+    assert w.records() == [{"usage": 1}, {"usage": 2}] and list(w.texts) == new_texts
+    plain = [t.strip() for t in new_texts]
+    w.write_rows(np.flatnonzero(~want), int8=_by_text([t for t, h in zip(plain, want, strict=True) if not h]))
+    np.testing.assert_array_equal(w.commit().int8, _by_text(plain))
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("case", ["no reuse", "reuse says no", "no texts here", "no texts there", "dimensions",
+                                  "damaged", "locked"])
+def test_writer_discards_what_it_cannot_carry(tmp_path, case):
+    texts = [f"t{k}" for k in range(40)]
+    w = Writer.create(tmp_path / "o", 40, D, job_key="a", texts=None if case == "no texts there" else texts)
+    w.write(0, int8=_by_text(texts[:20]))
+    w.close()
+    if case == "damaged":
+        (w.partial / "done.npy").write_bytes(b"not npy")
+    def reuse(other):
+        return "other settings" if case == "reuse says no" else None
+
+    args = dict(count=40, dimensions=64 if case == "dimensions" else D, job_key="b",
+                texts=None if case == "no texts here" else texts[::-1], reuse=None if case == "no reuse" else reuse)
+    if case == "locked":
+        holder = Writer.open(tmp_path / "o")
+        with pytest.raises(store.JobInUse, match="in use by another Writer"):
+            Writer.resume_or_create(tmp_path / "o", **args)
+        holder.close()
+        return
+    w = Writer.resume_or_create(tmp_path / "o", **args)
+    assert w.carried == 0 and not w.done.any() and w.records() == []
+    if case == "damaged":
+        assert w.discarded.startswith(f"it is damaged ({w.partial / 'done.npy'}: not a readable .npy file")
+    else:
+        assert w.discarded == {
+            "no reuse": "it is another job", "reuse says no": "other settings", "no texts here": "it is another job",
+            "no texts there": "it keeps no texts to match its rows by",
+            "dimensions": "its rows are 128 dimensions, int8, little bit order (this job: 64, int8, little)",
+        }[case]
+    w.close()
+
+
+@pytest.mark.parametrize("where", ["install", "copy"])
+def test_writer_crash_while_carrying_keeps_the_old_job(tmp_path, monkeypatch, where):
+    texts = [f"t{k}" for k in range(50)]
+    w = Writer.create(tmp_path / "o", 50, D, job_key="a", texts=texts)
+    w.write(0, int8=_by_text(texts[:25]))
+    w.record("paid")
+    w.close()
+    from pplx_codec.store import writer as writer_module
+    if where == "install":
+        _fail_on_call(monkeypatch, _fs, "install")
+    else:
+        _fail_on_call(monkeypatch, writer_module, "copy_rows")
+    with pytest.raises(Boom):
+        Writer.resume_or_create(tmp_path / "o", 30, D, job_key="b", texts=texts[10:40], reuse=lambda other: None)
+    w = Writer.open(tmp_path / "o")                     # the old job, whole, and unlocked
+    assert w.job_key == "a" and np.flatnonzero(w.done).tolist() == list(range(25)) and w.records() == ["paid"]
+    w.close()
+    assert leftovers(tmp_path) == []
 
 
 def test_writer_flushes_data_before_done(tmp_path, monkeypatch):

@@ -27,10 +27,12 @@ def cmd_dedup(args) -> int:
         groups = dedup(stored, threshold, candidates=args.candidates, threads=args.threads)
     seconds = time.perf_counter() - started
     texts = stored.texts
-    for g, rows in enumerate(groups):
-        line: dict = {"group": g, "rows": rows}
-        if texts is not None:
-            line["texts"] = [texts[r] for r in rows]
+    lines: list[dict] = [{"group": g, "rows": rows} for g, rows in enumerate(groups)]
+    if texts is not None:
+        with refusing(args.store, "read store"):  # a damaged texts.jsonl: one line, before any output
+            for line in lines:
+                line["texts"] = [texts[r] for r in line["rows"]]
+    for line in lines:
         print(json.dumps(line))
     how = "exact" if args.candidates is None else f"binary top-{args.candidates} candidates (may miss pairs)"
     print(f"pplx-codec dedup: {stored.count:,} rows ({stored.dimensions} dims): {len(groups):,} groups of "

@@ -309,7 +309,7 @@ def _add_client_options(p) -> None:
 
 
 def cmd_embed(args) -> int:
-    from . import errors
+    from . import errors, store
     from .corpus import read_texts
     from .pipelines import embed_corpus
 
@@ -328,9 +328,16 @@ def cmd_embed(args) -> int:
             done = "" if e.partial is None else f" ({int(e.partial.filled.sum())} rows of the failing chunk kept)"
             print(f"pplx-codec embed: {e}{done}; run the same command again to resume", file=sys.stderr)
             return 1
+        except store.JobInUse:  # its lock: the Writer's message names no command
+            raise _Refused(f"another pplx-codec embed is writing {args.out} (its unfinished job is locked): "
+                           "wait for it to end, or stop it, then run this again") from None
     u = report.usage
-    if report.reused or report.repeats:  # what was not paid for again
-        saved = ([f"{report.reused} reused from {args.out}"] if report.reused else []) + \
+    if report.discarded:
+        print(f"pplx-codec embed: the unfinished run in {args.out} could not be reused ({report.discarded}): "
+              "its rows were discarded", file=sys.stderr)
+    if report.reused or report.repeats or report.carried:  # what was not paid for again
+        saved = ([f"{report.carried} from the interrupted run"] if report.carried else []) + \
+            ([f"{report.reused} reused from {args.out}"] if report.reused else []) + \
             ([f"{report.repeats} repeated texts filled from their first row"] if report.repeats else [])
         print(f"pplx-codec embed: {report.embedded} new, {', '.join(saved)}", file=sys.stderr)
     resumed = f" ({report.count - report.written} already done)" if report.written < report.count else ""

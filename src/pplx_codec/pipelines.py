@@ -23,6 +23,13 @@ copies are rows of the same resumable job, and the old store stays in place
 until the new one is swapped in.  A store at ``out`` made with other settings
 is refused (its rows cannot be reused: say ``replace=True``, the CLI's
 ``--replace``, to embed everything afresh and replace it).
+
+Nor is a killed run's work lost when the corpus changes before the next run.
+The ``.partial`` keeps its texts, and a run on another corpus (made with the
+same settings) starts with the rows of the killed run whose texts are still
+in the corpus, and with the killed run's usage: only what it had not received
+is embedded.  An unfinished run made with other settings cannot lend its
+rows: it is discarded, and ``EmbedReport.discarded`` says why.
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ class EmbedReport:
     reused: int = 0        # distinct texts whose row this run copied from the store it replaces
     repeats: int = 0       # rows this run filled from an earlier row of the same text
     written: int = 0       # rows this run wrote in all (count - written were done by an earlier run)
+    carried: int = 0       # distinct texts whose row an interrupted run on another corpus had received
+    discarded: str | None = None  # why the unfinished run at out (its .partial) could not be used, if one was not
 
     @property
     def rate(self) -> float:
@@ -85,14 +94,20 @@ def embed_corpus(client: Client, source: Source, out: str, model: str = DEFAULT_
     previous = None if replace else _previous(out, settings, endpoint)
     meta = {"model": model, "dimensions": dims, "source": source.path, "source_sha256": source.sha256,
             "endpoint": endpoint}
+    def reuse(job: store.Writer) -> str | None:  # an unfinished run on another corpus
+        return _unfinished_differs(job, settings, endpoint)
+
     writer = store.Writer.resume_or_create(out, n, dims, encodings=settings.encodings, bitorder=bitorder,
-                                           meta=meta, job_key=_job_key(source, settings, encodings, endpoint))
+                                           meta=meta, job_key=_job_key(source, settings, encodings, endpoint),
+                                           texts=source.texts, reuse=reuse)
     usage = Usage()
-    report = EmbedReport(n, 0, 0.0, usage)
+    report = EmbedReport(n, 0, 0.0, usage, discarded=writer.discarded)
     started = time.perf_counter()
     try:
         groups = _Groups(source.texts)
         todo = groups.incomplete(writer.done)
+        if writer.carried:
+            report.carried = len(groups.texts) - todo.size
         if previous is not None:
             todo = _copy_previous(writer, groups, todo, previous, chunk, report)
             previous = None  # its files are replaced at the commit
@@ -166,6 +181,9 @@ def _write_groups(writer, groups: _Groups, ks: np.ndarray, arrays: Mapping[str, 
     return int(rows.size)
 
 
+_REPLACE = "Pass --replace (replace=True) to embed every text afresh and replace it, or choose another --out"
+
+
 def _previous(out: str, settings: EmbedSettings, endpoint: str) -> tuple[store.Stored, dict[str, int]] | None:
     """The store at ``out`` and the row of each text it holds (the first, if
     a text repeats), when its rows can stand for this run's; None when there
@@ -174,22 +192,40 @@ def _previous(out: str, settings: EmbedSettings, endpoint: str) -> tuple[store.S
         old = store.load(out)
     except FileNotFoundError:
         return None
-    meta = old.meta
-    mine = {"model": settings.model, "dimensions": settings.dimensions, "encodings": list(settings.encodings),
-            "bitorder": settings.bitorder, "endpoint": endpoint}
-    theirs = {"model": meta.get("model"), "dimensions": old.dimensions, "encodings": list(old.encodings),
-              "bitorder": old.bitorder, "endpoint": meta.get("endpoint")}
-    differ = [f"{k} {theirs[k]!r} (this run: {mine[k]!r})" for k in mine if theirs[k] != mine[k]]
+    except ValueError as e:   # a damaged store: the message names the file
+        raise ValueError(f"{e}. {_REPLACE}") from None
+    differ = _differences(old.meta, old.dimensions, old.encodings, old.bitorder, settings, endpoint)
     if old.texts is None:
         differ.append("no texts.jsonl (rows cannot be matched to texts)")
     if differ:
         raise ValueError(f"{out} holds a store whose rows cannot be reused for this run: {'; '.join(differ)}. "
-                         "Pass --replace (replace=True) to embed every text afresh and replace it, or choose "
-                         "another --out")
+                         f"{_REPLACE}")
     rows: dict[str, int] = {}
-    for i, t in enumerate(old.texts or ()):
-        rows.setdefault(t, i)
+    try:
+        for i, t in enumerate(old.texts or ()):
+            rows.setdefault(t, i)
+    except ValueError as e:   # a damaged texts.jsonl: the message names the file and line
+        raise ValueError(f"{e}. {_REPLACE}") from None
     return old, rows
+
+
+def _differences(meta: Mapping[str, Any], dimensions: int, encodings, bitorder: str, settings: EmbedSettings,
+                 endpoint: str) -> list[str]:
+    """How rows made with these settings (a store's, an unfinished run's)
+    differ from this run's: the one rule of "the same settings", each
+    difference said as ``name theirs (this run: mine)``."""
+    mine = {"model": settings.model, "dimensions": settings.dimensions, "encodings": list(settings.encodings),
+            "bitorder": settings.bitorder, "endpoint": endpoint}
+    theirs = {"model": meta.get("model"), "dimensions": dimensions, "encodings": list(encodings),
+              "bitorder": bitorder, "endpoint": meta.get("endpoint")}
+    return [f"{k} {theirs[k]!r} (this run: {mine[k]!r})" for k in mine if theirs[k] != mine[k]]
+
+
+def _unfinished_differs(job: store.Writer, settings: EmbedSettings, endpoint: str) -> str | None:
+    """``Writer.resume_or_create``'s ``reuse``: None when the unfinished job
+    of another corpus at ``out`` was made as this run is (its rows can be
+    taken over by text, if it keeps its texts), else how it differs."""
+    return "; ".join(_differences(job.meta, job.dimensions, job.encodings, job.bitorder, settings, endpoint)) or None
 
 
 def _copy_previous(writer, groups: _Groups, todo: np.ndarray, previous, chunk: int,

@@ -23,7 +23,7 @@ from ._stored import Stored
 from ._texts import Texts
 from .arrow import from_arrow, read_parquet, to_arrow, write_parquet
 from .export import to_faiss_binary_index, to_usearch
-from .writer import Writer
+from .writer import JobInUse, Writer
 
 __all__ = [
     "save",
@@ -31,6 +31,7 @@ __all__ = [
     "Stored",
     "Texts",
     "Writer",
+    "JobInUse",
     "to_arrow",
     "from_arrow",
     "write_parquet",

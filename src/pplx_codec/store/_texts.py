@@ -45,14 +45,17 @@ def write_texts(path: Path, texts, count: int) -> None:
 class Texts(Sequence[str]):
     """texts.jsonl read on demand: ``len()`` is free; the first ``[i]`` scans
     the file once for line starts, keeping one offset per ``STRIDE`` lines
-    (8 bytes per 64 rows), so a lookup reads at most 64 lines."""
+    (8 bytes per 64 rows), so a lookup reads at most 64 lines.  A line that
+    is not a JSON string is a ``ValueError`` naming the file and the line;
+    ``corrupt`` ends it (what the file belongs to: a store, or a job)."""
 
     STRIDE = 64
     _CHUNK = 1 << 24
 
-    def __init__(self, path: Path, count: int):
+    def __init__(self, path: Path, count: int, corrupt: str = "corrupt store"):
         self.path = Path(path)
         self._count = count
+        self._corrupt = corrupt
         self._starts: np.ndarray | None = None   # byte offset of lines 0, STRIDE, 2*STRIDE, ..., then EOF
 
     def __len__(self) -> int:
@@ -76,7 +79,8 @@ class Texts(Sequence[str]):
                     last = bytes(buf[got - 1:got])
             if seen != self._count or last != b"\n":
                 partial = "" if last == b"\n" else " and an unterminated one"
-                raise ValueError(f"{self.path}: {seen} complete lines{partial} for {self._count} rows: corrupt store")
+                raise ValueError(f"{self.path}: {seen} complete lines{partial} for {self._count} rows: "
+                                 f"{self._corrupt}")
             self._starts = np.concatenate(starts + [np.array([size], np.int64)])
         return self._starts
 
@@ -97,7 +101,21 @@ class Texts(Sequence[str]):
         except TypeError:
             raise TypeError(f"texts indices must be integers or slices, got {type(i).__name__}") from None
         i = int(i) % n
-        return json.loads(self._block(i // self.STRIDE)[i % self.STRIDE])
+        return self._text(self._block(i // self.STRIDE)[i % self.STRIDE], i)
+
+    def _text(self, line: bytes, i: int) -> str:
+        """Row ``i``'s text from its line; json's own message names neither the file nor the line."""
+        try:
+            text = json.loads(line)
+        except json.JSONDecodeError as e:   # its "line 1" is the JSON document's: say the column only
+            why = f"{e.msg.removesuffix(' at')} at column {e.colno}"   # "Unterminated string starting at"
+            raise ValueError(f"{self.path}:{i + 1}: not a JSON string ({why}): {self._corrupt}") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{self.path}:{i + 1}: not UTF-8 ({e.reason} at byte {e.start + 1} of the line): "
+                             f"{self._corrupt}") from None
+        if not isinstance(text, str):
+            raise ValueError(f"{self.path}:{i + 1}: a JSON {type(text).__name__}, not a string: {self._corrupt}")
+        return text
 
     def __iter__(self):
         # one sequential pass (Sequence's default would seek once per row)
@@ -106,6 +124,6 @@ class Texts(Sequence[str]):
             for n, line in enumerate(f, 1):
                 if n > self._count:
                     break
-                yield json.loads(line)
+                yield self._text(line.removesuffix(b"\n"), n - 1)   # as [i] sees it: the same message
         if n < self._count:
-            raise ValueError(f"{self.path}: {n} lines for {self._count} rows: corrupt store")
+            raise ValueError(f"{self.path}: {n} lines for {self._count} rows: {self._corrupt}")

@@ -3,9 +3,13 @@
 A job writes into ``<path>.partial/``: the final ``vectors.npy`` /
 ``codes.npy`` preallocated at their full shapes and written in place through
 memory maps, a ``done.npy`` row mask, ``job.json`` (the parameters, meta
-and a caller's job key) and, once :meth:`Writer.record` is used, ``log.jsonl``
-(the caller's records, e.g. each chunk's usage, kept across runs).  Rows count as done only after their data is synced
-to disk, and the mask is synced after that, so after a crash at any instant
+and a caller's job key), ``texts.jsonl`` when the caller gives the rows'
+texts (so that the next job, on another input, can take over the rows of
+the texts it shares: see ``_carry.py``) and, once :meth:`Writer.record` is
+used, ``log.jsonl`` (the caller's records, e.g. each chunk's usage, kept
+across runs and handed on with the rows).  The files and the lock are
+``_partial.py``'s.  Rows count as done only after their data is synced to
+disk, and the mask is synced after that, so after a crash at any instant
 every row marked done holds its data.  ``commit()`` installs the finished
 store with the same atomic replacement as :func:`save`.  At every instant the
 path holds the previous store (or nothing) or the new one, and the
@@ -14,26 +18,24 @@ path holds the previous store (or nothing) or the new one, and the
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import operator
 import os
 import shutil
 import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import _checks
 from . import _fs
+from ._carry import copy_rows, match_rows
 from ._core import finish, install, load, open_npy
 from ._meta import (
     FILES,
+    TEXTS,
     build_meta,
-    check_dimensions,
-    check_encodings,
     check_meta,
     check_rows,
     is_store,
@@ -42,61 +44,26 @@ from ._meta import (
     partial_path,
     row_width,
 )
+from ._partial import (
+    DONE,
+    JOB,
+    JOB_FORMAT,
+    JOB_VERSION,
+    LOG,
+    PARTIAL_WHAT,
+    JobInUse,
+    create_npy,
+    drop_torn_line,
+    is_partial,
+    link_or_move,
+    lock,
+    new_job,
+    write_log,
+)
 from ._stored import Stored
-from ._texts import check_texts
+from ._texts import Texts, check_texts, write_texts
 
-__all__ = ["Writer"]
-
-JOB = "job.json"
-DONE = "done.npy"
-LOG = "log.jsonl"    # Writer.record(): one JSON entry per line, appended and synced
-JOB_FORMAT = "pplx-codec-partial"
-JOB_VERSION = 1
-_PARTIAL = "a pplx-codec job (.partial)"
-
-
-def _is_partial(path: Path) -> bool:
-    """A job's directory, even with a damaged job.json (it may be replaced)."""
-    return (path / JOB).is_file() or (path / DONE).is_file()
-
-
-def _job(count, dimensions, encodings, bitorder, meta, job_key) -> dict:
-    """job.json of a new job, every argument checked."""
-    count = _checks.positive_int(count, "count")
-    encodings = check_encodings(encodings)
-    d = check_dimensions(dimensions, encodings)
-    _checks.bitorder(bitorder)
-    meta = check_meta(meta)
-    build_meta(count, d, encodings, bitorder, meta)   # meta contradicting the job fails now, not at commit
-    try:
-        job_key = json.loads(json.dumps(job_key, allow_nan=False))   # compare as stored: tuples become lists
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"job_key must be JSON-serializable (a string is best): {e}") from None
-    return dict(format=JOB_FORMAT, version=JOB_VERSION, count=count, dimensions=d, encodings=list(encodings),
-                bitorder=bitorder, job_key=job_key, meta=meta)
-
-
-def _lock(path: Path) -> int:
-    """An exclusive lock on the job directory for this Writer's lifetime
-    (released by the kernel if the process dies): two processes resuming the
-    same job would otherwise interleave rows and done marks."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise RuntimeError(f"{path} is in use by another Writer (another process is running this job)") from None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _create_npy(path: Path, dtype, shape) -> None:
-    m = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)   # header + a sparse file
-    del m   # unmapped (nothing written through it)
-    with open(path, "r+b") as f:
-        _fs.reserve(f, os.fstat(f.fileno()).st_size)
+__all__ = ["Writer", "JobInUse"]
 
 
 class Writer:
@@ -123,8 +90,8 @@ class Writer:
             # the JSON types first (a bare string of encodings would pass as its letters), then the values
             json_int(job["count"], "count", 1)
             json_int(job["dimensions"], "dimensions", 1)
-            job = _job(job["count"], job["dimensions"], json_encodings(job["encodings"]), job["bitorder"],
-                       job["meta"], job["job_key"])
+            job = new_job(job["count"], job["dimensions"], json_encodings(job["encodings"]), job["bitorder"],
+                          job["meta"], job["job_key"])
         except (ValueError, KeyError, TypeError) as e:
             self._close_lock()
             raise ValueError(f"{self.partial / JOB}: corrupt job: {e}") from None
@@ -139,38 +106,78 @@ class Writer:
         self._pending: list[slice | np.ndarray] = []   # rows written, not yet marked done
         self._log_checked = False
         self._closed = False
+        self.carried = 0                      # rows taken over from another job (resume_or_create)
+        self.discarded: str | None = None     # why a .partial found by resume_or_create was not used
 
     # --- construction ---------------------------------------------------
 
     @classmethod
     def create(cls, path: str | os.PathLike[str], count: int, dimensions: int, encodings=("int8",),
-               bitorder: str = "little", meta: dict | None = None, *, job_key=None) -> Writer:
+               bitorder: str = "little", meta: dict | None = None, *, job_key=None,
+               texts: Sequence[str] | None = None, carry: Writer | None = None) -> Writer:
         """Start a fresh job for the store ``path`` (an existing ``.partial``
         is discarded): ``count`` rows of ``dimensions``, ``encodings`` a subset
         of ``("int8", "binary")``, codes in ``bitorder``.  The files are
-        allocated at full size now, so a full disk fails here."""
+        allocated at full size now, so a full disk fails here.  ``texts``:
+        one str per row, kept in the job (:attr:`texts`).  ``carry``: the
+        open Writer of the ``.partial`` being replaced, whose done rows are
+        copied to every row of the same text, with its records, before the
+        new job replaces it (so a crash at any instant keeps them); it needs
+        ``texts`` and the same dimensions, encodings and bit order, and
+        stays open (close it)."""
         final = Path(path)
-        job = _job(count, dimensions, encodings, bitorder, meta, job_key)
+        job = new_job(count, dimensions, encodings, bitorder, meta, job_key)
+        if texts is not None:
+            check_texts(texts, job["count"])
         _fs.check_replaceable(final, is_store, "a pplx-codec store")   # the commit would refuse: refuse now
         partial = partial_path(final)
+        if carry is not None:
+            carry._open_or_raise()
+            if carry.partial != partial or texts is None or carry.texts is None or \
+                    (carry.dimensions, carry.encodings, carry.bitorder) != (job["dimensions"],
+                                                                          tuple(job["encodings"]), job["bitorder"]):
+                raise ValueError("carry must be the Writer of this store's .partial, keeping its texts, with the "
+                                 "same dimensions, encodings and bit order; and texts must be given")
         with _fs.staging(partial) as tmp:
             for e in job["encodings"]:
-                _create_npy(tmp / FILES[e][0], FILES[e][1], (job["count"], row_width(e, job["dimensions"])))
-            _create_npy(tmp / DONE, np.dtype(bool), (job["count"],))
+                create_npy(tmp / FILES[e][0], FILES[e][1], (job["count"], row_width(e, job["dimensions"])))
+            create_npy(tmp / DONE, np.dtype(bool), (job["count"],))
+            if texts is not None:
+                write_texts(tmp / TEXTS, texts, job["count"])
             _fs.write_json(tmp / JOB, job)
-            fd = _lock(tmp)     # the lock moves with the directory
+            carried = 0 if carry is None or texts is None else carry._carry_into(tmp, job, texts)
+            fd = lock(tmp)     # the lock moves with the directory
             old = None
             try:
-                if os.path.isdir(partial) and not _fs.is_empty_dir(partial):
-                    old = _lock(partial)   # refuse to discard a job another Writer is running
-                _fs.install(tmp, partial, _is_partial, _PARTIAL)
+                if carry is None and os.path.isdir(partial) and not _fs.is_empty_dir(partial):
+                    old = lock(partial)   # refuse to discard a job another Writer is running
+                _fs.install(tmp, partial, is_partial, PARTIAL_WHAT)
             except BaseException:
                 os.close(fd)
                 raise
             finally:
                 if old is not None:
                     os.close(old)
-        return cls(final, fd, resumed=False)
+        writer = cls(final, fd, resumed=False)
+        writer.carried = carried
+        return writer
+
+    def _carry_into(self, tmp: Path, job: dict, texts: Sequence[str]) -> int:
+        """Copy into the job staged at ``tmp`` (``job``, ``texts``) each done
+        row of this job whose text it holds, and this job's records; the rows
+        written there."""
+        records = self.records()   # a corrupt log is refused before anything is copied
+        mine = self.texts
+        assert mine is not None   # create() checked
+        src, dst = match_rows(mine, self.done, texts)
+        if dst.size:
+            shape = (job["count"],)
+            arrays = {e: open_npy(tmp / FILES[e][0], FILES[e][1], shape + (row_width(e, self.dimensions),), "r+")
+                      for e in self.encodings}
+            copy_rows(self._arrays, arrays, open_npy(tmp / DONE, np.dtype(bool), shape, "r+"), src, dst)
+        if records:
+            write_log(tmp / LOG, records)
+        return int(dst.size)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Writer:
@@ -180,34 +187,85 @@ class Writer:
         if not (partial / JOB).is_file():
             done = " (the store is committed already)" if is_store(final) else ""
             raise FileNotFoundError(f"no unfinished job at {partial}{done}")
-        return cls(final, _lock(partial), resumed=True)
+        return cls(final, lock(partial), resumed=True)
 
     @classmethod
     def resume_or_create(cls, path: str | os.PathLike[str], count: int, dimensions: int, encodings=("int8",),
-                         bitorder: str = "little", meta: dict | None = None, *, job_key) -> Writer:
+                         bitorder: str = "little", meta: dict | None = None, *, job_key,
+                         texts: Sequence[str] | None = None,
+                         reuse: Callable[[Writer], str | None] | None = None) -> Writer:
         """Resume the ``.partial`` if it is this job (the same ``job_key``,
         count, dimensions, encodings and bit order), else start fresh; the
         ``resumed`` attribute tells which.  ``job_key``: JSON identifying the
         input, e.g. a hash of the texts, model and dimensions (required: two
         inputs of the same shape must not resume each other).  A ``meta`` that
-        differs from the job's replaces it.  A ``.partial`` whose files are
-        damaged is started afresh."""
+        differs from the job's replaces it.  ``texts``: one str per row, kept
+        in the job.
+
+        A ``.partial`` of another job is not lost when its rows can stand for
+        this one's: ``reuse(other)`` is called with it (open, locked) and
+        returns None when a row of it is this job's row of the same text (the
+        same model, service...), else why not.  Then the new job starts with
+        each done row of the other whose text is among ``texts`` (given to
+        every row of that text) and with its :meth:`records`; ``carried``
+        counts those rows.  It needs both jobs' texts and the same dimensions,
+        encodings and bit order.  Otherwise the other job, or a ``.partial``
+        whose files are damaged, is discarded and ``discarded`` says why.
+        A damaged ``texts.jsonl`` or log of a job to carry is a ValueError
+        naming the file."""
         final = Path(path)
-        want = _job(count, dimensions, encodings, bitorder, meta, job_key)
+        want = new_job(count, dimensions, encodings, bitorder, meta, job_key)
+        discarded = None
         if (partial_path(final) / JOB).is_file():
             try:
                 writer = cls.open(final)
-            except (ValueError, FileNotFoundError):
-                writer = None     # damaged: start again
+            except (ValueError, FileNotFoundError) as e:
+                writer, discarded = None, f"it is damaged ({e})"     # start again
             if writer is not None:
                 if all(writer._job.get(k) == want[k] for k in ("count", "dimensions", "encodings", "bitorder",
                                                                 "job_key")):
                     if meta is not None and want["meta"] != writer._job["meta"]:
                         writer._job["meta"] = want["meta"]
                         _fs.replace_json(writer.partial / JOB, writer._job)
+                    if texts is not None and writer.texts is None:   # begun without: keep them from now on
+                        try:
+                            writer._keep_texts(texts)
+                        except BaseException:
+                            writer.close()
+                            raise
                     return writer
-                writer.close()
-        return cls.create(final, count, dimensions, encodings, bitorder, meta, job_key=job_key)
+                try:
+                    discarded = writer._why_not_carry(want, texts, reuse)
+                    if discarded is None:
+                        return cls.create(final, count, dimensions, encodings, bitorder, meta, job_key=job_key,
+                                          texts=texts, carry=writer)
+                finally:
+                    writer.close()
+        fresh = cls.create(final, count, dimensions, encodings, bitorder, meta, job_key=job_key, texts=texts)
+        fresh.discarded = discarded
+        return fresh
+
+    def _why_not_carry(self, want: dict, texts, reuse) -> str | None:
+        """None when this (other) job's rows may be carried into the job ``want``, else why not."""
+        if reuse is None or texts is None:
+            return "it is another job"
+        why = reuse(self)
+        if why is None and self.texts is None:
+            why = "it keeps no texts to match its rows by"
+        if why is None and (self.dimensions, list(self.encodings), self.bitorder) != \
+                (want["dimensions"], want["encodings"], want["bitorder"]):
+            why = (f"its rows are {self.dimensions} dimensions, {'+'.join(self.encodings)}, {self.bitorder} bit "
+                   f"order (this job: {want['dimensions']}, {'+'.join(want['encodings'])}, {want['bitorder']})")
+        return why
+
+    def _keep_texts(self, texts: Sequence[str]) -> None:
+        """Add texts.jsonl to a job begun without: written aside and renamed
+        in, so that a crash never leaves a short one for a later job to read."""
+        check_texts(texts, self.count)
+        tmp = self.partial / f".{TEXTS}.tmp"
+        write_texts(tmp, texts, self.count)
+        os.replace(tmp, self.partial / TEXTS)
+        _fs.fsync_dir(self.partial)
 
     # --- the job ----------------------------------------------------------
 
@@ -235,6 +293,13 @@ class Writer:
     @property
     def meta(self) -> dict:
         return dict(self._job["meta"])
+
+    @property
+    def texts(self) -> Texts | None:
+        """The rows' texts the job keeps (read on demand), or None."""
+        path = self.partial / TEXTS
+        return Texts(path, self.count, f"corrupt job (remove {self.partial} to start afresh)") \
+            if path.is_file() else None
 
     @property
     def done(self) -> np.ndarray:
@@ -355,7 +420,7 @@ class Writer:
         path = self.partial / LOG
         new = not path.exists()
         if not new and not self._log_checked:
-            _drop_torn_line(path)
+            drop_torn_line(path)
         self._log_checked = True
         with open(path, "ab") as f:
             f.write(line.encode("ascii"))
@@ -404,7 +469,7 @@ class Writer:
             try:
                 for e in self.encodings:
                     name = FILES[e][0]
-                    moved += _link_or_move(self.partial / name, tmp / name)
+                    moved += link_or_move(self.partial / name, tmp / name)
                 finish(tmp, full, texts)
                 install(tmp, self.path)
             except BaseException:
@@ -427,26 +492,3 @@ class Writer:
             self._arrays = {}
             self._done = None
             self._close_lock()
-
-
-def _drop_torn_line(path: Path) -> None:
-    """Cut the log after its last newline: a crash in the middle of an append
-    leaves a partial line that the next entry must not be glued to."""
-    with open(path, "r+b") as f:
-        data = f.read()
-        if data and not data.endswith(b"\n"):
-            f.truncate(data.rfind(b"\n") + 1)
-            _fs.fsync_file(f)
-
-
-def _link_or_move(src: Path, dst: Path) -> list[tuple[Path, Path]]:
-    """Hard-link (the job keeps its files until the store is in place); on
-    file systems without hard links, move and report it for undoing."""
-    try:
-        os.link(src, dst)
-        return []
-    except OSError as e:
-        if e.errno not in (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise
-    os.rename(src, dst)
-    return [(src, dst)]
