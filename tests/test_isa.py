@@ -4,6 +4,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 import pplx_codec as pc
+from helpers import required_in_ci
 
 ENV = "PPLX_CODEC_ISA"
 DETECTED_AT_START = pc.capabilities()["detected"]
@@ -190,3 +192,104 @@ def test_use_isa_not_detected(name):
 
 def test_isa_fixture_activates_each_isa(isa):
     assert pc.capabilities()["active"] == isa
+
+
+# ---------------------------------------------------------------- the pplx-codec command (issue 22)
+#
+# An unusable PPLX_CODEC_ISA fails a library's import (above), but the command
+# says it in one line on stderr, exit code 2, for every command, `info`
+# included, however it is started; --help and --version still answer.
+
+def console_script() -> str:
+    """The pplx-codec console script installed beside this interpreter (what users run)."""
+    path = shutil.which("pplx-codec", path=os.path.dirname(sys.executable))
+    if path is None:
+        required_in_ci("the pplx-codec console script", f"no pplx-codec beside {sys.executable} (not installed)")
+    return path
+
+
+LAUNCHERS = {  # every way the command starts
+    "console-script": lambda: [console_script()],
+    "python-m": lambda: [sys.executable, "-m", "pplx_codec"],
+    "python-mNAME": lambda: [sys.executable, "-mpplx_codec"],
+    "python-m-cli": lambda: [sys.executable, "-m", "pplx_codec.cli"],
+}
+
+
+def run_command(launcher: str, args: list[str], isa_env: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in (ENV, "PERPLEXITY_API_KEY", "PPLX_API_KEY")}
+    if isa_env is not None:
+        env[ENV] = isa_env
+    return subprocess.run(LAUNCHERS[launcher]() + args, env=env, capture_output=True, text=True, timeout=120)
+
+
+def unusable_tiers() -> list[tuple[str, str]]:
+    """(name, why set_active refuses it) for an unknown name, a tier not compiled
+    in, and each tier compiled in that this CPU lacks (amx on most)."""
+    compiled = pc.capabilities()["compiled"]
+    cases = [("bogus", f"unknown ISA 'bogus'; known: {KNOWN}")]
+    cases += [(n, f"ISA {n!r} is not compiled into this build") for n in KNOWN if n not in compiled][:1]
+    cases += [(n, f"ISA {n!r} is not supported by this CPU") for n in compiled if n not in DETECTED_AT_START]
+    return cases
+
+
+UNUSABLE = unusable_tiers()
+
+
+def refusal(command: str, name: str, why: str) -> str:
+    """The one line: the command, the variable, why, and the tiers this CPU runs."""
+    return f"pplx-codec {command}: {ENV}={name!r}: {why}; available: {DETECTED_AT_START}"
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+@pytest.mark.parametrize(("name", "why"), UNUSABLE, ids=[n for n, _ in UNUSABLE])
+def test_command_with_an_unusable_isa_says_it_in_one_line(launcher, name, why):
+    """`PPLX_CODEC_ISA=amx pplx-codec info` on a CPU without AMX (issue 22: a
+    traceback, exit code 1): one line naming the tiers this CPU runs, exit 2."""
+    r = run_command(launcher, ["info"], name)
+    assert (r.returncode, r.stderr, r.stdout) == (2, refusal("info", name, why) + "\n", ""), r.stderr
+
+
+COMMANDS = [["search", "/nonexistent/store", "q"], ["embed", "/nonexistent/texts.txt", "--out", "/nonexistent/out"],
+            ["dedup", "/nonexistent/store"], ["bench", "--quick"], ["serve", "--port", "0"]]
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=[a[0] for a in COMMANDS])
+def test_every_command_refuses_before_it_runs(args):
+    """No command starts (a benchmark, a server) on another tier than it was told."""
+    name, why = UNUSABLE[0]
+    r = run_command("console-script", args, name)
+    assert (r.returncode, r.stderr, r.stdout) == (2, refusal(args[0], name, why) + "\n", ""), r.stderr
+
+
+@pytest.mark.parametrize("launcher", ["console-script", "python-m"])
+def test_help_and_version_answer_whatever_the_isa(launcher):
+    """They run no kernel: --help prints the help, --version the version, exit 0."""
+    name = UNUSABLE[-1][0]
+    r = run_command(launcher, ["--help"], name)
+    assert r.returncode == 0 and r.stdout.startswith("usage: pplx-codec") and r.stderr == "", r.stderr
+    r = run_command(launcher, ["info", "--help"], name)
+    assert r.returncode == 0 and r.stdout.startswith("usage: pplx-codec info") and r.stderr == "", r.stderr
+    r = run_command(launcher, ["--version"], name)
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"pplx-codec {pc.__version__}\n", "")
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_command_runs_the_tier_it_is_told(launcher):
+    name = DETECTED_AT_START[0]
+    r = run_command(launcher, ["info"], name)
+    assert r.returncode == 0, r.stderr
+    assert f"isa active:   {name} (forced by {ENV}={name})" in r.stdout.splitlines()
+
+
+@pytest.mark.parametrize("argv", [["-c", "import pplx_codec"], ["-m", "pplx_codec.b64"], ["-m", "pplx_codec.errors"],
+                                  ["-c", "import pplx_codec.cli"]],
+                         ids=["import", "-m-another-module", "-m-errors", "import-cli"])
+def test_anything_but_the_command_still_fails_import(argv):
+    """Only the command defers the error: a program importing the package, or
+    running another of its modules, fails loudly, as a library import must."""
+    name, why = UNUSABLE[0]
+    env = {k: v for k, v in os.environ.items() if k != ENV} | {ENV: name}
+    r = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == f"ImportError: {ENV}={name!r}: {why}", r.stderr

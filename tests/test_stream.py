@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import reference as ref
+from helpers import raises_exactly
 from pplx_codec._stream import StreamDecodeError, StreamDecoder
 
 AWKWARD_WIDTHS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 320, 1024, 2560]
@@ -652,6 +653,17 @@ def test_hand_written_bodies_are_valid():
 
 
 X = re.escape
+# (name, the index as sent, as the message shows it)
+BIG_INDEXES = [
+    ("2**63-1", str(2 ** 63 - 1), str(2 ** 63 - 1)),
+    ("2**63", str(2 ** 63), str(2 ** 63)),
+    ("2**64", str(2 ** 64), "18446744073709551616"),
+    ("10**15+10", str(10 ** 15 + 10), str(10 ** 15 + 10)),  # the first that num_value does not hold whole
+    ("64-digits", "9" * 64, "9" * 64),
+    ("65-digits", "1" + "2" * 64, "1" + "2" * 63 + "... (65 digits)"),
+    ("65-digits-16-held", "1" + "0" * 14 + "3" * 50, "1" + "0" * 14 + "3" * 49 + "... (65 digits)"),
+    ("400-digits", "7" * 400, "7" * 64 + "... (400 digits)"),
+]
 MALFORMED = [
     # rows: missing, repeated, out of range
     ("missing-row", flat(it(0), it(2)), None, X("response is missing 1 of 3 rows (first missing rows: [1])")),
@@ -677,6 +689,19 @@ MALFORMED = [
     ("ctx-duplicate-chunk-doc-index-late",
      ctx(f'{{"data": [{it(1)}, {it(1)}], "index": 0}}', doc(1)), [2, 1], X("row 1 appears twice")),
     ("ctx-doc-index-out-of-range", ctx(doc(0), doc(2)), [2, 1], X("'index' 2 is out of range (expected 0..1)")),
+    # an index of 16 digits or more is named as sent (issue 22: 2**64 was shown as 2**63 - 1), from its item
+    *[(f"index-{name}", flat(it(0), it(1), it(2, index=digits)), None,
+       X(f" (data item 2): 'index' {shown} is out of range (expected 0..2)"))
+      for name, digits, shown in BIG_INDEXES],
+    ("ctx-chunk-index-2**64", ctx(doc(0), doc(1, it(0, index=str(2 ** 64), emb=f'"{ENC[2]}"'))), [2, 1],
+     X(f" (data item 2, document 1): 'index' {2 ** 64} is out of range (expected 0..0)")),
+    # (its document's index not read yet: any document's chunks are fewer than the largest's)
+    ("ctx-chunk-index-2**64-doc-index-late",
+     ctx(doc(0), '{"data": [' + it(0, index=str(2 ** 64), emb=f'"{ENC[2]}"') + '], "index": 1}'),
+     [2, 1], X(f" (data item 2): 'index' {2 ** 64} is out of range "
+               "(expected 0..1, the chunks of the largest document)")),
+    ("ctx-doc-index-2**64", ctx(doc(0), doc(1, index=str(2 ** 64))), [2, 1],
+     X(f"'index' {2 ** 64} is out of range (expected 0..1)")),
     ("ctx-doc-index-negative", ctx(doc(0), doc(1, index="-1")), [2, 1], "non-negative integer"),
     ("ctx-duplicate-doc", ctx(doc(0), doc(0)), [2, 1], X("document 0 appears twice")),
     ("ctx-duplicate-doc-index-late", ctx(doc(0), f'{{"data": [{it(0)}, {it(1)}], "index": 0}}'), [2, 1],
@@ -913,6 +938,47 @@ def test_truncation_then_more_data_still_decodes():
     dec.feed(body[100:])
     assert dec.finish() == {"object": "list", "model": "m", "usage": {"total_tokens": 3}}
     np.testing.assert_array_equal(out, ROWS)
+
+
+# ---------------------------------------------------------------- after finish() (issue 22)
+
+FINISHED = ("StreamDecoder.{}: the response is already decoded (finish() returned); "
+            "one decoder decodes one response")
+
+
+@pytest.mark.parametrize("doc_rows", [None, [2, 1]], ids=["flat", "ctx"])
+@pytest.mark.parametrize("more", [b" ", b"\n\t\r ", b"x", b"}", b"", bytearray(b"{}"), np.zeros(3, np.uint8)],
+                         ids=["space", "whitespace", "letter", "brace", "empty", "bytearray", "uint8"])
+def test_feed_and_finish_after_finish_raise(more, doc_rows):
+    """A finished decoder takes no more of a body (whitespace and an empty
+    chunk no more than garbage: it was once let through, or turned the
+    decoder into an error state) and no second finish(): RuntimeError, and
+    the rows, filled() and rows_done are the ones finish() checked."""
+    body = flat() if doc_rows is None else ctx()
+    meta = {"object": "list", "model": "m", "usage": {"total_tokens": 3}} if doc_rows is None else \
+        {"object": "list", "model": "m"}
+    dec = StreamDecoder(out := np.zeros((3, 4), np.int8), doc_rows)
+    dec.feed(body)
+    assert dec.finish() == meta
+    for call, name in [(partial(dec.feed, more), "feed()"), (dec.finish, "finish()"),
+                       (partial(dec.feed, more), "feed()"), (dec.finish, "finish()")]:
+        with raises_exactly(RuntimeError, FINISHED.format(name)):
+            call()
+        np.testing.assert_array_equal(out, ROWS)
+        assert dec.rows_done == 3 and dec.filled().all()
+
+
+def test_a_finish_that_raised_did_not_finish():
+    """finish() that raised leaves the decoder as it was: a truncated body
+    may be fed its rest; one with a row missing still says so."""
+    dec = StreamDecoder(np.zeros((3, 4), np.int8))
+    dec.feed(flat(it(0), it(2)))
+    for _ in range(2):
+        with pytest.raises(StreamDecodeError, match=re.escape("missing 1 of 3 rows")):
+            dec.finish()
+    dec.feed(b" ")  # whitespace after the document: still valid, the document is not decoded
+    with pytest.raises(StreamDecodeError, match=re.escape("missing 1 of 3 rows")):
+        dec.finish()
 
 
 # ---------------------------------------------------------------- limits
@@ -1197,7 +1263,38 @@ def test_rows_land_in_place_in_a_view(dtype, doc_rows):
 def test_out_of_zero_rows():
     assert decode(b'{"data": [], "model": "m"}', 0, 4)[1] == {"model": "m"}
     assert decode(b'{"data": [], "model": "m"}', 0, 4, np.int8, [])[1] == {"model": "m"}
-    assert "out of range" in stream_error(flat(it(0)), 0, 4)
+
+
+def at_end_of(body: bytes, text: str) -> int:
+    """The byte after the first `text` in `body` (where an index's digits end)."""
+    return body.index(text.encode()) + len(text)
+
+
+NO_ITEMS, NO_DOCS = "(expected no items: out has 0 rows)", "(expected no documents: doc_rows is empty)"
+ZERO_ROW_BODIES = [  # (body, doc_rows, where the error is, the message: issue 22, it said "expected 0..-1")
+    (flat(it(0)), None, '"index": 0', f" (data item 0, index 0): 'index' 0 is out of range {NO_ITEMS}"),
+    (flat(it(0, emb='"AQIDBA==", "x": 1'), it(1)), None, '"index": 0',
+     f" (data item 0, index 0): 'index' 0 is out of range {NO_ITEMS}"),
+    (flat(f'{{"embedding": "{ENC[0]}", "index": 0}}'), None, '"index": 0',
+     f" (data item 0, index 0): 'index' 0 is out of range {NO_ITEMS}"),
+    (flat(it(0, index=str(2 ** 64))), None, f'"index": {2 ** 64}',
+     f" (data item 0): 'index' {2 ** 64} is out of range {NO_ITEMS}"),
+    (ctx(doc(0)), [], '"index": 0', f": 'index' 0 is out of range {NO_DOCS}"),
+    # (its chunks come before its index: the first one has nowhere to wait)
+    (ctx('{"data": [' + it(0) + '], "index": 0}'), [], '"embedding": ', f": a document has chunks {NO_DOCS}"),
+    (ctx('{"data": [' + it(0, index=str(2 ** 64)) + '], "index": 0}'), [], f'"index": {2 ** 64}',
+     f" (data item 0): 'index' {2 ** 64} is out of range {NO_DOCS}"),
+]
+ZERO_ROWS = [(body, doc_rows, f"response byte {at_end_of(body, at)}{msg}")
+             for body, doc_rows, at, msg in ZERO_ROW_BODIES]
+
+
+@pytest.mark.parametrize(("body", "doc_rows", "msg"), ZERO_ROWS)
+def test_out_of_zero_rows_names_what_it_expects(body, doc_rows, msg):
+    """A decoder made for no rows says that it expects no items (documents),
+    the same message however the body is split."""
+    for chunks in [None, byte_by_byte(body), *([body[:k], body[k:]] for k in range(len(body) + 1))]:
+        assert stream_error(body, 0, 4, np.int8, doc_rows, chunks) == msg, chunks and len(chunks)
 
 
 BAD_OUTS = [

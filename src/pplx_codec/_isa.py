@@ -1,19 +1,30 @@
 """Which instruction set the kernels run: report it, force it.
 
 The best ISA the CPU supports is active after import.  ``PPLX_CODEC_ISA``
-(e.g. ``serial``) forces one for the whole process; ``use_isa`` forces one
-for a block.  Switching is process-wide (it swaps one table pointer), so do
-not switch while other threads are running kernels.
+(e.g. ``serial``) forces one for the whole process (one it cannot run fails
+the import, or, in the pplx-codec command, the command: ``apply_env``);
+``use_isa`` forces one for a block.  Switching is process-wide (it swaps
+one table pointer), so do not switch while other threads are running kernels.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 
 from . import _dispatch, _search
 
 ENV_VAR = "PPLX_CODEC_ISA"
+
+# How a process is the pplx-codec command: its console script ([project.scripts]
+# in pyproject.toml), or `python -m` with one of these modules (the package runs
+# its __main__; cli has a main block of its own).
+COMMAND = "pplx-codec"
+COMMAND_MODULES = ("pplx_codec", "pplx_codec.__main__", "pplx_codec.cli")
+
+# The PPLX_CODEC_ISA error the import kept for the command (apply_env), as the command says it.
+_command_refusal: str | None = None
 
 
 def capabilities() -> dict:
@@ -56,10 +67,54 @@ def use_isa(name: str):
 
 
 def apply_env() -> None:
-    """Make the tier named by the environment (``ENV_VAR``) active; called once, at import."""
+    """Make the tier named by the environment (``ENV_VAR``) active; called once, at import.
+
+    A tier this build or CPU cannot run fails the import with ``ImportError``:
+    a library must not run on another tier than the one it was told.  In the
+    pplx-codec command it does not: the command cannot catch an error raised
+    while its own package is imported (its console script and ``python -m``
+    import the package before any of its code runs), and its rule is one line
+    on stderr and exit code 2.  There the import goes on with the default
+    tier, and ``cli.main`` refuses every command with ``command_refusal()``
+    before anything runs."""
+    global _command_refusal
     forced = os.environ.get(ENV_VAR)
     if forced:
         try:
             _dispatch.set_active(forced)
         except ValueError as e:
-            raise ImportError(f"{ENV_VAR}={forced!r}: {e}") from None
+            message = f"{ENV_VAR}={forced!r}: {e}"
+            if not _started_as_command():
+                raise ImportError(message) from None
+            # the command names the tiers this CPU runs, whatever was wrong (the
+            # message for an unknown name lists the known ones only)
+            available = f"available: {_dispatch.detected()}"
+            _command_refusal = message if message.endswith(available) else f"{message}; {available}"
+
+
+def command_refusal() -> str | None:
+    """Why the pplx-codec command must refuse to run: the ``ENV_VAR`` it was
+    started with names a tier this build or CPU cannot run (``apply_env``); None
+    when it does not, and in any process that is not the command (there the
+    import failed instead)."""
+    return _command_refusal
+
+
+def _started_as_command() -> bool:
+    """Whether this process is the pplx-codec command, from the interpreter's
+    own record of its command line: the console script (``sys.argv[0]``), or
+    ``python -m`` with one of ``COMMAND_MODULES``.  (While ``-m`` imports the
+    packages of its module, ``sys.argv[0]`` is ``"-m"``, and the module's name
+    is in ``sys.orig_argv`` just before the command's own arguments, as ``-m
+    NAME`` or ``-mNAME``.)  Anything else, ``python -c``, another ``-m``
+    module, a program that imports the package, is not the command."""
+    argv = getattr(sys, "argv", None) or [""]
+    if argv[0] == "-m":
+        orig = sys.orig_argv
+        at = len(orig) - len(argv)
+        if at < 1:
+            return False
+        token = orig[at]
+        return (token[token.index("m") + 1:] if token.startswith("-") else token) in COMMAND_MODULES
+    name = os.path.basename(argv[0])
+    return name.removesuffix(".exe").removesuffix("-script.py") == COMMAND

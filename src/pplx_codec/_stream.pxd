@@ -54,6 +54,12 @@ cdef enum:
     # While a top-level key is read it may be "data" (then it is not kept),
     # written with up to 4 six-byte \u escapes: room for it past CAPTURE_MAX.
     DATA_KEY_SLACK = 32
+    # An `index` above 10**15 + 9 (num_big) is out of range for any request;
+    # its message names it with the digits as sent, up to INDEX_SHOWN of them
+    # (a longer one is cut, with its length): num_value holds the first 15
+    # or 16, big_digits up to BIG_DIGITS after them.
+    INDEX_SHOWN = 64
+    BIG_DIGITS = INDEX_SHOWN - 15
 
 # Separates keys and values in the capture buffer: a byte that valid UTF-8
 # (hence any text the scanner lets through) never contains.
@@ -63,7 +69,7 @@ cdef enum:
 cdef enum:  # error codes (details in the decoder's err_* fields; the text in _raise)
     E_NONE, E_SYNTAX, E_DEPTH, E_SHAPE, E_INDEX_TYPE, E_INDEX_RANGE, E_DUPLICATE_ROW, E_DUPLICATE_KEY,
     E_B64, E_LENGTH, E_MISSING_FIELD, E_TRAILING, E_NO_MEMORY, E_CAPTURE_SIZE, E_UTF8, E_DUPLICATE_DOC,
-    E_TOO_MANY_CHUNKS
+    E_TOO_MANY_CHUNKS, E_INDEX_BIG
 
 
 ctypedef ptrdiff_t (*b64_decode_fn)(const uint8_t *, size_t, uint8_t *, size_t *) noexcept nogil
@@ -161,12 +167,23 @@ cdef class StreamDecoder:
     cdef int err_b64                        # PPLX_B64_*, the character and its offset in the string
     cdef uint8_t err_char
     cdef Py_ssize_t err_char_offset
+    # the digits of an integer past num_value's (kept for E_INDEX_BIG; written
+    # only past 15 digits, so they are here, away from the fields of the byte loop)
+    cdef Py_ssize_t big_ndigits
+    cdef char big_digits[BIG_DIGITS]
+
+    # ---- after a successful finish(): the response is decoded, and the
+    # decoder takes no more calls that would change it (feed(), finish())
+    cdef bint finished
 
 
 # ---- errors and the guard (_stream.pyx)
 cdef object _check_idle(StreamDecoder self, str what)
+cdef object _check_unfinished(StreamDecoder self, str what)
 cdef void _fail(StreamDecoder self, int code, Py_ssize_t at) noexcept nogil
 cdef object _raise(StreamDecoder self)
+cdef str _index_text(StreamDecoder self)
+cdef str _expected_none(StreamDecoder self)
 
 # ---- lexer (_stream_lex.pxi)
 cdef bint _ws(uint8_t c) noexcept nogil
@@ -178,6 +195,7 @@ cdef void _key_run(StreamDecoder self, const uint8_t *p, Py_ssize_t n) noexcept 
 cdef void _key_char(StreamDecoder self, uint8_t c) noexcept nogil
 cdef void _string_char(StreamDecoder self, uint8_t c, Py_ssize_t at) noexcept nogil
 cdef void _number_char(StreamDecoder self, uint8_t c, const uint8_t *s, Py_ssize_t at) noexcept nogil
+cdef void _big_digit(StreamDecoder self, uint8_t c) noexcept nogil
 
 # ---- structure and capture (_stream_struct.pxi)
 cdef void _open(StreamDecoder self, uint8_t kind, Py_ssize_t at) noexcept nogil
@@ -194,6 +212,7 @@ cdef bint _index_in_range(StreamDecoder self, int64_t index, int64_t limit, Py_s
 cdef int64_t _index_limit(StreamDecoder self) noexcept nogil
 cdef bint _item_index_read(StreamDecoder self, int64_t index, Py_ssize_t at) noexcept nogil
 cdef void _number_done(StreamDecoder self, Py_ssize_t at) noexcept nogil
+cdef void _big_index(StreamDecoder self, Py_ssize_t at) noexcept nogil
 cdef int64_t _row_of(StreamDecoder self, int64_t index, Py_ssize_t at) noexcept nogil
 cdef bint _claim(StreamDecoder self, int64_t row, Py_ssize_t at) noexcept nogil
 cdef uint8_t *_scratch_row(StreamDecoder self, Py_ssize_t at) noexcept nogil

@@ -61,7 +61,7 @@
 cimport cython
 cimport numpy as cnp
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
-from libc.stdint cimport uint8_t, int64_t, INT64_MAX
+from libc.stdint cimport uint8_t, int64_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset
 from ._kernels cimport pplx_table, load_table, pplx_b64_decoded_len, PPLX_B64_BADPAD, PPLX_B64_BADLEN, b64_error_text
@@ -131,6 +131,11 @@ cdef class StreamDecoder:
     One decoder decodes one response, from one thread at a time: a call to
     ``feed()``, ``finish()`` or ``filled()`` while another thread is inside
     ``feed()`` raises ``RuntimeError`` (``rows_done`` may be read any time).
+    Once ``finish()`` has returned, the response is decoded: ``feed()`` (even
+    of whitespace or nothing) and a second ``finish()`` raise
+    ``RuntimeError``, and the rows, ``filled()`` and ``rows_done`` stay as
+    they were.  (A ``finish()`` that raised did not finish: a truncated body
+    may still be fed the rest.)
     The top-level fields other than ``data`` may take ``CAPTURE_MAX`` (1 MiB)
     in total (each key and value as sent, plus 2 bytes); past that, and past
     ``MAX_DEPTH`` (64) nested containers, it raises ``StreamDecodeError``.
@@ -193,6 +198,7 @@ cdef class StreamDecoder:
         self.cap_len = 0
         self.cap_cap = 0
         self.err = E_NONE
+        self.finished = False
         self.item_number = -1
         self.doc_number = -1
         self.doc_index = -1
@@ -220,6 +226,7 @@ cdef class StreamDecoder:
         """Scan the next piece of the body (any bytes-like object)."""
         cdef Py_buffer view
         _check_idle(self, "feed()")
+        _check_unfinished(self, "feed()")
         if self.err != E_NONE:
             raise StreamDecodeError("feed() after an error")
         if self.state == S_ERROR:
@@ -248,6 +255,7 @@ cdef class StreamDecoder:
         """Check the body was complete and every row arrived; return the other
         top-level fields (``model``, ``usage``, ``object``, ...) parsed."""
         _check_idle(self, "finish()")
+        _check_unfinished(self, "finish()")
         if self.err != E_NONE:
             raise StreamDecodeError("finish() after an error")
         if self.state != S_DONE:
@@ -279,6 +287,7 @@ cdef class StreamDecoder:
                     meta[key] = _json_value(raw.decode("utf-8"))
             except ValueError as e:
                 raise StreamDecodeError(f"top-level field {raw_key[:40]!r}: {e}") from None
+        self.finished = True
         return meta
 
 
@@ -290,6 +299,16 @@ cdef _check_idle(StreamDecoder self, str what):
     if self.busy:
         raise RuntimeError(f"StreamDecoder.{what}: the decoder is in use by feed() in another thread "
                            "(or reentrantly); one decoder decodes one response, from one thread at a time")
+
+
+cdef _check_unfinished(StreamDecoder self, str what):
+    # A finished decoder holds a decoded response: more of a body (whitespace
+    # included, which would pass the scan, or garbage, which would turn it into
+    # an error state) or a second finish() is the caller's mistake, not the
+    # server's, so it is a RuntimeError, as the guard's, and changes nothing.
+    if self.finished:
+        raise RuntimeError(f"StreamDecoder.{what}: the response is already decoded (finish() returned); "
+                           "one decoder decodes one response")
 
 
 cdef void _fail(StreamDecoder self, int code, Py_ssize_t at) noexcept nogil:
@@ -305,7 +324,7 @@ cdef _raise(StreamDecoder self):
     """Raise the recorded error, worded: every message of the scan is here."""
     cdef Py_ssize_t at = self.consumed + self.err_at
     where = f"response byte {at}"
-    if self.item_number >= 0 and self.err in (E_INDEX_TYPE, E_INDEX_RANGE, E_DUPLICATE_ROW, E_B64,
+    if self.item_number >= 0 and self.err in (E_INDEX_TYPE, E_INDEX_RANGE, E_INDEX_BIG, E_DUPLICATE_ROW, E_B64,
                                              E_LENGTH, E_MISSING_FIELD, E_DUPLICATE_KEY):
         where += f" (data item {self.item_number}" + \
             (f", index {self.item_index}" if self.item_index >= 0 else "") + \
@@ -320,9 +339,12 @@ cdef _raise(StreamDecoder self):
                + (" (documents with a 'data' array of chunk objects)" if self.contextual else ""))
     elif code == E_INDEX_TYPE:
         msg = "'index' must be a non-negative integer"
-    elif code == E_INDEX_RANGE:
-        shown = "with more than 15 digits" if self.err_value == INT64_MAX else str(self.err_value)
-        msg = f"'index' {shown} is out of range (expected 0..{self.err_limit - 1})"
+    elif code == E_INDEX_RANGE or code == E_INDEX_BIG:
+        shown = _index_text(self) if code == E_INDEX_BIG else str(self.err_value)
+        # (a chunk's E_INDEX_BIG before its document's index: the limit is the largest document's, see _big_index)
+        largest = code == E_INDEX_BIG and self.contextual and self.role[self.depth] == R_ITEM and self.doc_index < 0
+        expected = f"expected 0..{self.err_limit - 1}" + (", the chunks of the largest document" if largest else "")
+        msg = f"'index' {shown} is out of range " + (f"({expected})" if self.err_limit > 0 else _expected_none(self))
     elif code == E_DUPLICATE_ROW:
         msg = f"row {self.err_value} appears twice"
     elif code == E_DUPLICATE_KEY:
@@ -344,13 +366,30 @@ cdef _raise(StreamDecoder self):
     elif code == E_DUPLICATE_DOC:
         msg = f"document {self.err_value} appears twice"
     elif code == E_TOO_MANY_CHUNKS:
-        msg = f"a document has more chunks than the largest document of the request ({self.max_doc_rows})"
+        msg = (f"a document has more chunks than the largest document of the request ({self.max_doc_rows})"
+               if self.max_doc_rows else "a document has chunks " + _expected_none(self))
     elif code == E_NO_MEMORY:
         raise MemoryError()
     else:
         msg = (f"the top-level fields other than 'data' take more than {CAPTURE_MAX} bytes in total "
                "(keys and values as sent, plus 2 bytes per field)")
     raise StreamDecodeError(f"{where}: {msg}")
+
+
+cdef str _index_text(StreamDecoder self):
+    """The digits of the E_INDEX_BIG index as sent (num_value's, then
+    big_digits); past INDEX_SHOWN of them, the first INDEX_SHOWN and the count."""
+    head = str(self.err_value)
+    total = len(head) + self.big_ndigits
+    digits = head + (<char *>self.big_digits)[:min(self.big_ndigits, BIG_DIGITS)].decode("ascii")
+    return digits if total <= INDEX_SHOWN else f"{digits[:INDEX_SHOWN]}... ({total} digits)"
+
+
+cdef str _expected_none(StreamDecoder self):
+    """What a decoder made for no rows expects, as __init__ was told: an
+    index or a document can only be out of range."""
+    return "(expected no documents: doc_rows is empty)" if self.contextual else \
+        "(expected no items: out has 0 rows)"
 
 
 # ---------------------------------------------------------------- tests only

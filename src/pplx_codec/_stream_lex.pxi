@@ -205,7 +205,7 @@ cdef void _number_char(StreamDecoder self, uint8_t c, const uint8_t *s, Py_ssize
         return
     if ns == N_INT and digit:
         if self.num_value > 100000000000000LL:
-            self.num_big = True
+            _big_digit(self, c)
         else:
             self.num_value = self.num_value * 10 + (c - c'0')
         return
@@ -248,6 +248,18 @@ cdef void _number_char(StreamDecoder self, uint8_t c, const uint8_t *s, Py_ssize
             _step(self, c, s, at)
     else:
         _fail(self, E_SYNTAX, at)
+
+
+cdef void _big_digit(StreamDecoder self, uint8_t c) noexcept nogil:
+    """A digit of an integer past the 15 or 16 num_value holds: the integer
+    is too big to be an `index` (num_big), and the first BIG_DIGITS of these
+    digits are kept, so that an `index` this big is named as sent (_raise)."""
+    if not self.num_big:
+        self.num_big = True
+        self.big_ndigits = 0
+    if self.big_ndigits < BIG_DIGITS:
+        self.big_digits[self.big_ndigits] = <char>c
+    self.big_ndigits += 1
 
 
 cdef void _utf8_byte(StreamDecoder self, uint8_t c, Py_ssize_t at) noexcept nogil:

@@ -11,8 +11,9 @@ cdef inline bint _index_in_range(StreamDecoder self, int64_t index, int64_t limi
     document's), whichever path read it: below `limit`, the count of what it
     may name.  Otherwise E_INDEX_RANGE at byte `at` of the chunk, the message
     naming the index and the limit.  (Negative never gets here: that is
-    E_INDEX_TYPE; _items_loop only ends its run where this would fail, and
-    the general path then reports it here.)"""
+    E_INDEX_TYPE; nor above 10**15 + 9: that is _big_index; _items_loop only
+    ends its run where this would fail, and the general path then reports it
+    here.)"""
     if index < limit:
         return True
     self.err_value = index
@@ -50,7 +51,8 @@ cdef void _number_done(StreamDecoder self, Py_ssize_t at) noexcept nogil:
             _fail(self, E_INDEX_TYPE, at)
             return
         if self.num_big:
-            self.num_value = INT64_MAX  # out of range whatever the limit
+            _big_index(self, at)
+            return
         if self.role[self.depth] == R_DOC:
             if not _index_in_range(self, self.num_value, self.ndocs, at):
                 return
@@ -64,6 +66,27 @@ cdef void _number_done(StreamDecoder self, Py_ssize_t at) noexcept nogil:
         elif not _item_index_read(self, self.num_value, at):
             return
     _value_done(self, at, False)
+
+
+cdef void _big_index(StreamDecoder self, Py_ssize_t at) noexcept nogil:
+    """An `index` above 10**15 + 9 (num_big: 16 digits or more, more than
+    num_value holds) ended before byte `at`: out of range for any request
+    (none has 10**15 rows, documents or chunks), so it is reported now,
+    wherever it is, rather than held as an int64 that would misname it.  The
+    message names its digits (err_value and big_digits) and the range of
+    what it names: documents, the rows of `out` (flat), the chunks of its
+    document, or, while that document's index is not known, the chunks of
+    the largest document of the request."""
+    cdef int64_t limit
+    if self.role[self.depth] == R_DOC:
+        limit = self.ndocs
+    else:
+        limit = _index_limit(self)
+        if limit < 0:
+            limit = self.max_doc_rows
+    self.err_value = self.num_value
+    self.err_limit = limit
+    _fail(self, E_INDEX_BIG, at)
 
 
 cdef int64_t _row_of(StreamDecoder self, int64_t index, Py_ssize_t at) noexcept nogil:

@@ -21,7 +21,7 @@ from . import _cli_dedup, _dispatch
 from ._cli_support import Refused as _Refused  # shared by every command, under the names they had here
 from ._cli_support import at_least as _at_least
 from ._cli_support import refusing as _refusing
-from ._isa import capabilities
+from ._isa import capabilities, command_refusal
 from ._version import VERSION as __version__
 from ._version import dist_version
 from .constants import (
@@ -493,8 +493,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # --help and --version answer here, whatever PPLX_CODEC_ISA says
     try:
+        if refusal := command_refusal():  # a PPLX_CODEC_ISA the import could not apply (_isa.apply_env)
+            raise _Refused(refusal)
         return args.func(args)
     except _Refused as e:
         action = getattr(args, "bench_action", None)  # "bench compare"
