@@ -12,6 +12,7 @@ import os
 import httpx
 
 from . import _checks, _rate, errors
+from ._content_encoding import ACCEPT_ENCODING
 from ._version import VERSION
 from .constants import DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT
 
@@ -53,7 +54,8 @@ class Config:
 
     def headers(self) -> dict:
         return {"Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json",
-                "Accept": "application/json", "User-Agent": f"pplx-codec/{VERSION}", **self.default_headers}
+                "Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING, "User-Agent": f"pplx-codec/{VERSION}",
+                **self.default_headers}
 
     def options(self) -> dict:
         return dict(api_key=self.api_key, base_url=self.base_url, timeout=self.timeout,
