@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 import httpx
 
 from . import _checks, _rate, errors
+from ._content_encoding import ACCEPT_ENCODING
 from ._version import VERSION
 from .constants import DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT
 
@@ -29,16 +31,53 @@ def attempt_deadline(deadline, timeout: httpx.Timeout) -> float | None:
     return None if deadline == math.inf else float(deadline)
 
 
+#: an HTTP header's name (RFC 9110 token) and value, as h11 checks them before sending
+_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_VALUE = re.compile(r"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?", re.ASCII)
+_CONTROLS = {"\x00": "a NUL", "\n": "a line feed", "\r": "a carriage return", "\x0b": "a vertical tab",
+             "\x0c": "a form feed"}
+
+
+def header_value(value, what: str) -> str:
+    """``value``, checked to be sendable as an HTTP header value (else httpx
+    fails at every attempt, quoting it).  The error says where it breaks the
+    rule, never the value itself: it may be a secret."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__}")
+    if _VALUE.fullmatch(value) and value.isascii():
+        return value
+    if not value.isascii():
+        i = next(i for i, c in enumerate(value) if not c.isascii())
+        why = f"a character that is not ASCII at position {i}"
+    elif value != value.strip(" \t"):
+        why = "whitespace at its start or end"
+    else:
+        i, c = next((i, c) for i, c in enumerate(value) if c in _CONTROLS)
+        why = f"{_CONTROLS[c]} at position {i}"
+    raise ValueError(f"{what} cannot be sent in an HTTP header: it holds {why} (the value is not shown)")
+
+
+def headers(default_headers) -> dict[str, str]:
+    """``default_headers`` (a mapping of names to values, or None), each name and value checked."""
+    out = {}
+    for name, value in dict(default_headers or {}).items():
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ValueError(f"default_headers: {name!r} is not an HTTP header name")
+        out[name] = header_value(value, f"default_headers[{name!r}]")
+    return out
+
+
 class Config:
     """A client's settings, checked: the key (never in a repr), where and how
-    long each attempt may take, retries, concurrency, the rate budget, extra headers."""
+    long each attempt may take, retries, concurrency, the rate budget, extra
+    headers (their values never in an error, as the key)."""
 
     def __init__(self, api_key, base_url, timeout, max_retries, max_concurrency, default_headers, deadline=None,
                  max_requests_per_minute=None):
         key = api_key or os.environ.get("PERPLEXITY_API_KEY") or os.environ.get("PPLX_API_KEY")
         if not key:
             raise errors.APIError("no API key: pass api_key=... or set PERPLEXITY_API_KEY (or PPLX_API_KEY)")
-        self.api_key = key
+        self.api_key = header_value(key, "the API key")
         self.base_url = (base_url or os.environ.get("PERPLEXITY_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         if timeout is None:
             timeout = httpx.Timeout(DEFAULT_TIMEOUT, connect=DEFAULT_CONNECT_TIMEOUT)
@@ -47,13 +86,16 @@ class Config:
         self.deadline = attempt_deadline(deadline, self.timeout)
         self.max_retries = _checks.max_retries(max_retries)
         self.max_concurrency = _checks.positive_int(max_concurrency, "max_concurrency")
-        self.default_headers = dict(default_headers or {})
+        self.default_headers = headers(default_headers)
+        #: what every error the client raises masks (errors.Secrets)
+        self.secrets = errors.Secrets.of(self.api_key, self.default_headers)
         #: the request-rate budget (None: no limit), shared with the clients ``with_options`` makes
         self.rate = _rate.budget(max_requests_per_minute)
 
     def headers(self) -> dict:
         return {"Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json",
-                "Accept": "application/json", "User-Agent": f"pplx-codec/{VERSION}", **self.default_headers}
+                "Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING, "User-Agent": f"pplx-codec/{VERSION}",
+                **self.default_headers}
 
     def options(self) -> dict:
         return dict(api_key=self.api_key, base_url=self.base_url, timeout=self.timeout,

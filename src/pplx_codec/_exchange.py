@@ -4,8 +4,8 @@ the body, sleep) and hands each event to an :class:`Exchange`, which decides
 everything else: each attempt's httpx timeouts and deadline, decoding the
 body into the batch's rows, what an error response or an exception means,
 whether to retry and after what delay (:mod:`pplx_codec._retry`), and the
-key masked in what is raised.  ``Client`` and ``AsyncClient`` share it, so
-their loops differ only in ``await``.
+key and the default headers masked in what is raised.  ``Client`` and
+``AsyncClient`` share it, so their loops differ only in ``await``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Exchange:
         self.body = plan.body(b)
         self.headers = config.headers()
         self.timeout, self.deadline, self.max_retries = config.timeout, config.deadline, config.max_retries
-        self._secret = config.api_key
+        self._secrets = config.secrets
         self.rate = config.rate
         self.retries = 0
         self.started = math.inf   # time.monotonic() at the attempt's start
@@ -132,17 +132,17 @@ class Exchange:
             raise errors.APIResponseValidationError(str(e), response=self._resp) from None
 
     def _status_error(self, note: str | None = None) -> errors.APIStatusError:
-        body = errors.redact(_error_body(bytes(self._error[:ERROR_BODY_LIMIT])), self._secret)
+        body = self._secrets.redact(_error_body(bytes(self._error[:ERROR_BODY_LIMIT])))
         return errors.status_error(self._resp, body, note)
 
     def failed(self, e: BaseException) -> float:
         """Seconds to wait before the next attempt, after ``e`` (one of
         ``FAILURES``) ended this one; raises the API error it means, with the
-        key masked, when there is none.  Retried: what the SDK retries
-        (connection errors, timeouts and deadlines, 408/409/429/5xx or
-        ``x-should-retry``), at most ``max_retries`` times.  What is not the
-        API's, such as a bug, is raised again as it is.  A 429 slows down the
-        client's rate budget, retried or not (``_rate``)."""
+        key and the default headers masked, when there is none.  Retried:
+        what the SDK retries (connection errors, timeouts and deadlines,
+        408/409/429/5xx or ``x-should-retry``), at most ``max_retries`` times.
+        What is not the API's, such as a bug, is raised again as it is.  A 429
+        slows down the client's rate budget, retried or not (``_rate``)."""
         err = self._api_error(e)
         wait = None
         if isinstance(err, errors.APIStatusError):
@@ -156,7 +156,7 @@ class Exchange:
         if wait is not None and self.retries < self.max_retries:
             self.retries += 1
             return wait
-        raise err._redact(self._secret)
+        raise err._redact(self._secrets)
 
     def _api_error(self, e: BaseException) -> errors.APIError:
         resp = self._resp

@@ -1,13 +1,15 @@
 """``Client``'s own httpx transport: what ``httpx.HTTPTransport()`` does by
 default, over sockets each of whose waits ends by the deadline of the attempt
 running in the thread (:data:`ATTEMPT`), so that a server trickling bytes
-cannot hold a sync attempt past its deadline.  Also whether the environment
-sets a proxy (then httpx's own transport is kept, to apply it).
+cannot hold a sync attempt past its deadline; the DNS lookup before them too
+(:mod:`pplx_codec._dns`), so that a resolver cannot either.  Also whether the
+environment sets a proxy (then httpx's own transport is kept, to apply it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import math
 import threading
 import time
@@ -15,6 +17,8 @@ import urllib.request
 
 import httpcore
 import httpx
+
+from . import _dns
 
 
 class AttemptEnds(threading.local):
@@ -82,15 +86,45 @@ class DeadlineStream(httpcore.NetworkStream):
 
 
 class DeadlineBackend(httpcore.NetworkBackend):
-    """``httpcore.SyncBackend`` making ``DeadlineStream``s."""
+    """``httpcore.SyncBackend`` making ``DeadlineStream``s, whose DNS lookup
+    ends by the attempt's deadline too (and by the connect timeout)."""
 
     def __init__(self):
         self._backend = httpcore.SyncBackend()
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options=None) -> httpcore.NetworkStream:
-        return DeadlineStream(self._backend.connect_tcp(host, port, capped(timeout, httpcore.ConnectTimeout),
-                                                         local_address, socket_options))
+        # SyncBackend resolves the name inside socket.create_connection, a
+        # wait nothing bounds: look it up here (_dns), then connect to each
+        # address in turn as create_connection does, each by IP (no lookup).
+        last: Exception | None = None
+        for ip in addresses(host, port, capped(timeout, httpcore.ConnectTimeout)):
+            try:
+                return DeadlineStream(self._backend.connect_tcp(ip, port, capped(timeout, httpcore.ConnectTimeout),
+                                                                 local_address, socket_options))
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
+                last = e
+        assert last is not None  # addresses() returns at least one
+        raise last
+
+
+def addresses(host: str, port: int, timeout: float | None) -> list[str]:
+    """The IPs to connect to for ``host`` (itself, if it is one), looked up
+    within ``timeout`` seconds: httpcore's exceptions for a failed lookup."""
+    try:
+        ipaddress.ip_address(host)
+        return [host]
+    except ValueError:
+        pass
+    try:
+        found = _dns.lookup(host, port, timeout)
+    except _dns.LookupTimeout as e:
+        raise httpcore.ConnectTimeout(str(e)) from e
+    except OSError as e:
+        raise httpcore.ConnectError(str(e)) from e
+    if not found:
+        raise httpcore.ConnectError(f"no address found for {host!r}")
+    return [sockaddr[0] for _, sockaddr in found]
 
 
 #: httpcore's exceptions and the httpx ones to raise for them, the most

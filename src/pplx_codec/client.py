@@ -25,7 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import httpx
 
-from . import _progress, _transport, errors
+from . import _content_encoding, _progress, _transport, errors
 from ._config import Config
 from ._exchange import FAILURES, Exchange
 from ._plan import Batch, Plan
@@ -112,20 +112,20 @@ class Client(_Base):
     the read timeout; ``math.inf``: none) bounds each attempt of a request as
     a whole, so that a server trickling its response cannot hold it.  An
     attempt past its deadline is an ``APITimeoutError``, retried like one.
-    No socket wait of an attempt lasts past its deadline (connecting, the
-    TLS handshake, each send, each read of the status line, headers and
+    No wait of an attempt lasts past its deadline (the DNS lookup, connecting,
+    the TLS handshake, each send, each read of the status line, headers and
     body), so an attempt ends about at its deadline whatever the server
-    trickles.  With your own ``http_client``, or a proxy set in the
-    environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY: this client then keeps
+    trickles or the resolver does.  With your own ``http_client``, or a proxy
+    set in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY: this client then keeps
     httpx's transport, which applies it), the bound is httpx's: no wait
     lasts longer than ``min(timeout, deadline)`` and the deadline is checked
     as the headers and each chunk of the body arrive, so an attempt whose
     headers came ends at most about ``deadline + min(read timeout,
     deadline)`` after it started, and a server trickling the headers
-    themselves is bounded per read only.  (A client from ``with_options``
-    shares its parent's transport and bounds; the DNS lookup is bounded by
-    neither.)  ``AsyncClient`` cancels the attempt at the deadline itself,
-    wherever it is waiting.
+    themselves is bounded per read only, and the DNS lookup not at all.  (A
+    client from ``with_options`` shares its parent's transport and bounds.)
+    ``AsyncClient`` cancels the attempt at the deadline itself, wherever it
+    is waiting.
 
     ``max_requests_per_minute`` (default None: no limit) paces the client
     under the account's request rate: every attempt of every request, from
@@ -259,7 +259,7 @@ class Client(_Base):
         try:
             with self._http.stream("POST", x.url, content=x.body, headers=x.headers, timeout=timeout) as resp:
                 x.arrived(resp)
-                for chunk in resp.iter_bytes():
+                for chunk in _content_encoding.body(resp):  # inflated in bounded steps
                     if x.feed(chunk):
                         break
                 return x.end()
@@ -394,7 +394,7 @@ class AsyncClient(_Base):
     async def _attempt(self, x: Exchange, timeout: httpx.Timeout) -> tuple[dict, Usage]:
         async with self._http.stream("POST", x.url, content=x.body, headers=x.headers, timeout=timeout) as resp:
             x.arrived(resp)
-            async for chunk in resp.aiter_bytes():
+            async for chunk in _content_encoding.abody(resp):  # inflated in bounded steps
                 if x.feed(chunk):
                     break
             return x.end()

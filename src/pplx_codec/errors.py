@@ -8,15 +8,19 @@ When a multi-request job fails, the exception raised is the one of the
 failing request, with ``partial`` set to a :class:`PartialResult`: the rows
 that did arrive, so a caller can resume without re-embedding them.
 
-No message, ``repr`` or attribute here contains the API key: the client
-calls :meth:`APIError._redact` on every error before raising it, which masks
-the key wherever a server echoed it (message, ``body``, response headers).
-``request`` is the request as sent: its ``Authorization`` header holds the
-key, which httpx's ``repr`` of headers masks.
+No message, ``repr`` or attribute here contains the API key, nor the value
+of a header the caller passed in ``default_headers`` (the client cannot tell
+which of those are secrets: a proxy's key, a cookie): the client calls
+:meth:`APIError._redact` on every error before raising it, which masks them
+wherever a server echoed them (message, ``body``, response headers; see
+:class:`Secrets`).  ``request`` is the request as sent, but for the values of
+the ``default_headers``, shown as ``[redacted]``: its ``Authorization``
+header holds the key, which httpx's ``repr`` of headers masks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +45,10 @@ __all__ = [
 ]
 
 REDACTED = "[redacted]"
-#: A run of the key's first characters this long counts as the key: a message
-#: quoting a response cut at a length limit may hold only the start of it.
+#: A run of a secret's first characters this long counts as the secret: a
+#: message quoting a response cut at a length limit may hold only the start of it.
+#: A default header's value shorter than this is not looked for in text (a
+#: value "1" would mask every digit 1): only ``request`` masks it.
 _KEY_PREFIX = 8
 
 
@@ -64,16 +70,59 @@ def _mask(text: str, secret: str) -> str:
     return "".join(out)
 
 
+@dataclass(frozen=True)
+class Secrets:
+    """What a client masks in every error it raises: the API key and the
+    values of its ``default_headers`` (those of ``_KEY_PREFIX`` characters or
+    more) wherever they show, and the ``default_headers`` values in
+    ``request``'s headers whatever their length."""
+
+    texts: tuple[str, ...] = ()
+    headers: frozenset[str] = frozenset()  # lower-case names
+
+    @classmethod
+    def of(cls, api_key: str, default_headers: Mapping[str, str]) -> Secrets:
+        values = [v for v in default_headers.values() if len(v) >= _KEY_PREFIX]
+        # longest first: a secret holding another is masked whole
+        texts = sorted(dict.fromkeys([api_key, *values]), key=len, reverse=True)
+        return cls(tuple(texts), frozenset(name.lower() for name in default_headers))
+
+    def mask(self, text: str) -> str:
+        for secret in self.texts:
+            text = _mask(text, secret)
+        return text
+
+    def redact(self, value: Any) -> Any:
+        """``value`` (a str, or a parsed JSON body) with the secrets masked in
+        every string, keys included; other values as they are."""
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, dict):
+            return {self.redact(k): self.redact(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.redact(v) for v in value]
+        return value
+
+    def request(self, request: Any) -> Any:
+        """``request`` (an ``httpx.Request``) with its ``default_headers``
+        values as ``[redacted]``: a copy, when it has any."""
+        if not isinstance(request, httpx.Request) or not self.headers:
+            return request
+        items = request.headers.multi_items()
+        masked = [(k, REDACTED if k.lower() in self.headers else v) for k, v in items]
+        if masked == items:
+            return request
+        try:
+            content: dict[str, Any] = {"content": request.content}
+        except httpx.RequestNotRead:
+            content = {"stream": request.stream}
+        return httpx.Request(request.method, request.url, headers=masked, extensions=request.extensions, **content)
+
+
 def redact(value: Any, secret: str) -> Any:
     """``value`` (a str, or a parsed JSON body) with ``secret`` masked in every
     string, keys included; other values as they are."""
-    if isinstance(value, str):
-        return _mask(value, secret)
-    if isinstance(value, dict):
-        return {redact(k, secret): redact(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, secret) for v in value]
-    return value
+    return Secrets((secret,)).redact(value)
 
 
 @dataclass
@@ -109,19 +158,27 @@ class APIError(Exception):
         self.request = request
         self.body = body
 
-    def _redact(self, secret: str) -> APIError:
-        """Mask ``secret`` (the API key) in what this error shows of a response:
-        its message, ``body`` and ``response`` headers (a copy is kept in their
-        place when a header holds it; the streamed body is never stored there)."""
-        self.message = _mask(self.message, secret)
-        self.args = tuple(_mask(a, secret) if isinstance(a, str) else a for a in self.args)
-        self.body = redact(self.body, secret)
+    def _redact(self, secrets: Secrets) -> APIError:
+        """Mask ``secrets`` (the API key, the default headers) in what this error
+        shows: its message, ``body``, ``request`` and ``response`` headers (a copy
+        is kept in their place when one holds them; the streamed body is never
+        stored there)."""
+        self.message = secrets.mask(self.message)
+        self.args = tuple(secrets.mask(a) if isinstance(a, str) else a for a in self.args)
+        self.body = secrets.redact(self.body)
+        original = self.request
+        self.request = secrets.request(original)
         response = getattr(self, "response", None)
         if isinstance(response, httpx.Response):
             items = response.headers.multi_items()
-            masked = [(_mask(k, secret), _mask(v, secret)) for k, v in items]
-            if masked != items:
-                self.response = httpx.Response(response.status_code, headers=masked, request=response.request)
+            masked = [(secrets.mask(k), secrets.mask(v)) for k, v in items]
+            try:
+                sent = response.request
+            except RuntimeError:  # a response made by hand, never sent
+                sent = None
+            request = self.request if sent is original else secrets.request(sent)
+            if masked != items or request is not sent:
+                self.response = httpx.Response(response.status_code, headers=masked, request=request)
         return self
 
 

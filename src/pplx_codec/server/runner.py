@@ -38,6 +38,7 @@ from uvicorn.supervisors.multiprocess import SIGNALS as SUPERVISOR_SIGNALS
 
 from .app import create_app
 from .config import CONFIG_ENV, ServerConfig
+from .http_errors import JSONErrorsH11Protocol
 from .received import ReceivedInputs
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -72,7 +73,8 @@ def _uvicorn_config(app, *, workers: int, log_level: str, access_log: bool) -> u
     log_config = copy.deepcopy(LOGGING_CONFIG)
     log_config["loggers"]["pplx_codec"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
     return uvicorn.Config(app, factory=isinstance(app, str), workers=workers, log_level=log_level,
-                          log_config=log_config, access_log=access_log, timeout_graceful_shutdown=5)
+                          log_config=log_config, access_log=access_log, timeout_graceful_shutdown=5,
+                          http=JSONErrorsH11Protocol)  # malformed HTTP answered in the API's JSON shape
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
