@@ -1,7 +1,7 @@
 """What every command of ``pplx-codec`` shares: bad input said in one line
 (``Refused``, which ``cli.main`` prints after the command's name, exit code
-2), the one place that turns errors into it (``refusing``), and the argparse
-type of a bounded integer (``at_least``)."""
+2), the one place that turns errors into it (``refusing``), the argparse
+type of a bounded integer (``at_least``), and the client's ``--rpm`` (``rpm``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import argparse
 import os
 from contextlib import contextmanager
 
-__all__ = ["Refused", "refusing", "os_error", "at_least"]
+from ._rate import RATE_RANGE, checked_per_minute
+
+__all__ = ["Refused", "refusing", "os_error", "at_least", "rpm"]
 
 
 class Refused(Exception):
@@ -57,3 +59,16 @@ def at_least(minimum: int):
 
     parse.__name__ = "int"  # argparse names the type in "invalid int value: 'x'"
     return parse
+
+
+def rpm(value: float | None) -> float | None:
+    """``--rpm`` as the client's rate budget takes it (None: no limit), or
+    refused in one line before a server starts or a request is sent: a rate
+    too slow to wait for failed only at the second request's wait, after the
+    first one was paid for."""
+    if value is None:
+        return None
+    try:
+        return checked_per_minute(value)
+    except ValueError:
+        raise Refused(f"--rpm must be {RATE_RANGE}, got {value:g}") from None

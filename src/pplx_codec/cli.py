@@ -21,6 +21,7 @@ from . import _cli_dedup, _dispatch
 from ._cli_support import Refused as _Refused  # shared by every command, under the names they had here
 from ._cli_support import at_least as _at_least
 from ._cli_support import refusing as _refusing
+from ._cli_support import rpm as _rpm
 from ._isa import capabilities
 from ._version import VERSION as __version__
 from ._version import dist_version
@@ -275,7 +276,7 @@ def _client(args):
     key = args.api_key or os.environ.get("PERPLEXITY_API_KEY") or os.environ.get("PPLX_API_KEY")
     base = args.base_url or os.environ.get("PERPLEXITY_BASE_URL")
     opts = dict(max_concurrency=args.max_concurrency, max_retries=args.max_retries,
-                max_requests_per_minute=args.rpm)
+                max_requests_per_minute=_rpm(args.rpm))
     if key or base:
         with Client(api_key=key, base_url=base, **opts) as client:
             yield client, client.base_url
@@ -303,9 +304,9 @@ def _add_client_options(p) -> None:
                    help=f"requests in flight (default {DEFAULT_MAX_CONCURRENCY})")
     p.add_argument("--max-retries", type=_at_least(0), default=DEFAULT_MAX_RETRIES,
                    help=f"retries per request (default {DEFAULT_MAX_RETRIES})")
-    p.add_argument("--rpm", type=_positive_number, metavar="N",
+    p.add_argument("--rpm", type=float, metavar="N",  # its range is the budget's own check (_rpm)
                    help="send at most N requests per minute, retries included, and slow down on a 429 "
-                        "(default: no limit; the account's limit is per key)")
+                        "(default: no limit; the account's limit is per key; at least 1/1440: one a day)")
 
 
 def cmd_embed(args) -> int:
