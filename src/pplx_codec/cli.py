@@ -329,6 +329,11 @@ def cmd_embed(args) -> int:
             done = "" if e.partial is None else f" ({int(e.partial.filled.sum())} rows of the failing chunk kept)"
             print(f"pplx-codec embed: {e}{done}; run the same command again to resume", file=sys.stderr)
             return 1
+        except KeyboardInterrupt as e:  # Ctrl-C: the client stopped at once; what arrived is in DIR.partial
+            partial = getattr(e, "partial", None)
+            done = "" if partial is None else f" ({int(partial.filled.sum())} rows of the interrupted chunk kept)"
+            print(f"pplx-codec embed: interrupted{done}; run the same command again to resume", file=sys.stderr)
+            return 130  # 128 + SIGINT, as a shell reports a Ctrl-C
     u = report.usage
     if report.reused or report.repeats:  # what was not paid for again
         saved = ([f"{report.reused} reused from {args.out}"] if report.reused else []) + \
