@@ -22,6 +22,7 @@ from ._cli_support import Refused as _Refused  # shared by every command, under 
 from ._cli_support import at_least as _at_least
 from ._cli_support import refusing as _refusing
 from ._cli_support import rpm as _rpm
+from ._cli_support import saves_on_ctrl_c as _saves_on_ctrl_c
 from ._isa import capabilities
 from ._version import VERSION as __version__
 from ._version import dist_version
@@ -309,6 +310,7 @@ def _add_client_options(p) -> None:
                         "(default: no limit; the account's limit is per key; at least 1/1440: one a day)")
 
 
+@_saves_on_ctrl_c
 def cmd_embed(args) -> int:
     from . import errors
     from .corpus import read_texts
