@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 
 import pplx_codec as pc
-import pplx_codec.client as client_mod
+from pplx_codec import _stop
 from pplx_codec.constants import MODEL_DIMS, PRICE_PER_MILLION_TOKENS
 from pplx_codec.server import FaultConfig, running
 from pplx_codec.server.backends import HashBackend, contextualize, quantize_int8
@@ -315,30 +315,23 @@ def raises(runner: Runner, exc, method: str, *args, **kwargs):
     return info.value
 
 
-class _Proxy:
-    """A module's attributes, some replaced."""
-
-    def __init__(self, module, **replace):
-        self._module, self._replace = module, replace
-
-    def __getattr__(self, name):
-        return self._replace[name] if name in self._replace else getattr(self._module, name)
-
-
 @pytest.fixture
 def delays(monkeypatch):
-    """Retry waits of the client (sync and async), recorded instead of slept."""
+    """Retry waits of the client (sync and async), recorded instead of slept
+    (a stopped call's waits still end it: every wait is its stop's)."""
     seen: list[float] = []
 
-    def sleep(s):
+    def sleep(stop, s):
         seen.append(s)
+        stop.check()
 
-    async def asleep(s):
+    async def asleep(stop, s):
         seen.append(s)
         await asyncio.sleep(0)
+        stop.check()
 
-    monkeypatch.setattr(client_mod, "time", _Proxy(time, sleep=sleep))
-    monkeypatch.setattr(client_mod, "asyncio", _Proxy(asyncio, sleep=asleep))
+    monkeypatch.setattr(_stop.Stop, "sleep", sleep)
+    monkeypatch.setattr(_stop.AsyncStop, "sleep", asleep)
     return seen
 
 

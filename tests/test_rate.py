@@ -23,9 +23,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pplx_codec as pc
+from helpers import raises_exactly
 from pplx_codec import _rate
+from pplx_codec import store as pc_store
 from pplx_codec._rate import RateBudget, RatePolicy
-from pplx_codec.cli import build_parser
+from pplx_codec.cli import build_parser, main
 from pplx_codec.server import FaultConfig, ServerConfig, running
 from pplx_codec.server.backends import HashBackend, quantize_int8
 from pplx_codec.server.ratelimit import LeakyBucket, key_id, read_log
@@ -147,16 +149,50 @@ def test_budget_hands_each_slot_to_one_thread_only():
     assert sorted(round(g * 100) for g in got) == list(range(1600))
 
 
+RANGE = "a finite number of requests per minute >= 1/1440 (one a day)"
+# issue 22 item 9: 1e-9 and 1e-300 passed, and the second request's wait (60 / rate seconds:
+# 1,900 years and more) raised OverflowError in time.sleep after the first one was paid for
+TOO_SLOW_OR_NOT_A_RATE = [1e-9, 1e-300, 5e-324, 1 / 1441, 0, 0.0, -0.0, -1, -1e300, float("nan"), float("inf"),
+                          float("-inf"), 10 ** 400, -10 ** 400, True, False, "60", [60]]
+
+
+@pytest.mark.parametrize("bad", TOO_SLOW_OR_NOT_A_RATE, ids=repr)
+def test_bad_rates_are_refused_with_the_range(bad):
+    message = f"max_requests_per_minute must be {RANGE}, or None (no limit), got {bad!r}"
+    for make in (lambda: pc.Client(api_key="k", max_requests_per_minute=bad),
+                 lambda: pc.AsyncClient(api_key="k", max_requests_per_minute=bad),
+                 lambda: RateBudget(bad), lambda: RatePolicy(bad)):
+        with raises_exactly(ValueError, message):
+            make()
+
+
 @pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), True, "60"])
-def test_bad_rates_are_refused(bad):
-    with pytest.raises(ValueError, match="max_requests_per_minute"):
-        pc.Client(api_key="k", max_requests_per_minute=bad)
-    with pytest.raises(ValueError, match="max_requests_per_minute"):
-        pc.AsyncClient(api_key="k", max_requests_per_minute=bad)
+def test_bad_server_rates_and_bursts_are_refused(bad):
     with pytest.raises(ValueError, match="rpm"):
         ServerConfig(auth=False, rpm=bad)
     with pytest.raises(ValueError, match="burst"):
         RateBudget(60, burst=0)
+
+
+def test_the_slowest_rate_and_a_huge_one_are_taken():
+    assert RateBudget(_rate.MIN_PER_MINUTE).per_minute == 1 / 1440
+    assert RateBudget(60).per_minute == 60.0 and isinstance(RateBudget(60).per_minute, float)
+    assert RatePolicy(1e300).per_minute == 1e300 and RatePolicy(10 ** 300).per_minute == 1e300
+    # the longest wait the budget can ask for (one a day, slowed down by 429s to 1/16 of
+    # it) is one Event.wait (and time.sleep) takes: their limit is ~292 years
+    assert 60 / (_rate.MIN_PER_MINUTE * _rate.MIN_SHARE) == 16 * 86400 < threading.TIMEOUT_MAX
+    p = RatePolicy(_rate.MIN_PER_MINUTE)
+    assert [p.reserve(0.0) for _ in range(3)] == [0.0, 86400.0, 2 * 86400.0]
+
+
+def test_a_huge_rate_paces_nothing(tmp_path):
+    texts = texts_of(512 * 3, "huge")
+    with running(api_keys=[KEY], backend="hash") as url:
+        with pc.Client(api_key=KEY, base_url=url, max_requests_per_minute=1e300) as c:
+            t0 = time.monotonic()
+            got = c.embed(texts, dimensions=DIMS)
+            assert time.monotonic() - t0 < 30
+    np.testing.assert_array_equal(got.vectors, expected(texts))
 
 
 def test_with_options_shares_the_budget_and_a_budget_is_shared():
@@ -175,9 +211,27 @@ def test_cli_takes_rpm():
     assert p.parse_args(["search", "d", "q"]).rpm is None
     a = p.parse_args(["serve", "--rpm", "120", "--rpm-burst", "2", "--request-log", "log.jsonl"])
     assert (a.rpm, a.rpm_burst, a.request_log) == (120, 2, "log.jsonl")
-    for bad in (["embed", "x", "--out", "o", "--rpm", "0"], ["serve", "--rpm", "-3"]):
+    assert p.parse_args(["embed", "x", "--out", "o", "--rpm", "1e-9"]).rpm == 1e-9  # refused by the command
+    for bad in (["embed", "x", "--out", "o", "--rpm", "fast"], ["serve", "--rpm", "-3"]):
         with pytest.raises(SystemExit):
             p.parse_args(bad)
+
+
+@pytest.mark.parametrize("rpm,shown", [("1e-9", "1e-09"), ("1e-300", "1e-300"), ("0", "0"), ("-1", "-1"),
+                                       ("nan", "nan"), ("inf", "inf"), ("1e400", "inf"), ("0.00069", "0.00069")])
+def test_cli_refuses_a_rate_out_of_range_in_one_line(tmp_path, monkeypatch, capsys, rpm, shown):
+    """Before any server starts or request is sent: one line, exit code 2."""
+    for var in ("PERPLEXITY_API_KEY", "PPLX_API_KEY", "PERPLEXITY_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    src = tmp_path / "texts.txt"
+    src.write_text("\n".join(texts_of(1200, "cli")) + "\n")
+    store = tmp_path / "store"  # a store to search: the refusal is then the rate's
+    pc_store.save(store, int8=np.ones((2, DIMS), np.int8), meta={"model": MODEL})
+    for argv in (["embed", str(src), "--out", str(tmp_path / "s"), "--quiet"], ["search", str(store), "q"]):
+        assert main([*argv, "--rpm", rpm]) == 2
+        err = capsys.readouterr().err
+        assert err == f"pplx-codec {argv[0]}: --rpm must be {RANGE}, got {shown}\n"
+    assert not (tmp_path / "s").exists() and not (tmp_path / "s.partial").exists()
 
 
 # ---------------------------------------------------------------- the server's limit

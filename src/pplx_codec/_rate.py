@@ -51,14 +51,37 @@ DEFAULT_BURST = 1
 NO_LOCK = nullcontext()
 
 
+#: The slowest rate a budget takes: one request a day.  A slower pace is not one a job waits
+#: for, and the bound keeps every wait the budget implies (a day between requests, 16 days
+#: while a 429's slowdown lasts) far inside what ``time.sleep`` and ``Event.wait`` take:
+#: a rate such as 1e-9 a minute asks for a wait of 1,900 years, and they raise OverflowError
+#: (after the first request went out, at the second one's wait).  No bound above: a huge
+#: rate only paces nothing, as no limit does.
+MIN_PER_MINUTE = 1 / 1440
+#: The range, as messages state it.
+RATE_RANGE = "a finite number of requests per minute >= 1/1440 (one a day)"
+
+
+def checked_per_minute(per_minute, name: str = "max_requests_per_minute", unlimited: str = "or None (no limit)"
+                       ) -> float:
+    """``per_minute`` as a float, when it is a rate a budget takes; else a
+    ``ValueError`` naming ``name`` and the range, and ``unlimited``: how to
+    ask for no limit (refused before any request)."""
+    try:
+        value = float(per_minute) if isinstance(per_minute, (int, float)) and not isinstance(per_minute, bool) \
+            else math.nan
+    except OverflowError:  # an int beyond any float
+        value = math.inf
+    if not MIN_PER_MINUTE <= value < math.inf:
+        raise ValueError(f"{name} must be {RATE_RANGE}{', ' + unlimited if unlimited else ''}, got {per_minute!r}")
+    return value
+
+
 def checked_rate(per_minute, burst) -> tuple[float, int]:
-    if isinstance(per_minute, bool) or not isinstance(per_minute, (int, float)) or \
-            not (per_minute > 0 and math.isfinite(per_minute)):
-        raise ValueError(f"max_requests_per_minute must be a positive number (or None: no limit), "
-                         f"got {per_minute!r}")
+    value = checked_per_minute(per_minute)
     if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
         raise ValueError(f"burst must be a positive integer, got {burst!r}")
-    return float(per_minute), burst
+    return value, burst
 
 
 class RatePolicy:

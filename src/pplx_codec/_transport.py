@@ -19,15 +19,25 @@ import httpcore
 import httpx
 
 from . import _dns
+from ._stop import Stop
 
 
 class AttemptEnds(threading.local):
-    """When the sync attempt running in this thread must end (``time.monotonic()``).
-    ``Client._attempt`` (pplx_codec.client) sets it around the whole exchange: a sync attempt runs
-    in one thread, from connecting to the last byte of the body, so the
-    sockets it waits on can find its deadline here without being told."""
+    """When the sync attempt running in this thread must end (``time.monotonic()``),
+    and the stop of its call.  ``Client._attempt`` (pplx_codec.client) sets them around the
+    whole exchange: a sync attempt runs in one thread, from connecting to the last byte of
+    the body, so the sockets it waits on can find its deadline and its stop here without
+    being told."""
 
-    ends = math.inf  # the class attribute is every thread's default: no attempt, no deadline
+    ends = math.inf  # the class attributes are every thread's default: no attempt, no deadline,
+    stop: Stop | None = None  # no stop
+
+
+def watched(stream: httpcore.NetworkStream):
+    """Around one socket wait of this thread's attempt: its call's abort ends
+    it at once (``_stop.Stop.watching``)."""
+    stop = ATTEMPT.stop
+    return contextlib.nullcontext() if stop is None else stop.watching(stream.get_extra_info("socket"))
 
 
 ATTEMPT = AttemptEnds()
@@ -56,7 +66,8 @@ class DeadlineStream(httpcore.NetworkStream):
         self._stream = stream
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, capped(timeout, httpcore.ReadTimeout))
+        with watched(self._stream):
+            return self._stream.read(max_bytes, capped(timeout, httpcore.ReadTimeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         # httpcore's own write gives each send() the whole timeout, so a server
@@ -64,9 +75,10 @@ class DeadlineStream(httpcore.NetworkStream):
         sock = self._stream.get_extra_info("socket")
         view = memoryview(buffer)
         try:
-            while view:
-                sock.settimeout(capped(timeout, httpcore.WriteTimeout))
-                view = view[sock.send(view):]
+            with watched(self._stream):
+                while view:
+                    sock.settimeout(capped(timeout, httpcore.WriteTimeout))
+                    view = view[sock.send(view):]
         except TimeoutError as e:
             raise httpcore.WriteTimeout(str(e)) from e
         except OSError as e:
@@ -78,8 +90,9 @@ class DeadlineStream(httpcore.NetworkStream):
     def start_tls(self, ssl_context, server_hostname: str | None = None,
                   timeout: float | None = None) -> httpcore.NetworkStream:
         # (CPython bounds the whole handshake by the socket's timeout)
-        return DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
-                                                      capped(timeout, httpcore.ConnectTimeout)))
+        with watched(self._stream):
+            return DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
+                                                          capped(timeout, httpcore.ConnectTimeout)))
 
     def get_extra_info(self, info: str):
         return self._stream.get_extra_info(info)

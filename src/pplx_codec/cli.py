@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import _cli_dedup, _dispatch
+from . import _cli_dedup, _cli_support, _dispatch
 from ._cli_support import Refused as _Refused  # shared by every command, under the names they had here
 from ._cli_support import at_least as _at_least
 from ._cli_support import refusing as _refusing
@@ -275,7 +275,7 @@ def _client(args):
     key = args.api_key or os.environ.get("PERPLEXITY_API_KEY") or os.environ.get("PPLX_API_KEY")
     base = args.base_url or os.environ.get("PERPLEXITY_BASE_URL")
     opts = dict(max_concurrency=args.max_concurrency, max_retries=args.max_retries,
-                max_requests_per_minute=args.rpm)
+                max_requests_per_minute=_cli_support.rpm(args.rpm))
     if key or base:
         with Client(api_key=key, base_url=base, **opts) as client:
             yield client, client.base_url
@@ -303,11 +303,12 @@ def _add_client_options(p) -> None:
                    help=f"requests in flight (default {DEFAULT_MAX_CONCURRENCY})")
     p.add_argument("--max-retries", type=_at_least(0), default=DEFAULT_MAX_RETRIES,
                    help=f"retries per request (default {DEFAULT_MAX_RETRIES})")
-    p.add_argument("--rpm", type=_positive_number, metavar="N",
+    p.add_argument("--rpm", type=float, metavar="N",  # its range is the budget's own check (_cli_support.rpm)
                    help="send at most N requests per minute, retries included, and slow down on a 429 "
-                        "(default: no limit; the account's limit is per key)")
+                        "(default: no limit; the account's limit is per key; at least 1/1440: one a day)")
 
 
+@_cli_support.saves_on_ctrl_c
 def cmd_embed(args) -> int:
     from . import errors, store
     from .corpus import read_texts
@@ -331,6 +332,11 @@ def cmd_embed(args) -> int:
         except store.JobInUse:  # its lock: the Writer's message names no command
             raise _Refused(f"another pplx-codec embed is writing {args.out} (its unfinished job is locked): "
                            "wait for it to end, or stop it, then run this again") from None
+        except KeyboardInterrupt as e:  # Ctrl-C: the client stopped at once; what arrived is in DIR.partial
+            partial = getattr(e, "partial", None)
+            done = "" if partial is None else f" ({int(partial.filled.sum())} rows of the interrupted chunk kept)"
+            print(f"pplx-codec embed: interrupted{done}; run the same command again to resume", file=sys.stderr)
+            return 130  # 128 + SIGINT, as a shell reports a Ctrl-C
     u = report.usage
     if report.discarded:
         print(f"pplx-codec embed: the unfinished run in {args.out} could not be reused ({report.discarded}): "

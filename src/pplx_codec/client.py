@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import httpx
 
-from . import _content_encoding, _progress, _transport, errors
+from . import _content_encoding, _progress, _stop, _transport, errors
 from ._config import Config
 from ._exchange import FAILURES, Exchange
 from ._plan import Batch, Plan
@@ -100,7 +98,7 @@ class _SyncEmbeddings:
     def create(self, *, input, model: str, dimensions: int | None = None,
                encoding_format: str = "base64_int8") -> EmbeddingsResponse:
         plan = Plan.one_request(input, model, dimensions, encoding_format)
-        return plan.response(self._client._request(plan, plan.batches[0], split=False))
+        return plan.response(self._client._request(plan, plan.batches[0], split=False, stop=_stop.Stop()))
 
 
 class Client(_Base):
@@ -133,7 +131,15 @@ class Client(_Base):
     time), and a 429 slows the whole client down (no attempt before its
     ``Retry-After``, then half the rate, recovering over a minute); see
     :mod:`pplx_codec._rate`.  A :class:`pplx_codec.RateBudget` instead of a
-    number is shared with the other clients given it (and a burst set)."""
+    number is shared with the other clients given it (and a burst set).
+
+    Ctrl-C stops a call at once, whatever its threads are waiting for (a
+    turn under the rate budget, a retry's backoff, a response: over the
+    client's own transport, the attempts in flight end too): nothing more is
+    sent, and the ``KeyboardInterrupt`` raised carries ``partial`` (a
+    :class:`pplx_codec.errors.PartialResult`, as an ``APIError`` does): the
+    rows that did arrive.  A failed request ends the call's waits as well:
+    no other request is sent after it, and those in flight finish."""
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None,
                  timeout: float | httpx.Timeout | None = None, max_retries: int = DEFAULT_MAX_RETRIES,
@@ -190,72 +196,71 @@ class Client(_Base):
         return plan.result()
 
     def _run(self, plan: Plan, progress) -> None:
+        """The batches, one after another in this thread or on worker threads
+        (``_stop.run_threads``) under one stop.  A failed batch drains the
+        call: nothing more is sent, the attempts in flight finish (their rows
+        count), and its error is raised with ``partial``.  A KeyboardInterrupt
+        aborts it: every wait ends at once, nothing more is sent, the
+        attempts in flight end, and the KeyboardInterrupt itself is raised
+        with ``partial`` set, the rows that did arrive (as an error's)."""
         update, close = _progress.reporter(progress, plan.nrows, plan.model, plan.usage)
-        pending = list(reversed(plan.batches))
-        failure: errors.APIError | None = None
+        stop = _stop.Stop()
+        failure: BaseException | None = None
 
         def work(b: Batch) -> int:
-            self._request(plan, b, split=True)
+            self._request(plan, b, True, stop)
             return plan.rows_of(b)
 
         try:
-            if self.max_concurrency == 1 or len(pending) == 1:
-                for b in reversed(pending):
+            if self.max_concurrency == 1 or len(plan.batches) == 1:
+                for b in plan.batches:
                     update(work(b))
-                return
-            with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="pplx-codec") as pool:
-                running: set[Future[int]] = set()
-                while pending or running:
-                    while pending and failure is None and len(running) < self.max_concurrency:
-                        running.add(pool.submit(work, pending.pop()))
-                    if not running:
-                        break
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        try:
-                            update(f.result())
-                        except errors.APIError as e:
-                            failure = failure or e
-                    if failure is not None:
-                        pending.clear()  # let the running ones finish: their rows count
+            else:
+                failure = _stop.run_threads(work, plan.batches, self.max_concurrency, stop, update)
         except errors.APIError as e:
             failure = e
+        except KeyboardInterrupt as e:
+            e.partial = plan.partial()  # type: ignore[attr-defined]
+            raise
         finally:
             close()
         if failure is not None:
-            failure.partial = plan.partial()
+            if isinstance(failure, errors.APIError):
+                failure.partial = plan.partial()
             raise failure
 
     # From here to the end of the class, AsyncClient has the same code with ``await``.
 
-    def _request(self, plan: Plan, b: Batch, split: bool) -> dict:
+    def _request(self, plan: Plan, b: Batch, split: bool, stop: _stop.Stop) -> dict:
         """POST one batch (retried); on a 422 about tokens, split it in two."""
         try:
-            meta, usage = self._post(plan, b)
+            meta, usage = self._post(plan, b, stop)
         except errors.UnprocessableEntityError as e:
             halves = plan.halves(b, e) if split else None
             if halves is None:
                 raise
             for half in halves:
-                self._request(plan, half, split)
+                self._request(plan, half, split, stop)
             return {}
         plan.done(b, usage)
         return meta
 
-    def _post(self, plan: Plan, b: Batch) -> tuple[dict, Usage]:
+    def _post(self, plan: Plan, b: Batch, stop: _stop.Stop) -> tuple[dict, Usage]:
         x = self._exchange(plan, b)
         while True:
             for pause in x.paced():  # the request-rate budget: a token per attempt
-                time.sleep(pause)
+                stop.sleep(pause)  # (every wait ends when the call is stopped: _stop)
+            stop.check()  # a stopped call sends nothing more
             timeout = x.start()
             try:
-                return self._attempt(x, timeout)
+                return self._attempt(x, timeout, stop)
             except FAILURES as e:
                 delay = x.failed(e)
-            time.sleep(delay)
+            stop.sleep(delay)
 
-    def _attempt(self, x: Exchange, timeout: httpx.Timeout) -> tuple[dict, Usage]:
-        _transport.ATTEMPT.ends = x.ends  # this thread's socket waits end by the deadline
+    def _attempt(self, x: Exchange, timeout: httpx.Timeout, stop: _stop.Stop) -> tuple[dict, Usage]:
+        # this thread's socket waits end by the deadline, and when the call is aborted
+        _transport.ATTEMPT.ends, _transport.ATTEMPT.stop = x.ends, stop
         try:
             with self._http.stream("POST", x.url, content=x.body, headers=x.headers, timeout=timeout) as resp:
                 x.arrived(resp)
@@ -264,7 +269,7 @@ class Client(_Base):
                         break
                 return x.end()
         finally:
-            _transport.ATTEMPT.ends = math.inf
+            _transport.ATTEMPT.ends, _transport.ATTEMPT.stop = math.inf, None
 
 
 # ---------------------------------------------------------------- async
@@ -277,12 +282,13 @@ class _AsyncEmbeddings:
     async def create(self, *, input, model: str, dimensions: int | None = None,
                      encoding_format: str = "base64_int8") -> EmbeddingsResponse:
         plan = Plan.one_request(input, model, dimensions, encoding_format)
-        return plan.response(await self._client._request(plan, plan.batches[0], split=False))
+        return plan.response(await self._client._request(plan, plan.batches[0], split=False,
+                                                             stop=_stop.AsyncStop()))
 
 
 class AsyncClient(_Base):
     """asyncio client with the same methods as :class:`Client` (awaitable).
-    Its rate budget's waits are ``asyncio.sleep``: the loop is never blocked."""
+    Its waits (the rate budget's, a retry's backoff) never block the loop."""
 
     def __init__(self, api_key: str | None = None, base_url: str | None = None,
                  timeout: float | httpx.Timeout | None = None, max_retries: int = DEFAULT_MAX_RETRIES,
@@ -338,16 +344,18 @@ class AsyncClient(_Base):
     async def _run(self, plan: Plan, progress) -> None:
         update, close = _progress.reporter(progress, plan.nrows, plan.model, plan.usage)
         gate = asyncio.Semaphore(self.max_concurrency)
-        failed = asyncio.Event()
+        stop = _stop.AsyncStop()
 
         async def work(b: Batch) -> None:
             async with gate:
-                if failed.is_set():
-                    return  # a batch failed: start nothing new, keep what is running
+                if stop.is_set():
+                    return  # a batch failed: start nothing new, keep what is in flight
                 try:
-                    await self._request(plan, b, split=True)
+                    await self._request(plan, b, True, stop)
+                except _stop.Stopped:
+                    return
                 except BaseException:
-                    failed.set()
+                    stop.drain()
                     raise
             update(plan.rows_of(b))
 
@@ -365,31 +373,32 @@ class AsyncClient(_Base):
 
     # From here to the end of the class, Client has the same code without ``await``.
 
-    async def _request(self, plan: Plan, b: Batch, split: bool) -> dict:
+    async def _request(self, plan: Plan, b: Batch, split: bool, stop: _stop.AsyncStop) -> dict:
         """POST one batch (retried); on a 422 about tokens, split it in two."""
         try:
-            meta, usage = await self._post(plan, b)
+            meta, usage = await self._post(plan, b, stop)
         except errors.UnprocessableEntityError as e:
             halves = plan.halves(b, e) if split else None
             if halves is None:
                 raise
             for half in halves:
-                await self._request(plan, half, split)
+                await self._request(plan, half, split, stop)
             return {}
         plan.done(b, usage)
         return meta
 
-    async def _post(self, plan: Plan, b: Batch) -> tuple[dict, Usage]:
+    async def _post(self, plan: Plan, b: Batch, stop: _stop.AsyncStop) -> tuple[dict, Usage]:
         x = self._exchange(plan, b)
         while True:
             for pause in x.paced():  # the request-rate budget: a token per attempt
-                await asyncio.sleep(pause)
+                await stop.sleep(pause)  # (every wait ends when the call is stopped: _stop)
+            stop.check()  # a stopped call sends nothing more
             timeout = x.start()
             try:  # cancelled at the deadline, wherever it is waiting
                 return await asyncio.wait_for(self._attempt(x, timeout), x.remaining())
             except FAILURES as e:
                 delay = x.failed(e)
-            await asyncio.sleep(delay)
+            await stop.sleep(delay)
 
     async def _attempt(self, x: Exchange, timeout: httpx.Timeout) -> tuple[dict, Usage]:
         async with self._http.stream("POST", x.url, content=x.body, headers=x.headers, timeout=timeout) as resp:

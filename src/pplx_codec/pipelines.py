@@ -119,12 +119,13 @@ def embed_corpus(client: Client, source: Source, out: str, model: str = DEFAULT_
                 try:
                     got = client.embed([groups.texts[k] for k in part.tolist()], model=model, dimensions=dims,
                                        encoding_format=settings.encoding_format, bitorder=bitorder)
-                except errors.APIError as e:
-                    if e.partial is not None:  # keep what arrived: a rerun embeds only the rest
-                        if e.partial.usage is not None:
-                            _spent(writer, usage, e.partial.usage)
-                        sent = np.flatnonzero(e.partial.filled)
-                        _write_groups(writer, groups, part[sent], settings.arrays(e.partial.vectors[sent]), report)
+                except (errors.APIError, KeyboardInterrupt) as e:  # Client sets partial on both
+                    partial: errors.PartialResult | None = getattr(e, "partial", None)
+                    if partial is not None:  # keep what arrived: a rerun embeds only the rest
+                        if partial.usage is not None:
+                            _spent(writer, usage, partial.usage)
+                        sent = np.flatnonzero(partial.filled)
+                        _write_groups(writer, groups, part[sent], settings.arrays(partial.vectors[sent]), report)
                     raise
                 _spent(writer, usage, got.usage)
                 update(_write_groups(writer, groups, part, settings.arrays(got.vectors), report))
