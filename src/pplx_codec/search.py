@@ -198,9 +198,9 @@ def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, offsets: 
                              f"{'1-D' if one else '2-D'} like part 0")
         if D.dtype.kind not in "iuf" or I.dtype.kind not in "iu":
             raise TypeError(f"part {p}: D must be numbers and I integers, got {D.dtype} and {I.dtype}")
-        nan = np.argwhere(np.isnan(D)) if D.dtype.kind == "f" else ()
-        if len(nan):  # NaN is in no order: it would be dropped or kept depending on its neighbours
-            at = ", ".join(str(int(i)) for i in nan[0])
+        # NaN is in no order: it would be dropped or kept depending on its neighbours
+        if D.dtype.kind == "f" and np.isnan(D).any():
+            at = ", ".join(str(int(i)) for i in np.argwhere(np.isnan(D))[0])
             raise ValueError(f"part {p}: D[{at}] is NaN; merge_topk ranks numbers only (no search gives NaN)")
         D, I = np.atleast_2d(D), np.atleast_2d(I)
         if ds and D.shape[0] != ds[0].shape[0]:
