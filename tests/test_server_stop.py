@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from pplx_codec import cli
-from pplx_codec._stop import Stop
+from pplx_codec._stop_signals import Stop
 from server_support import AUTH, KEY, banner, refuses_connections, spawn_serve, start_serve, stopped
 
 STRESS = int(os.environ.get("PPLX_CODEC_STRESS_SERVE") or 0)

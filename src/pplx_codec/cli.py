@@ -159,7 +159,7 @@ def cmd_bench_compare(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from ._stop import StopRequested, stop_signals
+    from ._stop_signals import StopRequested, stop_signals
 
     # From here on (so from before the server's imports, a second or more, and the
     # banner line), SIGINT and SIGTERM are one request to stop cleanly, and a clean

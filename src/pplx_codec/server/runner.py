@@ -9,7 +9,7 @@ Stopping: SIGINT and SIGTERM are one request, "stop cleanly", and
 ``serve_socket`` returns normally after it (the CLI then exits 0), whenever the
 signal lands: while the app loads (startup is abandoned), before or after
 uvicorn installs its own handlers, or while workers run.  The request is a flag
-that each step of startup reads (``pplx_codec._stop``: an exception raised from
+that each step of startup reads (``pplx_codec._stop_signals``: an exception raised from
 a handler can be dropped on its way, and the server then served on).
 
 Why our own handlers: uvicorn alone would re-raise the signal it caught once it
@@ -40,7 +40,7 @@ from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 from uvicorn.supervisors.multiprocess import SIGNALS as SUPERVISOR_SIGNALS
 
-from .._stop import Stop, StopRequested, stop_signals
+from .._stop_signals import Stop, StopRequested, stop_signals
 from .app import create_app
 from .config import CONFIG_ENV, ServerConfig
 from .received import ReceivedInputs
