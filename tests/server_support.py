@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import copy
+import errno
 import json
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import h11
 import jsonschema_rs
 import numpy as np
+import pytest
 import yaml
 
 import pplx_codec as pc
@@ -135,3 +143,87 @@ def header(response: h11.Response, name: bytes) -> bytes | None:
 
 def body_json(data: bytes) -> dict:
     return json.loads(data)
+
+
+# --- pplx-codec serve in a child process ---
+
+def spawn_serve(*extra: str, sigint: str = "signal.default_int_handler") -> subprocess.Popen:
+    """``pplx-codec serve --port 0`` (key ``KEY``, no access log) in a child process,
+    in a session of its own, so that ``stopped`` can kill it with its workers.
+
+    ``sigint``: the SIGINT disposition the CLI starts with, set explicitly rather than
+    inherited, since a shell starts a background job (``pytest &``) with SIGINT
+    ignored; set in the child's Python, as no preexec_fn is safe with threads running."""
+    env = dict(os.environ, PPLX_CODEC_SERVER_KEYS=KEY)
+    start = f"import runpy, signal; signal.signal(signal.SIGINT, {sigint}); runpy.run_module('pplx_codec', " \
+            "run_name='__main__')"
+    return subprocess.Popen([sys.executable, "-c", start, "serve", "--port", "0", "--no-access-log", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+
+
+def banner(proc: subprocess.Popen, timeout: float = 120.0) -> tuple[str, str] | None:
+    """(base URL, line) of the child's banner; None if its first line is not one
+    (it ended first).  Waits ``timeout`` s at most: then the child is killed."""
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        line = proc.stdout.readline()
+    finally:
+        timer.cancel()
+    match = re.search(r"on (http://127\.0\.0\.1:\d+) ", line)
+    return (match.group(1), line) if match else None
+
+
+def start_serve(*extra: str, sigint: str = "signal.default_int_handler") -> tuple[subprocess.Popen, str, str]:
+    """``spawn_serve``; returns (process, base URL, banner) once its banner is out
+    (its stop handlers are in before it prints the banner)."""
+    proc = spawn_serve(*extra, sigint=sigint)
+    found = banner(proc)
+    if found is None:
+        done = stopped(proc, signal.SIGKILL)
+        pytest.fail(f"no banner; exit code {done.returncode}, stderr:\n{done.stderr}")
+    return proc, *found
+
+
+def stopped(proc: subprocess.Popen, sig: int, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """Send ``sig``; the child's exit code and the rest of its output once it has ended.
+
+    The child and its workers do not outlive this call, whatever happens: a
+    server left running would hold a port and a core through the rest of the
+    run.  A child still running after ``timeout`` s is killed and fails the test."""
+    try:
+        proc.send_signal(sig)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_session(proc)
+            pytest.fail(f"{signal.Signals(sig).name} did not stop pplx-codec serve within {timeout:g} s; "
+                        f"stderr:\n{_rest(proc)}")
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    finally:
+        _kill_session(proc)
+
+
+def _kill_session(proc: subprocess.Popen) -> None:
+    # the session is the child's own (start_new_session): its id is the child's pid
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # nothing left in it
+        pass
+    proc.wait()
+
+
+def _rest(proc: subprocess.Popen) -> str:
+    try:
+        return proc.communicate(timeout=10)[1]
+    except (subprocess.TimeoutExpired, ValueError):  # a pipe still held open; already read
+        return "(unreadable)"
+
+
+def refuses_connections(base: str) -> bool:
+    """Nothing listens at ``base`` any more (a connection is refused)."""
+    parts = urlsplit(base)
+    with socket.socket() as s:
+        s.settimeout(10)
+        return s.connect_ex((parts.hostname, parts.port)) == errno.ECONNREFUSED

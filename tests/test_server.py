@@ -2,19 +2,15 @@
 token counts, determinism, streaming, concurrency, the hash backend's
 similarity, the CLI.  (Faults: test_server_faults.py; schemathesis:
 test_server_schemathesis.py; the sentence-transformers backend:
-test_server_model.py.)"""
+test_server_model.py; stopping ``pplx-codec serve``: test_server_stop.py.)"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
 import signal
 import socket
-import subprocess
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -48,6 +44,8 @@ from server_support import (
     int8,
     raw_exchange,
     rows,
+    start_serve,
+    stopped,
     unit,
 )
 
@@ -796,152 +794,23 @@ def test_hash_backend_edge_texts():
 
 # --- the CLI ---
 
-def _start_serve(*extra, sigint="signal.default_int_handler"):
-    """``pplx-codec serve`` in a child process; returns (process, base URL, banner) once
-    its banner is out (its stop handlers are in before it prints the banner).
-
-    ``sigint``: the SIGINT disposition the CLI starts with, set explicitly rather than
-    inherited, since a shell starts a background job (``pytest &``) with SIGINT
-    ignored; set in the child's Python, as no preexec_fn is safe with threads running."""
-    env = dict(os.environ, PPLX_CODEC_SERVER_KEYS=KEY)
-    start = f"import runpy, signal; signal.signal(signal.SIGINT, {sigint}); runpy.run_module('pplx_codec', " \
-            "run_name='__main__')"
-    proc = subprocess.Popen([sys.executable, "-c", start, "serve", "--port", "0", "--no-access-log", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    line = proc.stdout.readline()
-    match = re.search(r"on (http://127\.0\.0\.1:\d+) ", line)
-    if match is None:
-        proc.kill()
-        pytest.fail(f"no banner: {line!r} {proc.communicate()}")
-    return proc, match.group(1), line
-
-
 def _post_when_serving(base, body):
     # the socket listens from before the banner: a connection waits in its backlog
     # until uvicorn (or a worker) serves it, and a 200 proves that it serves
     return httpx.post(base + EMB, json=body, headers=AUTH, timeout=120)
 
 
-def _stopped(proc, sig):
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
-    return proc.returncode, err
-
-
 def test_cli_serve_runs_and_stops():
-    proc, base, line = _start_serve("--backend", "hash", "--fault", "shuffle=1", "--fault-seed", "3")
+    # (stopping it at every point of startup, and with workers: test_server_stop.py)
+    proc, base, line = start_serve("--backend", "hash", "--fault", "shuffle=1", "--fault-seed", "3")
     try:
         assert "backend hash" in line and "faults shuffle=1" in line
         r = _post_when_serving(base, _ok(input=list("abcdef")))
         assert r.status_code == 200 and r.headers["x-fault-injected"] == "shuffle"
         check_embeddings(r.json(), 6, SMALL)
     finally:
-        code, err = _stopped(proc, signal.SIGINT)  # Ctrl-C: a requested, clean stop
-    assert code == 0 and "Traceback" not in err, err
-
-
-# what a supervisor sees: 0 after a stop it asked for, whichever signal, however many workers.
-# SIGINT ignored at start is how a shell starts a background job: uvicorn's own handling then
-# exited 0 where the same stop in the foreground raised KeyboardInterrupt (130), which is how
-# test_cli_serve_runs_and_stops, then asserting 130, failed in a suite run in the background
-@pytest.mark.parametrize("sig,workers,sigint", [
-    (signal.SIGTERM, "1", "signal.default_int_handler"), (signal.SIGINT, "1", "signal.SIG_IGN"),
-    (signal.SIGTERM, "2", "signal.default_int_handler"), (signal.SIGINT, "2", "signal.default_int_handler")],
-    ids=["term", "int-ignored-at-start", "term-2-workers", "int-2-workers"])
-def test_cli_serve_exits_0_after_a_requested_stop(sig, workers, sigint):
-    proc, base, _ = _start_serve("--workers", workers, sigint=sigint)
-    try:
-        assert _post_when_serving(base, _ok()).status_code == 200
-    finally:
-        code, err = _stopped(proc, sig)
-    assert code == 0 and "Traceback" not in err, err
-
-
-def test_cli_serve_stopped_right_after_its_banner():
-    # the signal lands wherever startup is (loading the app, uvicorn starting): the same exit
-    proc, _, _ = _start_serve()
-    code, err = _stopped(proc, signal.SIGTERM)
-    assert code == 0 and "Traceback" not in err, err
-
-
-class _SignalAt:
-    """Raise ``sig`` in this (the main) thread at one exact point of ``serve``'s startup:
-    ``signal.raise_signal`` runs the Python handler before it returns, so the timing is
-    exact.  It first checks whose handler is in, so a wrong one fails the test instead of
-    delivering SIGINT/SIGTERM to pytest itself."""
-
-    def __init__(self, sig, expect_handler):
-        self.sig, self.expect_handler, self.raised = sig, expect_handler, False
-
-    def __call__(self):
-        handler = signal.getsignal(self.sig)
-        owner = getattr(handler, "__self__", None)
-        assert isinstance(owner, self.expect_handler), f"{signal.Signals(self.sig).name} handler is {handler!r}"
-        self.raised = True
-        signal.raise_signal(self.sig)
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["int", "term"])
-@pytest.mark.parametrize("when", ["loading-the-app", "before-uvicorn-handlers", "uvicorn-handlers-in",
-                                  "before-the-supervisor"])
-def test_serve_stops_the_same_whenever_the_signal_lands(when, sig, monkeypatch, capsys):
-    import uvicorn
-
-    from pplx_codec.server import runner
-
-    before = {s: signal.getsignal(s) for s in runner.STOP_SIGNALS}
-    at = _SignalAt(sig, uvicorn.Server if when == "uvicorn-handlers-in" else runner._Stop)
-    served = []
-    watchdog = []
-    if when == "loading-the-app":
-        real_create_app = runner.create_app
-
-        def create_app(config):
-            app = real_create_app(config)
-            at()
-            return app
-
-        monkeypatch.setattr(runner, "create_app", create_app)
-    elif when == "before-the-supervisor":
-        def supervisor(*a, **kw):
-            at()
-            raise AssertionError("the signal did not stop startup")
-
-        monkeypatch.setattr(runner, "Multiprocess", supervisor)
-        monkeypatch.setenv(runner.CONFIG_ENV, "")  # serve_socket hands workers their config in it
-    else:
-        real_run, real_startup = uvicorn.Server.run, uvicorn.Server.startup
-
-        def run(self, sockets=None):
-            served.append(self)
-            # should the stop get lost, end the test anyway, and say so
-            timer = threading.Timer(60, lambda: (watchdog.append(1), setattr(self, "should_exit", True)))
-            timer.start()
-            try:
-                if when == "before-uvicorn-handlers":
-                    at()
-                return real_run(self, sockets)
-            finally:
-                timer.cancel()
-
-        async def startup(self, sockets=None):
-            await real_startup(self, sockets)
-            if when == "uvicorn-handlers-in":
-                at()
-
-        monkeypatch.setattr(uvicorn.Server, "run", run)
-        monkeypatch.setattr(uvicorn.Server, "startup", startup)
-
-    workers = "2" if when == "before-the-supervisor" else "1"
-    code = cli.main(["serve", "--port", "0", "--api-key", KEY, "--no-access-log", "--log-level", "warning",
-                     "--workers", workers])
-    assert at.raised and not watchdog
-    assert code == 0, capsys.readouterr().err
-    assert "Traceback" not in capsys.readouterr().err
-    # serving began (and then drained) exactly when the signal came after the server existed
-    assert [s.started for s in served] == ([True] if when in ("before-uvicorn-handlers", "uvicorn-handlers-in")
-                                           else [])
-    assert {s: signal.getsignal(s) for s in runner.STOP_SIGNALS} == before  # put back
+        done = stopped(proc, signal.SIGINT)  # Ctrl-C: a requested, clean stop
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -159,19 +159,22 @@ def cmd_bench_compare(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from ._stop_signals import StopRequested, stop_signals
+
+    # From here on (so from before the server's imports, a second or more, and the
+    # banner line), SIGINT and SIGTERM are one request to stop cleanly, and a clean
+    # stop exits 0, whenever the signal lands: what supervisors (systemd, docker,
+    # Kubernetes) expect of a stop they asked for.
     try:
-        from .server.config import DEFAULT_MAX_BODY_BYTES, ServerConfig
-        from .server.faults import FaultConfig
-        from .server.runner import LOOPBACK, StopRequested, base_url, bind, serve_socket, stop_signals
-    except ImportError as e:
-        print(f"pplx-codec serve needs the server extra ({e.name} is missing): "
-              "pip install 'pplx-codec[server]'", file=sys.stderr)
-        return 2
-    # From here on (so from before the banner line), SIGINT and SIGTERM are one
-    # request to stop cleanly, and a clean stop exits 0, whenever the signal lands:
-    # what supervisors (systemd, docker, Kubernetes) expect of a stop they asked for.
-    try:
-        with stop_signals():
+        with stop_signals() as stop:
+            try:
+                from .server.config import DEFAULT_MAX_BODY_BYTES, ServerConfig
+                from .server.faults import FaultConfig
+                from .server.runner import LOOPBACK, base_url, bind, serve_socket
+            except ImportError as e:
+                print(f"pplx-codec serve needs the server extra ({e.name} is missing): "
+                      "pip install 'pplx-codec[server]'", file=sys.stderr)
+                return 2
             try:
                 faults = FaultConfig.parse(args.fault or [], seed=args.fault_seed, retry_after=args.retry_after,
                                            slow_seconds=args.slow_seconds)
@@ -185,6 +188,7 @@ def cmd_serve(args) -> int:
                 keys = config.accepted_keys()
                 if args.workers < 1:
                     raise ValueError(f"--workers must be >= 1, got {args.workers}")
+                stop.check()  # stopped while starting: bind nothing
                 if args.fd is not None:
                     import socket
                     sock, where = socket.socket(fileno=args.fd), f"inherited socket fd {args.fd}"

@@ -8,11 +8,15 @@ race: the socket is bound to port 0 and listening before uvicorn starts.
 Stopping: SIGINT and SIGTERM are one request, "stop cleanly", and
 ``serve_socket`` returns normally after it (the CLI then exits 0), whenever the
 signal lands: while the app loads (startup is abandoned), before or after
-uvicorn installs its own handlers, or while workers run.  uvicorn alone would
-re-raise the signal it caught once it has shut down, to whatever handler was
-there before it: the process then died of SIGTERM (-15) with one worker, raised
-KeyboardInterrupt for SIGINT, or exited 0 if SIGINT was ignored when it started
-(a background job), and exited 0 with several workers.
+uvicorn installs its own handlers, or while workers run.  The request is a flag
+that each step of startup reads (``pplx_codec._stop_signals``: an exception raised from
+a handler can be dropped on its way, and the server then served on).
+
+Why our own handlers: uvicorn alone would re-raise the signal it caught once it
+has shut down, to whatever handler was there before it: the process then died
+of SIGTERM (-15) with one worker, raised KeyboardInterrupt for SIGINT, or
+exited 0 if SIGINT was ignored when it started (a background job), and exited
+0 with several workers.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 from uvicorn.supervisors.multiprocess import SIGNALS as SUPERVISOR_SIGNALS
 
+from .._stop_signals import Stop, StopRequested, stop_signals
 from .app import create_app
 from .config import CONFIG_ENV, ServerConfig
 from .http_errors import JSONErrorsH11Protocol
@@ -77,68 +82,6 @@ def _uvicorn_config(app, *, workers: int, log_level: str, access_log: bool) -> u
                           http=JSONErrorsH11Protocol)  # malformed HTTP answered in the API's JSON shape
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class StopRequested(BaseException):
-    """SIGINT or SIGTERM arrived before anything was serving: there is nothing to
-    drain, so starting up (a model load, say) is abandoned at once.  A
-    BaseException, as KeyboardInterrupt is, so that no ``except Exception`` on
-    the way turns it into an error."""
-
-
-class _Stop:
-    """What SIGINT and SIGTERM do while ``stop_signals`` is in force.
-
-    Starting (no ``server`` yet): the first signal raises ``StopRequested`` in
-    the main thread.  Serving: it sets the uvicorn server's ``should_exit``, so
-    a signal that lands before uvicorn's own handlers are in still drains it;
-    while they are in they handle it, and afterwards re-raise it here, where it
-    is only noted.  ``done``: only noted.  Only the first signal raises: a second
-    must not interrupt the first one's unwinding.
-    """
-
-    def __init__(self):
-        self.signal: int | None = None
-        self.server: uvicorn.Server | None = None
-        self.done = False
-
-    def handle(self, signum, frame) -> None:
-        first = self.signal is None
-        if first:
-            self.signal = signum
-        if self.server is not None:
-            self.server.should_exit = True
-        elif first and not self.done:
-            raise StopRequested(signum)
-
-
-@contextmanager
-def stop_signals() -> Iterator[_Stop]:
-    """SIGINT and SIGTERM mean "stop cleanly" in this block (see ``_Stop``).
-
-    Reentrant: inside another ``stop_signals`` block it shares that one's state.
-    Outside the main thread, which is the only one Python runs signal handlers
-    in, it installs nothing (and neither does uvicorn).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield _Stop()
-        return
-    outer = getattr(signal.getsignal(signal.SIGINT), "__self__", None)
-    if isinstance(outer, _Stop):
-        yield outer
-        return
-    stop, previous = _Stop(), {}
-    try:
-        for sig in STOP_SIGNALS:
-            previous[sig] = signal.signal(sig, stop.handle)
-        yield stop
-    finally:
-        stop.done = True  # a signal while restoring must not raise out of here
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def serve_socket(config: ServerConfig, sock: socket.socket, *, workers: int = 1, log_level: str = "info",
                  access_log: bool = True) -> None:
     """Serve ``config`` on ``sock`` until SIGINT or SIGTERM (blocks); return after
@@ -147,27 +90,29 @@ def serve_socket(config: ServerConfig, sock: socket.socket, *, workers: int = 1,
         raise ValueError(f"workers must be >= 1, got {workers}")
     try:
         with stop_signals() as stop:
-            try:
-                if workers == 1:
-                    _serve_one(config, sock, stop, log_level, access_log)
-                else:
-                    _serve_many(config, sock, workers, log_level, access_log)
-            finally:
-                stop.done = True
+            stop.check()  # a stop noted before this call (the CLI's handlers are in from its start)
+            if workers == 1:
+                _serve_one(config, sock, stop, log_level, access_log)
+            else:
+                _serve_many(config, sock, workers, stop, log_level, access_log)
     except StopRequested:
         pass
 
 
-def _serve_one(config: ServerConfig, sock: socket.socket, stop: _Stop, log_level: str, access_log: bool) -> None:
-    server = uvicorn.Server(_uvicorn_config(create_app(config), workers=1, log_level=log_level,
-                                            access_log=access_log))
-    stop.server = server  # from here a signal drains the server rather than abandoning startup
+def _serve_one(config: ServerConfig, sock: socket.socket, stop: Stop, log_level: str, access_log: bool) -> None:
+    with stop.abandoning():  # a model load may take a while: a stop does not wait for it
+        app = create_app(config)
+    server = uvicorn.Server(_uvicorn_config(app, workers=1, log_level=log_level, access_log=access_log))
+    stop.serving(server)
+    # uvicorn's handlers replace ours while it runs; a signal before that has set
+    # should_exit, which nothing resets: uvicorn starts, then drains at once
     server.run(sockets=[sock])
     if not server.started:
         raise RuntimeError("the server did not start (see the log above)")
 
 
-def _serve_many(config: ServerConfig, sock: socket.socket, workers: int, log_level: str, access_log: bool) -> None:
+def _serve_many(config: ServerConfig, sock: socket.socket, workers: int, stop: Stop, log_level: str,
+                access_log: bool) -> None:
     # worker processes import the app factory afresh: hand them the config.
     # Check it here first, so a bad config fails once and clearly.
     config.accepted_keys()
@@ -179,8 +124,12 @@ def _serve_many(config: ServerConfig, sock: socket.socket, workers: int, log_lev
     main = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.getsignal(sig) for sig in SUPERVISOR_SIGNALS} if main else {}
     try:
-        Multiprocess(_uvicorn_config(_APP_FACTORY, workers=workers, log_level=log_level, access_log=access_log),
-                     sockets=[sock]).run()
+        supervisor = Multiprocess(_uvicorn_config(_APP_FACTORY, workers=workers, log_level=log_level,
+                                                  access_log=access_log), sockets=[sock])
+        # its handlers are in now (they queue a signal for its loop): one that came
+        # before them is only in our flag, read here, before any worker starts
+        stop.check()
+        supervisor.run()
     finally:
         for sig, handler in previous.items():
             if handler is not None:  # None: a handler not set from Python, which cannot be put back
