@@ -217,3 +217,18 @@ def test_dedup_command_refuses_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit:
         cli.main(["dedup", good, "--candidates", "0"])
     assert exit.value.code == 2 and "argument --candidates: must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_the_candidates_named_are_the_ones_rescored(tmp_path, embedded, monkeypatch, capsys):
+    """A store of 5 rows: `-k 3` hands rescoring all 5 rows (k * rescore = 12 would be
+    padding), and the line says so; `-k 5000` is every row, not the search's padding bound."""
+    for var in ("PERPLEXITY_API_KEY", "PPLX_API_KEY", "PERPLEXITY_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    v = embedded[0][:5]
+    small = store.save(tmp_path / "small", int8=v, binary=pc.pack_bits(v), meta={"model": MODEL},
+                       texts=TEXTS[:5]).path
+    for k, rows in ((3, 3), (5000, 5)):
+        assert cli.main(["search", str(small), TEXTS[2], "-k", str(k)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert "binary top-5 + int8 cosine rescoring" in lines[0], lines[0]
+        assert len(lines) == 1 + rows and lines[1].split()[2] == "#2", lines

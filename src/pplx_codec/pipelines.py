@@ -49,6 +49,7 @@ from .client import Client
 from .constants import API_BITORDER, DEFAULT_MODEL, EMBED_CHUNK
 from .corpus import Source
 from .index import BinaryIndex, Index, Int8Index
+from .ranking import check_rescore
 from .results import Usage
 from .settings import EmbedSettings
 
@@ -292,7 +293,7 @@ def search_queries(client: Client, path: str | store.Stored, queries: list[str],
     query matrix, and return each query's hits (best first) and timings.
     ``path``: the store's directory, or the store already loaded.
 
-    The search is the store's: binary top-``k * rescore`` re-ranked by exact
+    The search is the store's: binary top-``k * rescore`` (at most every row) re-ranked by exact
     int8 cosine when both encodings are stored, else exact int8 cosine, else
     exact Hamming (scores are then distances, lowest first).  ``exact``:
     int8 cosine over every row, no binary stage (needs the store's int8)."""
@@ -306,7 +307,8 @@ def search_queries(client: Client, path: str | store.Stored, queries: list[str],
     S: np.ndarray  # similarities (int8 rows) or Hamming distances (codes only)
     if isinstance(index, Index):
         S, I = index.search(q, k, rescore=rescore, threads=threads)
-        how = f"binary top-{k * rescore} + int8 cosine rescoring"
+        # the candidates rescoring really gets: never more than the rows (ranking.check_rescore)
+        how = f"binary top-{check_rescore(rescore, k, stored.count)} + int8 cosine rescoring"
     elif isinstance(index, Int8Index):
         S, I = index.search(q, k, threads=threads)
         how = "exact int8 cosine"
