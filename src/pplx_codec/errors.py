@@ -119,12 +119,6 @@ class Secrets:
         return httpx.Request(request.method, request.url, headers=masked, extensions=request.extensions, **content)
 
 
-def redact(value: Any, secret: str) -> Any:
-    """``value`` (a str, or a parsed JSON body) with ``secret`` masked in every
-    string, keys included; other values as they are."""
-    return Secrets((secret,)).redact(value)
-
-
 @dataclass
 class PartialResult:
     """What a failed job did produce.
