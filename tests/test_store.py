@@ -161,6 +161,11 @@ def test_texts_round_trip_and_laziness(tmp_path):
     assert [t[i] for i in range(n)] == texts
     assert t[-1] == texts[-1] and t[-n] == texts[0]
     assert t[60:70] == texts[60:70] and t[::-37] == texts[::-37]
+    # a step-1 slice reads its blocks once: every start and stop around the block edges
+    edges = sorted({0, 1, 62, 63, 64, 65, 127, 128, 129, n - 1, n, n + 3, -1, -65})
+    for a in edges:
+        for b in edges:
+            assert t[a:b] == texts[a:b], (a, b)
     assert list(t) == texts
     assert t._starts.size == n // store.Texts.STRIDE + 2      # one offset per 64 rows, plus the end
     raw = (tmp_path / "s" / "texts.jsonl").read_bytes()

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import _cli_dedup, _cli_serve, _cli_support, _dispatch
+from . import _cli_dedup, _cli_export, _cli_serve, _cli_support, _dispatch
 from ._cli_support import Refused as _Refused  # shared by every command, under the names they had here
 from ._cli_support import at_least as _at_least
 from ._cli_support import refusing as _refusing
@@ -384,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(func=cmd_bench_compare)
     _cli_serve.add_parser(sub)
     _cli_dedup.add_parser(sub)
+    _cli_export.add_parser(sub)
     return p
 
 

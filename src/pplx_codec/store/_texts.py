@@ -93,7 +93,10 @@ class Texts(Sequence[str]):
 
     def __getitem__(self, i):
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(self._count))]
+            start, stop, step = i.indices(self._count)
+            if step == 1:
+                return self._range(start, stop)
+            return [self[j] for j in range(start, stop, step)]
         n = self._count
         try:
             if not -n <= i < n:
@@ -102,6 +105,18 @@ class Texts(Sequence[str]):
             raise TypeError(f"texts indices must be integers or slices, got {type(i).__name__}") from None
         i = int(i) % n
         return self._text(self._block(i // self.STRIDE)[i % self.STRIDE], i)
+
+    def _range(self, start: int, stop: int) -> list[str]:
+        """Rows ``start .. stop - 1`` in one read of their blocks (``[i]`` reads a block per row)."""
+        if start >= stop:
+            return []
+        starts = self._index()
+        first, last = start // self.STRIDE, (stop - 1) // self.STRIDE + 1
+        with open(self.path, "rb") as f:
+            f.seek(int(starts[first]))
+            lines = f.read(int(starts[last] - starts[first])).split(b"\n")
+        skip = start - first * self.STRIDE
+        return [self._text(line, start + j) for j, line in enumerate(lines[skip:skip + stop - start])]
 
     def _text(self, line: bytes, i: int) -> str:
         """Row ``i``'s text from its line; json's own message names neither the file nor the line."""
