@@ -61,8 +61,9 @@ def add_parser(sub) -> None:
     p.add_argument("--rows", type=at_least(1), help="rows per transaction (default 8192)")
     p.add_argument("--vector-type", choices=("halfvec", "vector"), default="halfvec",
                    help="pgvector: the int8 column's type (default halfvec: exact for int8, half the size)")
-    p.add_argument("--index", choices=("hnsw",), help="pgvector: build HNSW indexes after the load "
-                                                      "(halfvec_cosine_ops on the vectors, bit_hamming_ops on the codes)")
+    p.add_argument("--index", choices=("hnsw",),
+                   help="pgvector: build HNSW indexes after the load (halfvec_cosine_ops on the vectors, "
+                        "bit_hamming_ops on the codes)")
     p.add_argument("--streams", type=at_least(1), default=1,
                    help="pgvector: parallel COPY streams, one connection each, rows split by id range (default 1)")
     p.add_argument("--quiet", action="store_true", help="no summary line")

@@ -65,7 +65,7 @@ def mask_password(text: str, dsn: str) -> str:
     except ValueError:
         password = None
     for secret in {password, *re.findall(r"password=([^\s&]+)", dsn)} - {None, ""}:
-        text = text.replace(secret, "***")  # type: ignore[arg-type]
+        text = text.replace(secret, "***")
     return text
 
 
