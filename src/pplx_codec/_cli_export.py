@@ -12,10 +12,11 @@ __all__ = ["add_parser", "cmd_export"]
 
 def cmd_export(args) -> int:
     from . import store
-    from .sinks import BATCH_ROWS, SinkError, open_sink, target_kind
+    from .sinks import BATCH_ROWS, SinkError, check_table_name, open_sink, target_kind
 
-    with refusing():
+    with refusing():  # the arguments, before the store is read or a database reached
         kind, _ = target_kind(args.target)
+        check_table_name(args.table)
     options = {}
     if kind == "pgvector":
         options = {"vector_type": args.vector_type, "index": args.index, "streams": args.streams}

@@ -20,10 +20,11 @@ from __future__ import annotations
 import importlib
 import os
 
-from ._base import Sink, SinkError, TableMismatch
+from ._base import Sink, SinkError, TableMismatch, check_table_name
 from ._rows import BATCH_ROWS, Layout
 
-__all__ = ["open_sink", "export", "target_kind", "Sink", "SinkError", "TableMismatch", "Layout", "BATCH_ROWS"]
+__all__ = ["open_sink", "export", "target_kind", "check_table_name", "Sink", "SinkError", "TableMismatch", "Layout",
+           "BATCH_ROWS"]
 
 #: kind -> (module, class, the extra that installs its driver)
 _TARGETS = {
