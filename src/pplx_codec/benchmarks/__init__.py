@@ -25,4 +25,9 @@ def families() -> dict:
 
         return client_cases.cases(quick=quick)
 
-    return {"codec": codec_cases.cases, "search": search, "client": client}
+    def sinks(quick: bool = False):
+        from . import sinks_cases
+
+        return sinks_cases.cases(quick=quick)
+
+    return {"codec": codec_cases.cases, "search": search, "client": client, "sinks": sinks}
