@@ -39,6 +39,8 @@ from .settings import ENCODING_NAMES
 
 # peers the bench extra installs, by distribution name
 _PEERS = ("pybase64", "numkong", "simsimd", "faiss-cpu", "usearch", "msgspec", "orjson", "perplexityai")
+# the drivers of the sinks' targets (pplx_codec.sinks), shown by info and recorded by bench --json
+_DRIVERS = ("psycopg", "pgvector", "lancedb", "sqlite-vec", "apsw")
 
 
 def cmd_info(args) -> int:
@@ -56,6 +58,7 @@ def cmd_info(args) -> int:
     print(f"isa active:   {caps['active']}" + (f" (forced by {caps['forced_by']})" if caps["forced_by"] else ""))
     print(f"threads:      {caps['threads']} (no OpenMP)")
     print("peers: " + ", ".join(f"{d} {dist_version(d) or '(not installed)'}" for d in _PEERS))
+    print("sink drivers: " + ", ".join(f"{d} {dist_version(d) or '(not installed)'}" for d in _DRIVERS))
     return 0
 
 
@@ -139,7 +142,7 @@ def cmd_bench(args) -> int:
     if args.json:
         doc = report.build(results, version=__version__, mode="quick" if args.quick else "full", families=chosen,
                            capabilities=caps, default_tier=caps["active"], machine=hardware.machine(),
-                           versions={"numpy": np.__version__, **{d: dist_version(d) for d in _PEERS}},
+                           versions={"numpy": np.__version__, **{d: dist_version(d) for d in _PEERS + _DRIVERS}},
                            peer_kernels=peer_kernels, missing=missing)
         with _refusing(args.json, "write --json"):
             report.write(doc, args.json)
