@@ -19,6 +19,17 @@ def check_texts(texts, count: int):
     return texts
 
 
+def first_not_utf8(texts) -> int | None:
+    """The index of the first text UTF-8 cannot encode (a lone surrogate, which
+    texts.jsonl can hold), or None: for the formats that store text as UTF-8."""
+    for i, t in enumerate(texts):
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:
+            return i
+    return None
+
+
 def _line(text: str) -> bytes:
     # json.dumps escapes newlines and quotes, so a line is a row.  UTF-8 keeps
     # the file readable; a lone surrogate (not encodable) falls back to the
