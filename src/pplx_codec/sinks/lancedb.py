@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -104,8 +105,9 @@ class LanceDBSink(Sink):
 
     def __init__(self, target: str, *, table: str = "embeddings", replace: bool = False, first_id: int = 0):
         super().__init__(os.fspath(target), table=table, replace=replace, first_id=first_id)
-        self.db = None
-        self.tbl = None
+        # lancedb's DBConnection and Table (typed Any: set by connect / existing_layout / create)
+        self.db: Any = None
+        self.tbl: Any = None
 
     def _fail(self, what: str, e: BaseException) -> SinkError:
         return SinkError(f"lancedb: cannot {what} {self.target}: {_one_line(e)}")
@@ -141,7 +143,7 @@ class LanceDBSink(Sink):
         try:
             if self.table not in self._names():
                 return None
-            self.tbl = self.db.open_table(self.table)  # type: ignore[union-attr]
+            self.tbl = self.db.open_table(self.table)
             raw = (self.tbl.schema.metadata or {}).get(LAYOUT_KEY)
         except (OSError, ValueError, RuntimeError) as e:
             raise self._fail(f"open table {self.table} in", e) from None
@@ -154,13 +156,13 @@ class LanceDBSink(Sink):
 
     def create(self, layout: Layout) -> None:
         try:
-            self.tbl = self.db.create_table(self.table, schema=schema_of(layout))  # type: ignore[union-attr]
+            self.tbl = self.db.create_table(self.table, schema=schema_of(layout))
         except (OSError, ValueError, RuntimeError) as e:
             raise self._fail(f"create table {self.table} in", e) from None
 
     def drop(self) -> None:
         try:
-            self.db.drop_table(self.table)  # type: ignore[union-attr]
+            self.db.drop_table(self.table)
         except (OSError, ValueError, RuntimeError) as e:
             raise self._fail(f"drop table {self.table} in", e) from None
         self.tbl = None
@@ -168,7 +170,7 @@ class LanceDBSink(Sink):
     def _merge(self, data, delete_where: str | None):
         """One commit: rows of ``data`` replace those with their ids, others are inserted, and
         target rows matching ``delete_where`` that ``data`` does not hold are deleted."""
-        m = self.tbl.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()  # type: ignore
+        m = self.tbl.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
         if delete_where is not None:
             m = m.when_not_matched_by_source_delete(delete_where)
         m.execute(data)
@@ -177,9 +179,9 @@ class LanceDBSink(Sink):
         rb = record_batch(batch, self.schema)
         span = f"id >= {batch.first} AND id < {batch.end}"
         try:
-            if self.tbl.count_rows(span) == 0:  # type: ignore[union-attr]
+            if self.tbl.count_rows(span) == 0:
                 if len(batch):
-                    self.tbl.add(rb)  # type: ignore[union-attr]
+                    self.tbl.add(rb)
             else:
                 self._merge(rb, span)
         except (OSError, ValueError, RuntimeError) as e:
@@ -187,7 +189,7 @@ class LanceDBSink(Sink):
 
     def delete_from(self, end_id: int) -> None:
         try:
-            self.tbl.delete(f"id >= {int(end_id)}")  # type: ignore[union-attr]
+            self.tbl.delete(f"id >= {int(end_id)}")
         except (OSError, ValueError, RuntimeError) as e:
             raise self._fail(f"delete rows from {end_id} in", e) from None
 

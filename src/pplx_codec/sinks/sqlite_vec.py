@@ -59,7 +59,7 @@ def _row_views(a: np.ndarray):
     """Each row of ``a`` as a slice of one flat memoryview of the block: SQLite copies the
     bytes it is bound to, so nothing is built per row but the slice itself."""
     w = a.shape[1]
-    flat = memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
+    flat = np.ascontiguousarray(a).reshape(-1).view(np.uint8).data
     return (flat[j:j + w] for j in range(0, a.shape[0] * w, w))
 
 
