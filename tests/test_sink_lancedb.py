@@ -100,6 +100,41 @@ def test_int8_column_cannot_be_searched_by_lancedb(tmp_path):
                 t.search(q, vector_column_name="int8").distance_type(metric).limit(3).to_arrow()
 
 
+def test_codes_in_the_wrong_order_give_wrong_candidates(tmp_path):
+    """Perplexity's LSB-first codes loaded as raw bytes (a store that claims MSB first): a query
+    packed as LanceDB's docs pack it (np.packbits) no longer finds our Hamming neighbours."""
+    x = tied_rows(300, 128)
+    store.save(tmp_path / "s", int8=x, binary=pc.pack_bits(x, "little"), bitorder="big")   # mislabelled
+    sinks.export(tmp_path / "s", f"lancedb:{tmp_path / 'db'}")
+    t = table(tmp_path / "db")
+    ours = pc.pack_bits(x, "little")
+    q = tied_rows(1, 128, seed=42)[0]
+    D, I = pc.search_binary(pc.pack_bits(q, "little"), ours, 20)
+    Dl, Il = hamming_search(t, np.packbits(q > 0), 20)
+    with pytest.raises(AssertionError):
+        assert_same_topk(Dl, Il, D, I, pc.hamming(pc.pack_bits(q, "little"), ours))
+
+
+def test_two_stage_search_returns_our_rescored_top_k(tmp_path):
+    """The README's recipe: LanceDB's Hamming candidates, rescored by our exact int8 cosine
+    (LanceDB cannot search the int8 column), against pplx_codec's Index."""
+    s = make_store(tmp_path / "s", 600, 256, seed=5)
+    sinks.export(s, f"lancedb:{tmp_path / 'db'}")
+    tbl = table(tmp_path / "db")
+    index = pc.Index(256)
+    index.add(s.int8)
+    k, rescore = 10, 4
+    for q in np.concatenate([s.int8[[1, 2]], tied_rows(4, 256, seed=11)]):
+        S, J = index.search(q, k, rescore=rescore)
+        cand = (tbl.search(np.packbits(q > 0), vector_column_name="binary").distance_type("hamming")
+                .limit(k * rescore).select(["id", "int8"]).to_arrow().sort_by("id"))
+        rows = cand["int8"].combine_chunks().values.to_numpy().reshape(len(cand), -1)
+        Sc, Jc = pc.search_int8(q, rows, k)
+        ids = cand["id"].to_numpy()[Jc]
+        assert_same_topk(1.0 - Sc.astype(np.float64), ids, 1.0 - S.astype(np.float64), J,
+                         1.0 - pc.cosine(q, s.int8).astype(np.float64), atol=1e-6)
+
+
 # ------------------------------------------------------------------ idempotent, killed, replaced
 
 def test_export_twice_and_bigger_then_smaller(tmp_path):

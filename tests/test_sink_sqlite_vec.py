@@ -121,6 +121,33 @@ def test_engine_search_equals_ours(tmp_path, d):
     check_codes_are_sqlite_vecs(path)
 
 
+TWO_STAGE = """
+SELECT id, vec_distance_cosine(embedding, vec_int8(:q)) AS distance, text
+FROM embeddings
+WHERE id IN (SELECT id FROM embeddings
+             ORDER BY vec_distance_hamming(code, vec_quantize_binary(vec_int8(:q))), id
+             LIMIT :candidates)
+ORDER BY distance, id
+LIMIT :k
+"""
+
+
+def test_two_stage_query_returns_our_rescored_top_k(tmp_path):
+    """The README's query (Hamming candidates on the code, the query quantized in SQL, rescored
+    by cosine on the int8 column) against pplx_codec's Index with the same candidates."""
+    s = make_store(tmp_path / "s", 600, 256, seed=5)
+    sinks.export(s, f"sqlite:{tmp_path / 'x.db'}")
+    db = connect(tmp_path / "x.db")
+    index = pc.Index(256)
+    index.add(s.int8)
+    k, rescore = 10, 4
+    for q in np.concatenate([s.int8[[1, 2]], tied_rows(4, 256, seed=11)]):
+        S, J = index.search(q, k, rescore=rescore)
+        got = db.execute(TWO_STAGE, {"q": q.tobytes(), "candidates": k * rescore, "k": k}).fetchall()
+        assert_same_topk([r[1] for r in got], [r[0] for r in got], 1.0 - S.astype(np.float64), J,
+                         1.0 - pc.cosine(q, s.int8).astype(np.float64), atol=1e-5)
+
+
 # ------------------------------------------------------------------ idempotent, killed, replaced
 
 def test_export_twice_and_bigger_then_smaller(tmp_path):
