@@ -219,7 +219,24 @@ def test_texts_name_the_file_and_line_of_a_damaged_line(tmp_path, line, why):
         store.load(s.path).texts[66]
     with raises_exactly(ValueError, message):
         list(store.load(s.path).texts)          # the sequential pass says the same
+    with raises_exactly(ValueError, message):
+        store.load(s.path).texts[60:70]         # and a slice (read as one JSON document first)
     assert store.load(s.path).texts[65] == "65"  # the other lines still read
+
+
+@pytest.mark.parametrize("pair", [(b'"a","b"', b""), (b'"a",', b'"b"'), (b'"a"]', b'["b"'), (b'"a", "b"', b" ")])
+def test_a_slice_never_takes_two_damaged_lines_for_two_texts(tmp_path, pair):
+    """A slice is parsed as one JSON array of its lines first: lines that together still make
+    one string a line must not pass for good ones; the line-by-line reading names the first."""
+    v, _ = rows(70)
+    s = store.save(tmp_path / "s", int8=v, texts=[str(i) for i in range(70)])
+    p = tmp_path / "s" / "texts.jsonl"
+    lines = p.read_bytes().split(b"\n")
+    lines[66:68] = pair
+    p.write_bytes(b"\n".join(lines))
+    with pytest.raises(ValueError, match=f"^{re.escape(str(p))}:6[78]: .*: corrupt store$"):
+        store.load(s.path).texts[60:70]
+    assert store.load(s.path).texts[60:66] == [str(i) for i in range(60, 66)]
 
 
 def _rss() -> int:

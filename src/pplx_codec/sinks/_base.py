@@ -37,7 +37,7 @@ from ..store import Stored
 from ..store._payload import prepare
 from ._rows import BATCH_ROWS, Batch, Layout, batch_of, layout_of, store_batches
 
-__all__ = ["Sink", "SinkError", "TableMismatch", "check_table_name", "mask_password", "shown_dsn"]
+__all__ = ["Sink", "SinkError", "TableMismatch", "FOREIGN", "check_table_name", "mask_password", "shown_dsn"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 
@@ -48,6 +48,11 @@ class SinkError(Exception):
 
 class TableMismatch(SinkError):
     """The table exists and holds other rows (model, dimensions or columns): ``replace=True`` overwrites it."""
+
+
+#: what ``existing_layout`` returns for a table of that name that pplx-codec did not make
+#: (no layout recorded with it): refused like a mismatch, dropped with ``replace``
+FOREIGN = Layout(None, 0, False, False)
 
 
 def check_table_name(name) -> str:
@@ -112,7 +117,8 @@ class Sink:
         raise NotImplementedError
 
     def existing_layout(self) -> Layout | None:
-        """The layout recorded with the table, or None when there is no table."""
+        """The layout recorded with the table, None when there is no table, ``FOREIGN`` when
+        a table of that name has no layout recorded."""
         raise NotImplementedError
 
     def create(self, layout: Layout) -> None:
@@ -180,6 +186,9 @@ class Sink:
                 have = None
             if have is None:
                 self.create(layout)
+            elif have is FOREIGN:
+                raise TableMismatch(f"table {self.table} exists but was not made by pplx-codec (no layout recorded "
+                                    "with it); pass replace=True (--replace) to overwrite it")
             elif (why := layout.mismatch(have)) is not None:
                 raise TableMismatch(f"table {self.table} exists with other rows: {why}; "
                                     "pass replace=True (--replace) to overwrite it")

@@ -24,8 +24,9 @@ import numpy as np
 
 from ..bits import pack_bits, reverse_bitorder
 from ..store import Stored
+from ..store._texts import first_not_utf8
 
-__all__ = ["Layout", "Batch", "layout_of", "batch_of", "store_batches", "BATCH_ROWS"]
+__all__ = ["Layout", "Batch", "layout_of", "batch_of", "store_batches", "not_utf8", "BATCH_ROWS"]
 
 #: Rows per block of an export: about 20 MiB of COPY payload at 1024 dims, small
 #: enough that a killed load loses little, large enough that a block's fixed
@@ -115,3 +116,13 @@ def store_batches(stored: Stored, target_bitorder: str, layout: Layout, start: i
         yield batch_of(s, None if stored.int8 is None else stored.int8[s:e],
                        None if stored.binary is None else stored.binary[s:e], stored.bitorder,
                        None if texts is None else texts[s:e], target_bitorder, layout)
+
+
+def not_utf8(batch: Batch, target: str) -> ValueError | None:
+    """The error for a block whose texts ``target`` cannot store as UTF-8 (a lone
+    surrogate, which texts.jsonl can hold), naming the row's id; None when all are UTF-8."""
+    bad = first_not_utf8(batch.texts)
+    if bad is None:
+        return None
+    return ValueError(f"the text of row {batch.first + bad} is not valid Unicode (a lone surrogate): "
+                      f"{target} stores text as UTF-8")

@@ -19,6 +19,17 @@ def check_texts(texts, count: int):
     return texts
 
 
+def first_not_utf8(texts) -> int | None:
+    """The index of the first text UTF-8 cannot encode (a lone surrogate, which
+    texts.jsonl can hold), or None: for the formats that store text as UTF-8."""
+    for i, t in enumerate(texts):
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:
+            return i
+    return None
+
+
 def _line(text: str) -> bytes:
     # json.dumps escapes newlines and quotes, so a line is a row.  UTF-8 keeps
     # the file readable; a lone surrogate (not encodable) falls back to the
@@ -116,7 +127,18 @@ class Texts(Sequence[str]):
             f.seek(int(starts[first]))
             lines = f.read(int(starts[last] - starts[first])).split(b"\n")
         skip = start - first * self.STRIDE
-        return [self._text(line, start + j) for j, line in enumerate(lines[skip:skip + stop - start])]
+        rows = lines[skip:skip + stop - start]
+        # One JSON document for the whole range: ~40x faster than a json.loads per line.  It is
+        # exact whenever it gives as many strings as there are lines (the commas between lines
+        # are ours, so each line must then hold exactly one string); anything else is read line
+        # by line, which names the first bad line.
+        try:
+            texts = json.loads(b"[" + b",".join(rows) + b"]")
+        except ValueError:   # JSONDecodeError, UnicodeDecodeError
+            texts = None
+        if isinstance(texts, list) and len(texts) == len(rows) and all(type(t) is str for t in texts):
+            return texts
+        return [self._text(line, start + j) for j, line in enumerate(rows)]
 
     def _text(self, line: bytes, i: int) -> str:
         """Row ``i``'s text from its line; json's own message names neither the file nor the line."""

@@ -28,6 +28,7 @@ from . import _fs
 from ._meta import FILES, STRUCTURAL, build_meta, dimensions_of
 from ._payload import prepare
 from ._stored import Stored
+from ._texts import first_not_utf8
 
 __all__ = ["to_arrow", "from_arrow", "write_parquet", "read_parquet"]
 
@@ -81,16 +82,8 @@ def _string_column(pa, texts):
     except UnicodeEncodeError:
         # Arrow strings are UTF-8: a lone surrogate (which texts.jsonl can
         # hold) has no encoding.  Find the row for the message.
-        bad = next(i for i, t in enumerate(texts) if not _utf8_ok(t))
+        bad = first_not_utf8(texts)
         raise ValueError(f"texts[{bad}] is not valid Unicode (a lone surrogate): Arrow strings are UTF-8") from None
-
-
-def _utf8_ok(t: str) -> bool:
-    try:
-        t.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 def from_arrow(table, bitorder: str | None = None) -> Stored:
