@@ -266,5 +266,3 @@ class PgvectorSink(Sink):
                 if self.layout.binary and self.layout.dimensions <= BIT_HNSW_MAX:
                     self.conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (code bit_hamming_ops)")
                                       .format(sql.Identifier(f"{self.table.lower()}_code_hnsw"), self._t))
-        self.conn.execute(sql.SQL("ANALYZE {}").format(self._t))
-        self.conn.commit()
