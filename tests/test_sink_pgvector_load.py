@@ -251,3 +251,21 @@ def test_hnsw_dimension_limits_refused_before_the_table(postgres, pg_table, tmp_
                                     "2560"):
         sinks.export(save(tmp_path, 2, d=2560), postgres.dsn, table=pg_table, vector_type="vector", index="hnsw")
     assert postgres.sql(f"SELECT to_regclass('{pg_table}')") == [(None,)]
+
+
+def test_a_latin1_database_gets_the_texts_right(postgres, tmp_path):
+    """The payload is UTF-8 and says so (client_encoding): the server converts, never misreads."""
+    postgres.sql("DROP DATABASE IF EXISTS latin")
+    postgres.sql("CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    dsn = postgres.dsn.replace("/postgres?", "/latin?")
+    sinks.export(save(tmp_path, 2, texts=["café", "naïve ÿ"]), dsn)
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT text, octet_length(text) FROM embeddings ORDER BY id").fetchall() == \
+            [("café", 4), ("naïve ÿ", 7)]  # one byte a character: stored as LATIN1
+    with pytest.raises(SinkError) as e:
+        sinks.export(save(tmp_path, 2, name="cjk", texts=["fine", "日本"]), dsn)
+    assert str(e.value).startswith("the load into embeddings failed at ids 0..1 (postgresql://postgres@/latin?")
+    assert 'character with byte sequence 0xe6 0x97 0xa5 in encoding "UTF8" has no equivalent in encoding ' \
+           '"LATIN1"' in str(e.value) and "\n" not in str(e.value)

@@ -85,7 +85,9 @@ class PgvectorSink(Sink):
         try:
             given = psycopg.conninfo.conninfo_to_dict(self.target)
             extra = {} if "connect_timeout" in given else {"connect_timeout": CONNECT_TIMEOUT}
-            return psycopg.connect(self.target, **extra)
+            # the payload's texts are UTF-8: the server converts them from client_encoding
+            # (a database in another encoding would otherwise store them misread)
+            return psycopg.connect(self.target, client_encoding="UTF8", **extra)
         except psycopg.Error as e:
             raise SinkError(mask_password(f"cannot connect to PostgreSQL at {self.shown}: {_one_line(e)}",
                                           self.target)) from None
@@ -191,8 +193,8 @@ class PgvectorSink(Sink):
                 conn.execute(sql.SQL("DELETE FROM {} WHERE id >= %s AND id < %s").format(self._t), [first, end])
                 with conn.cursor().copy(self.copy_sql()) as copy:
                     copy.write(memoryview(payload))
-        except psycopg.OperationalError as e:
-            raise self._fail(f"the load into {self.table} failed", e) from None
+        except psycopg.Error as e:  # the server's message, one line (a COPY error names its line)
+            raise self._fail(f"the load into {self.table} failed at ids {first}..{end - 1}", e) from None
 
     def write_batch(self, batch: Batch) -> None:
         assert self.conn is not None
@@ -241,8 +243,10 @@ class PgvectorSink(Sink):
             for i in range(len(parts)):
                 run(i, self.conn)
         else:
-            conns = [self.conn] + [self._connect() for _ in parts[1:]]
+            conns = [self.conn]
             try:
+                for _ in parts[1:]:
+                    conns.append(self._connect())
                 with ThreadPoolExecutor(len(parts)) as pool:
                     futures = [pool.submit(run, i, c) for i, c in enumerate(conns)]
                     for f in futures:
