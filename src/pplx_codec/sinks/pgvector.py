@@ -105,7 +105,7 @@ class PgvectorSink(Sink):
             self.conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             self.conn.commit()
         except psycopg.Error as e:
-            self.conn.rollback()
+            self.disconnect()  # the skeleton closes only what opened
             raise self._fail("this PostgreSQL server cannot enable pgvector (CREATE EXTENSION vector): "
                              "install the pgvector extension on it", e) from None
 
