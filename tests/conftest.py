@@ -6,6 +6,9 @@ from hypothesis import HealthCheck, settings
 import background
 import pplx_codec
 
+# the session's one PostgreSQL + pgvector server (fixtures `postgres`, `pg_table`), started on first use
+pytest_plugins = ("pg_support",)
+
 # The `isa` fixture is set once per test, not per example (that is the point:
 # every example of the test runs on that ISA), and some examples build
 # multi-megabyte inputs.
