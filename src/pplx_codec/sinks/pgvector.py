@@ -28,17 +28,14 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg  # a missing driver: open_sink names the extra that installs it
+from psycopg import sql
+
 from .. import _pgcopy
 from ..store import Stored
 from ._base import Sink, SinkError, TableMismatch, mask_password
 from ._rows import Batch, Layout, store_batches
 from .pgvector_sql import two_stage_search, two_stage_sql
-
-try:
-    import psycopg
-    from psycopg import sql
-except ImportError as e:  # named by open_sink's message
-    raise ImportError(str(e), name="psycopg") from None
 
 __all__ = ["PgvectorSink", "two_stage_sql", "two_stage_search", "MARK"]
 
@@ -88,10 +85,11 @@ class PgvectorSink(Sink):
     def _connect(self) -> psycopg.Connection:
         try:
             given = psycopg.conninfo.conninfo_to_dict(self.target)
-            extra = {} if "connect_timeout" in given else {"connect_timeout": CONNECT_TIMEOUT}
             # the payload's texts are UTF-8: the server converts them from client_encoding
             # (a database in another encoding would otherwise store them misread)
-            return psycopg.connect(self.target, client_encoding="UTF8", **extra)
+            if "connect_timeout" in given:
+                return psycopg.connect(self.target, client_encoding="UTF8")
+            return psycopg.connect(self.target, client_encoding="UTF8", connect_timeout=CONNECT_TIMEOUT)
         except psycopg.Error as e:
             raise SinkError(mask_password(f"cannot connect to PostgreSQL at {self.shown}: {_one_line(e)}",
                                           self.target)) from None
@@ -156,7 +154,7 @@ class PgvectorSink(Sink):
             if layout.int8 and d > limit:
                 raise ValueError(f"pgvector's HNSW index takes {self.vector_type} of at most {limit} dimensions, "
                                  f"these rows have {d}")
-        cols = [sql.SQL("id bigint PRIMARY KEY"), sql.SQL("text text NOT NULL")]
+        cols: list[sql.Composable] = [sql.SQL("id bigint PRIMARY KEY"), sql.SQL("text text NOT NULL")]
         if layout.int8:
             cols.append(sql.SQL("embedding {}({})").format(sql.SQL(self.vector_type), sql.Literal(d)))
         if layout.binary:
@@ -219,9 +217,12 @@ class PgvectorSink(Sink):
         stop_all = threading.Event()
         written = [0] * len(parts)
 
+        layout = self.layout
+        assert layout is not None
+
         def run(i: int, conn: psycopg.Connection) -> None:
             start, stop = parts[i]
-            for batch in store_batches(stored, self.bitorder, self.layout, start, stop, rows):
+            for batch in store_batches(stored, self.bitorder, layout, start, stop, rows):
                 if stop_all.is_set():
                     return
                 self.send(conn, batch.first, batch.end, self.encode(batch))
@@ -237,8 +238,12 @@ class PgvectorSink(Sink):
                     conns.append(self._connect())
                 with ThreadPoolExecutor(len(parts)) as pool:
                     futures = [pool.submit(run, i, c) for i, c in enumerate(conns)]
+                    def failed(f) -> None:  # one stream's error stops the others at their next block
+                        if f.exception() is not None:
+                            stop_all.set()
+
                     for f in futures:
-                        f.add_done_callback(lambda f: f.exception() and stop_all.set())
+                        f.add_done_callback(failed)
                     errors = [f.exception() for f in futures]
             finally:
                 for c in conns[1:]:
