@@ -17,7 +17,7 @@ from embedded_sinks_support import HOSTILE, MODEL, assert_same_topk, kill_midway
 from helpers import raises_exactly  # noqa: E402
 from pplx_codec import cli, sinks, store  # noqa: E402
 from pplx_codec.sinks import SinkError, TableMismatch  # noqa: E402
-from pplx_codec.sinks.lancedb import LAYOUT_KEY, LanceDBSink  # noqa: E402
+from pplx_codec.sinks.lancedb import LAYOUT_KEY, LanceDBSink, two_stage_search  # noqa: E402
 from server_support import KEY  # noqa: E402
 
 
@@ -126,13 +126,12 @@ def test_two_stage_search_returns_our_rescored_top_k(tmp_path):
     k, rescore = 10, 4
     for q in np.concatenate([s.int8[[1, 2]], tied_rows(4, 256, seed=11)]):
         S, J = index.search(q, k, rescore=rescore)
-        cand = (tbl.search(np.packbits(q > 0), vector_column_name="binary").distance_type("hamming")
-                .limit(k * rescore).select(["id", "int8"]).to_arrow().sort_by("id"))
-        rows = cand["int8"].combine_chunks().values.to_numpy().reshape(len(cand), -1)
-        Sc, Jc = pc.search_int8(q, rows, k)
-        ids = cand["id"].to_numpy()[Jc]
-        assert_same_topk(1.0 - Sc.astype(np.float64), ids, 1.0 - S.astype(np.float64), J,
-                         1.0 - pc.cosine(q, s.int8).astype(np.float64), atol=1e-6)
+        for code in (None, pc.pack_bits(q, "little")):  # derived, or the API's LSB-first code
+            got = two_stage_search(tbl, q, code, k=k, candidates=k * rescore)
+            assert [t for _, t, _ in got] == [s.texts[i] for i, _, _ in got]
+            assert_same_topk(1.0 - np.array([sc for *_, sc in got]), np.array([i for i, *_ in got]),
+                             1.0 - S.astype(np.float64), J, 1.0 - pc.cosine(q, s.int8).astype(np.float64),
+                             atol=1e-6)
 
 
 # ------------------------------------------------------------------ idempotent, killed, replaced

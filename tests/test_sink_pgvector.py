@@ -6,12 +6,14 @@ tests/test_sink_pgvector_load.py."""
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
 import pytest
 
 import pplx_codec as pc
+from helpers import raises_exactly
 from pplx_codec import sinks, store
 from pplx_codec.bits import pack_bits
 from pplx_codec.search import search_binary, search_int8
@@ -145,11 +147,13 @@ def test_two_stage_sql_text():
         "LIMIT 10")
     assert "ORDER BY code <~> binary_quantize(%(vector)s::vector), id" in two_stage_sql(
         k=1, candidates=1, vector_type="vector", quantize_in_sql=True)
-    for bad, message in [(dict(k=0, candidates=1), "k must be a positive integer, got 0"),
-                         (dict(k=1, candidates=True), "candidates must be a positive integer, got True"),
-                         (dict(k=1, candidates=1, vector_type="bit"),
-                          "vector_type must be 'halfvec' or 'vector', got 'bit'")]:
-        with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)") + "$"):
+    for bad, error, message in [(dict(k=0, candidates=1), ValueError, "k must be positive, got 0"),
+                                (dict(k=1, candidates=True), TypeError, "candidates must be an integer, got bool"),
+                                (dict(k=1, candidates=2**70), ValueError,
+                                 f"candidates must be at most {sys.maxsize}, got {2**70}"),
+                                (dict(k=1, candidates=1, vector_type="bit"), ValueError,
+                                 "vector_type must be 'halfvec' or 'vector', got 'bit'")]:
+        with raises_exactly(error, message):
             two_stage_sql(**bad)
 
 

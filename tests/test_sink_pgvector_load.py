@@ -203,7 +203,8 @@ def test_shown_masks_the_password(postgres):
     assert sink.shown == "postgresql://me:***@db.example:5432/x?sslmode=require"
     for bad, message in [(dict(vector_type="bit"), "vector_type must be 'halfvec' or 'vector', got 'bit'"),
                          (dict(index="ivfflat"), "index must be None or 'hnsw', got 'ivfflat'"),
-                         (dict(streams=0), "streams must be a positive integer, got 0")]:
+                         (dict(streams=0), "streams must be positive, got 0"),
+                         (dict(streams=65), "streams must be at most 64, got 65")]:
         with raises_exactly(ValueError, message):
             sinks.open_sink(postgres.dsn, **bad)
 

@@ -18,15 +18,8 @@ from embedded_sinks_support import HOSTILE, MODEL, assert_same_topk, kill_midway
 from helpers import raises_exactly  # noqa: E402
 from pplx_codec import cli, sinks, store  # noqa: E402
 from pplx_codec.sinks import SinkError, TableMismatch  # noqa: E402
-from pplx_codec.sinks.sqlite_vec import SqliteVecSink  # noqa: E402
+from pplx_codec.sinks.sqlite_vec import SqliteVecSink, connect, two_stage_search  # noqa: E402
 from server_support import KEY  # noqa: E402
-
-
-def connect(path) -> apsw.Connection:
-    db = apsw.Connection(str(path))
-    db.enable_load_extension(True)
-    db.load_extension(sqlite_vec.loadable_path())
-    return db
 
 
 def rows_of(path, table: str = "embeddings"):
@@ -121,17 +114,6 @@ def test_engine_search_equals_ours(tmp_path, d):
     check_codes_are_sqlite_vecs(path)
 
 
-TWO_STAGE = """
-SELECT id, vec_distance_cosine(embedding, vec_int8(:q)) AS distance, text
-FROM embeddings
-WHERE id IN (SELECT id FROM embeddings
-             ORDER BY vec_distance_hamming(code, vec_quantize_binary(vec_int8(:q))), id
-             LIMIT :candidates)
-ORDER BY distance, id
-LIMIT :k
-"""
-
-
 def test_two_stage_query_returns_our_rescored_top_k(tmp_path):
     """The README's query (Hamming candidates on the code, the query quantized in SQL, rescored
     by cosine on the int8 column) against pplx_codec's Index with the same candidates."""
@@ -143,8 +125,9 @@ def test_two_stage_query_returns_our_rescored_top_k(tmp_path):
     k, rescore = 10, 4
     for q in np.concatenate([s.int8[[1, 2]], tied_rows(4, 256, seed=11)]):
         S, J = index.search(q, k, rescore=rescore)
-        got = db.execute(TWO_STAGE, {"q": q.tobytes(), "candidates": k * rescore, "k": k}).fetchall()
-        assert_same_topk([r[1] for r in got], [r[0] for r in got], 1.0 - S.astype(np.float64), J,
+        got = two_stage_search(db, q, k=k, candidates=k * rescore)
+        assert [t for _, t, _ in got] == [s.texts[i] for i, _, _ in got]
+        assert_same_topk([1.0 - r[2] for r in got], [r[0] for r in got], 1.0 - S.astype(np.float64), J,
                          1.0 - pc.cosine(q, s.int8).astype(np.float64), atol=1e-5)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -28,6 +29,9 @@ def cmd_export(args) -> int:
             raise Refused(f"{', '.join(given)}: pgvector options; {kind} takes none of them")
     with refusing(args.store, "read store"):
         stored = store.load(args.store)
+    # LanceDB logs "No existing dataset at ..., it will be created" as a WARN on stderr for a
+    # new table: the command's one summary line stays alone (a LANCE_LOG the user set wins)
+    os.environ.setdefault("LANCE_LOG", "error")
     try:
         with refusing(args.store, "read store"):
             with open_sink(args.target, table=args.table, replace=args.replace, **options) as sink:

@@ -89,7 +89,8 @@ RETIME = 2
 
 def _descendants_cpu(tick: float) -> float:
     """CPU-seconds used so far by this process's live descendants (e.g. a benchmark's own
-    server in a child process), from /proc; 0 where unreadable."""
+    server in a child process) and by the children they have reaped, from /proc; 0 where
+    unreadable."""
     me = os.getpid()
     children: dict[int, list[tuple[int, float]]] = {}
     try:
@@ -103,8 +104,13 @@ def _descendants_cpu(tick: float) -> float:
                 rest = f.read().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        # rest[1] = ppid, rest[11] = utime, rest[12] = stime (fields 4, 14, 15 of proc(5))
-        children.setdefault(int(rest[1]), []).append((pid, (int(rest[11]) + int(rest[12])) / tick))
+        # rest[1] = ppid, rest[11] = utime, rest[12] = stime, rest[13] = cutime, rest[14] = cstime
+        # (fields 4, 14-17 of proc(5)).  cutime/cstime: its children that have exited (a database
+        # server's per-connection backends, gone when the connection closes), whose time is in no
+        # live process's utime any more: without them a load over fresh connections read as
+        # "other" load
+        ticks = int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14])
+        children.setdefault(int(rest[1]), []).append((pid, ticks / tick))
     total, todo = 0.0, [me]
     while todo:
         for pid, cpu in children.get(todo.pop(), ()):

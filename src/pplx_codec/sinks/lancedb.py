@@ -40,20 +40,17 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import lancedb
 import numpy as np
+import pyarrow as pa
 
-# LanceDB logs "No existing dataset at ..., it will be created" as a WARN on
-# stderr for every new table; a default level (the user's LANCE_LOG wins) keeps
-# the export's one summary line alone.
-os.environ.setdefault("LANCE_LOG", "error")
+from .._checks import positive_int
+from ..bits import pack_bits, reverse_bitorder
+from ..search import search_int8
+from ._base import FOREIGN, Sink, SinkError
+from ._rows import BATCH_ROWS, Batch, Layout, layout_of, not_utf8, store_batches
 
-import lancedb  # noqa: E402
-import pyarrow as pa  # noqa: E402
-
-from ._base import FOREIGN, Sink, SinkError  # noqa: E402
-from ._rows import BATCH_ROWS, Batch, Layout, layout_of, not_utf8, store_batches  # noqa: E402
-
-__all__ = ["LanceDBSink", "LAYOUT_KEY", "schema_of", "record_batch"]
+__all__ = ["LanceDBSink", "LAYOUT_KEY", "schema_of", "record_batch", "two_stage_search"]
 
 #: the schema metadata key that holds the table's layout (JSON)
 LAYOUT_KEY = b"pplx-codec-layout"
@@ -233,3 +230,29 @@ class LanceDBSink(Sink):
         except Exception as e:
             failed.append(e)
             raise
+
+
+def two_stage_search(tbl, vector: np.ndarray, code: np.ndarray | None = None, *, k: int = 10,
+                     candidates: int = 40, bitorder: str = "little") -> list[tuple[int, str, float]]:
+    """The two-stage search over a table this sink wrote: LanceDB's exact Hamming search for
+    the ``candidates`` nearest codes, their int8 rows rescored by our exact cosine (LanceDB
+    cannot search the int8 column); ``[(id, text, score)]`` best first, ties to the lower id.
+    ``code``: the query's packed code in ``bitorder`` (Perplexity's "little" by default;
+    None: derived from ``vector``, bit = value > 0, as the loaded codes were where the rows
+    came without codes).  LanceDB orders rows tied at the candidates' cut-off by their place
+    in the table, not by id, so on ties there it may keep other candidates than
+    ``pplx_codec.Index.search``."""
+    v = np.asarray(vector)
+    if v.dtype != np.int8 or v.ndim != 1:
+        raise ValueError(f"vector must be one int8 row, got {v.dtype} of shape {v.shape}")
+    k, candidates = positive_int(k, "k"), positive_int(candidates, "candidates")
+    q = pack_bits(v[None], "big")[0] if code is None else \
+        (np.asarray(code, np.uint8) if bitorder == "big" else reverse_bitorder(np.asarray(code, np.uint8)[None])[0])
+    found = (tbl.search(q, vector_column_name="binary").distance_type("hamming").limit(candidates)
+             .select(["id", "text", "int8"]).to_arrow().sort_by("id"))
+    if found.num_rows == 0:
+        return []
+    rows = found["int8"].combine_chunks().values.to_numpy().reshape(found.num_rows, -1)
+    S, J = search_int8(v, rows, min(k, found.num_rows))
+    ids, texts = found["id"].to_numpy(), found["text"].to_pylist()
+    return [(int(ids[j]), texts[j], float(sc)) for sc, j in zip(S.tolist(), J.tolist(), strict=True)]

@@ -32,6 +32,7 @@ import psycopg  # a missing driver: open_sink names the extra that installs it
 from psycopg import sql
 
 from .. import _pgcopy
+from .._checks import positive_int
 from ..store import Stored
 from ._base import Sink, SinkError, TableMismatch, mask_password
 from ._rows import Batch, Layout, store_batches
@@ -76,8 +77,7 @@ class PgvectorSink(Sink):
             raise ValueError(f"vector_type must be 'halfvec' or 'vector', got {vector_type!r}")
         if index not in (None, "hnsw"):
             raise ValueError(f"index must be None or 'hnsw', got {index!r}")
-        if isinstance(streams, bool) or not isinstance(streams, int) or streams < 1:
-            raise ValueError(f"streams must be a positive integer, got {streams!r}")
+        streams = positive_int(streams, "streams", maximum=64)
         self.vector_type, self.index, self.streams = vector_type, index, streams
         self.conn: psycopg.Connection | None = None
 

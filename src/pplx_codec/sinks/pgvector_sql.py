@@ -14,17 +14,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import bits
+from .._checks import positive_int
 from ._base import check_table_name
 
 __all__ = ["two_stage_sql", "two_stage_search", "query_params"]
 
 VECTOR_TYPES = ("halfvec", "vector")
-
-
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def two_stage_sql(table: str = "embeddings", *, k: int, candidates: int, vector_type: str = "halfvec",
@@ -38,7 +33,7 @@ def two_stage_sql(table: str = "embeddings", *, k: int, candidates: int, vector_
     Exact (a sequential scan); with HNSW indexes, drop the ``, id`` tie-breaks to let the
     planner use them (approximate)."""
     check_table_name(table)
-    k, candidates = _positive("k", k), _positive("candidates", candidates)
+    k, candidates = positive_int(k, "k"), positive_int(candidates, "candidates")
     if vector_type not in VECTOR_TYPES:
         raise ValueError(f"vector_type must be 'halfvec' or 'vector', got {vector_type!r}")
     vec = f"%(vector)s::{vector_type}"

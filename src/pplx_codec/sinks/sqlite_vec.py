@@ -39,10 +39,11 @@ import apsw
 import numpy as np
 import sqlite_vec
 
-from ._base import FOREIGN, Sink, SinkError
+from .._checks import positive_int
+from ._base import FOREIGN, Sink, SinkError, check_table_name
 from ._rows import Batch, Layout, not_utf8
 
-__all__ = ["SqliteVecSink", "RECORDS"]
+__all__ = ["SqliteVecSink", "RECORDS", "connect", "two_stage_sql", "two_stage_search"]
 
 #: the side table that records what each of our tables holds
 RECORDS = "pplx_codec_tables"
@@ -80,11 +81,8 @@ class SqliteVecSink(Sink):
         if os.path.isdir(self.target):
             raise SinkError(f"sqlite-vec: cannot open {self.target}: it is a directory (give a file)")
         try:
-            db = apsw.Connection(self.target)
+            db = connect(self.target)
             db.setbusytimeout(BUSY_MS)
-            db.enable_load_extension(True)
-            db.load_extension(sqlite_vec.loadable_path())
-            db.enable_load_extension(False)
             db.execute("SELECT count(*) FROM sqlite_master").fetchall()  # a file that is not a database fails here
         except (apsw.Error, OSError) as e:
             raise self._fail("open", e) from None
@@ -195,3 +193,40 @@ class SqliteVecSink(Sink):
         lay = self.layout
         return ["id", "text"] + (["embedding int8"] if lay and lay.int8 else []) + \
             (["code bit"] if lay and lay.binary else [])
+
+
+def two_stage_sql(table: str = "embeddings") -> str:
+    """The two-stage query over a table this sink wrote: the ``:candidates`` nearest rows by
+    Hamming distance of the codes (the query ``:q``, its int8 bytes, quantized in SQL by
+    ``vec_quantize_binary``, whose rule and bit order are the loaded codes'), rescored by cosine
+    on the int8 column; ``id, text, score`` (cosine similarity), best first, ties to the lower
+    id at both stages, as ``pplx_codec.Index.search`` ranks.  Exact: a full scan."""
+    t = check_table_name(table)
+    return (f"SELECT id, text, 1.0 - vec_distance_cosine(embedding, vec_int8(:q)) AS score\n"
+            f"FROM {t}\n"
+            f"WHERE id IN (SELECT id FROM {t}\n"
+            f"             ORDER BY vec_distance_hamming(code, vec_quantize_binary(vec_int8(:q))), id\n"
+            f"             LIMIT :candidates)\n"
+            f"ORDER BY score DESC, id\n"
+            f"LIMIT :k")
+
+
+def two_stage_search(db, vector: np.ndarray, *, table: str = "embeddings", k: int = 10,
+                     candidates: int = 40) -> list[tuple[int, str, float]]:
+    """Run ``two_stage_sql`` on an apsw connection with sqlite-vec loaded (``connect``):
+    ``[(id, text, score)]`` best first, for one int8 query row."""
+    v = np.asarray(vector)
+    if v.dtype != np.int8 or v.ndim != 1:
+        raise ValueError(f"vector must be one int8 row, got {v.dtype} of shape {v.shape}")
+    k, candidates = positive_int(k, "k"), positive_int(candidates, "candidates")
+    rows = db.execute(two_stage_sql(table), {"q": v.tobytes(), "candidates": candidates, "k": k}).fetchall()
+    return [(int(i), t, float(s)) for i, t, s in rows]
+
+
+def connect(path: str) -> apsw.Connection:
+    """An apsw connection to ``path`` with the sqlite-vec extension loaded (for queries)."""
+    db = apsw.Connection(os.fspath(path))
+    db.enable_load_extension(True)
+    db.load_extension(sqlite_vec.loadable_path())
+    db.enable_load_extension(False)
+    return db
