@@ -15,9 +15,9 @@ API quantizes: ``round(x * 127 / max|x|)`` (an all-zero row stays zero); their
 codes are then the sign bits of those int8 values (bit = value > 0).
 
 Persistence: every change rewrites the store at ``path`` (atomically, as
-:func:`pplx_codec.store.save` does), but a delete, which only writes the
-tombstone mask (:func:`pplx_codec.store.delete_rows`).  A store whose
-tombstones are half its rows or more is compacted at its next rewrite.
+:func:`pplx_codec.store.save` does, dropping the tombstoned rows), but a
+delete, which only writes the tombstone mask
+(:func:`pplx_codec.store.delete_rows`).
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ class DocRows:
 
     def save(self) -> None:
         assert self.path is not None
-        self._consolidate(compact=2 * int(self.deleted.sum()) >= max(1, self.ntotal))
+        self._consolidate(compact=True)  # a rewrite anyway: tombstoned rows (replaced ids too) are dropped
         if not self.ntotal:  # a store holds at least one row: an empty one is its metadata only
             self._save_empty()
             return

@@ -60,6 +60,10 @@ class PerplexityEmbeddings(Embeddings):
         return self._embedder.dimensions
 
     @property
+    def base_url(self) -> str:
+        return self.client.base_url
+
+    @property
     def client(self) -> Client:
         return self._embedder.client
 
