@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import store
 from ..bits import pack_bits
+from ..constants import EMBEDDING_MODELS
 from ..index import Index
 from ..ranking import check_k
 
@@ -201,19 +202,31 @@ class DocRows:
     @classmethod
     def load(cls, path: str | os.PathLike[str], check: Callable[[dict, int], None], mmap: bool = False) -> DocRows:
         """Reopen the document store at ``path``; ``check(identity,
-        dimensions)`` raises when the embedding given cannot make its rows."""
+        dimensions)`` raises when the embedding given cannot make its rows.
+
+        A store from ``pplx-codec embed`` (int8 rows, codes and texts of one
+        Perplexity model, no sidecars) opens too, as rows of
+        ``PerplexityEmbeddings`` with ids ``"0"``, ``"1"``, ...; changes then
+        stay in memory (``path`` None), so that store stays as ``pplx-codec
+        embed`` made it, and keeps resuming and reusing rows."""
         s = store.load(path, mmap=mmap)
         identity, dim = s.meta.get(IDENTITY), s.meta.get(VECTOR_DIMENSIONS)
+        keep_path: str | os.PathLike[str] | None = path
+        if identity is None and dim is None and s.model in EMBEDDING_MODELS and "sidecars" not in s.meta:
+            identity = {"class": "PerplexityEmbeddings", "model": s.model, "dimensions": s.dimensions}
+            dim, keep_path = s.dimensions, None
         if not isinstance(identity, dict) or type(dim) is not int or not 0 < dim <= s.dimensions:
-            raise ValueError(f"{path}: not a PerplexityVectorStore directory (meta.json has no valid "
-                             f"{IDENTITY!r} and {VECTOR_DIMENSIONS!r}: a store from `pplx-codec embed` can be "
-                             "searched with pplx_codec.store.load(path).index())")
-        if s.int8 is None or s.binary is None or s.texts is None or s.ids is None:
-            raise ValueError(f"{path}: a PerplexityVectorStore directory holds int8 rows, codes, texts and ids")
+            raise ValueError(f"{path}: neither a PerplexityVectorStore directory (meta.json has no valid "
+                             f"{IDENTITY!r} and {VECTOR_DIMENSIONS!r}) nor a store of a Perplexity model's rows "
+                             f"(its model is {s.model!r})")
+        if s.int8 is None or s.binary is None or s.texts is None:
+            raise ValueError(f"{path}: a vector store needs int8 rows, binary codes and texts; this store has "
+                             f"{', '.join(s.encodings)}{' and texts' if s.texts is not None else ', no texts'}")
         check(identity, dim)
-        out = cls(dim, identity, path)
+        out = cls(dim, identity, keep_path)
         n = s.count
-        out._set(s.int8, s.binary, list(s.ids), list(s.texts), s.metadata or [{} for _ in range(n)],
+        ids = list(s.ids) if s.ids is not None else [str(i) for i in range(n)]
+        out._set(s.int8, s.binary, ids, list(s.texts), s.metadata or [{} for _ in range(n)],
                  np.zeros(n, bool) if s.deleted is None else s.deleted.copy())
         return out
 

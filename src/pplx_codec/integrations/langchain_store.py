@@ -241,7 +241,11 @@ class PerplexityVectorStore(VectorStore):
         """Reopen the store kept at ``path``.  ``embedding`` must make the
         rows it holds: a ``PerplexityEmbeddings`` of the same model and
         dimensions, or (for a store of another ``Embeddings``) one of the
-        same class and size; anything else is a ``ValueError``."""
+        same class and size; anything else is a ``ValueError``.  A store
+        made by ``pplx-codec embed`` opens too (ids ``"0"``, ``"1"``, ...: its
+        row numbers): it is then searched in place and never written, so
+        changes stay in memory and that store keeps resuming and reusing
+        rows as ``pplx-codec embed`` made it."""
 
         def check(identity: dict, dim: int) -> None:
             ours = isinstance(embedding, PerplexityEmbeddings)
