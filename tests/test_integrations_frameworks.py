@@ -13,6 +13,7 @@ import pytest
 
 import pplx_codec as pc
 from framework_support import loopback_only, server_url  # noqa: F401  (the module's server fixture)
+from helpers import raises_exactly
 from pplx_codec.integrations._common import unit_floats
 from server_support import AUTH, KEY
 
@@ -175,3 +176,59 @@ def test_haystack_pipeline_with_in_memory_store(server_url, monkeypatch):  # noq
     assert isinstance(again.get_component("embed"), hs.PerplexityTextEmbedder)
     with loopback_only():
         assert again.run({"embed": {"text": "read a file line by line"}})["retrieve"]["documents"] == got
+
+
+# ---------------------------------------------------------------- refusals and edges
+
+def test_haystack_refusals(server_url):  # noqa: F811
+    hs = pytest.importorskip("pplx_codec.integrations.haystack", reason="the haystack extra is not installed")
+    from haystack import Document
+
+    with raises_exactly(ValueError, "batch_size must be a positive integer, got 0"):
+        hs.PerplexityDocumentEmbedder(api_key=_secret(), base_url=server_url, batch_size=0)
+    docs = hs.PerplexityDocumentEmbedder(api_key=_secret(), base_url=server_url, progress_bar=False)
+    with raises_exactly(TypeError, "PerplexityDocumentEmbedder expects a list of Documents "
+                                   "(a str: PerplexityTextEmbedder)"):
+        docs.run("a query")
+    with raises_exactly(TypeError, "PerplexityTextEmbedder expects a str (documents: PerplexityDocumentEmbedder)"):
+        hs.PerplexityTextEmbedder(api_key=_secret(), base_url=server_url).run([Document(content="x")])
+    assert docs.run([]) == {"documents": [], "meta": {"model": M, "dimensions": 1024}}
+    with raises_exactly(ValueError, "dimensions must be in 128..1024 for pplx-embed-v1-0.6b, got 64"):
+        hs.PerplexityTextEmbedder(api_key=_secret(), base_url=server_url, dimensions=64)
+
+
+def test_haystack_meta_fields_and_async(server_url):  # noqa: F811
+    hs = pytest.importorskip("pplx_codec.integrations.haystack", reason="the haystack extra is not installed")
+    from haystack import Document
+
+    e = hs.PerplexityDocumentEmbedder(api_key=_secret(), base_url=server_url, meta_fields_to_embed=["title"],
+                                      prefix="doc: ", progress_bar=False)
+    docs = [Document(content="body one", meta={"title": "First"}), Document(content="body two")]
+    want = _expected(server_url, ["doc: First\nbody one", "doc: body two"])
+    _same([d.embedding for d in e.run(docs)["documents"]], want)
+    _same([d.embedding for d in asyncio.run(e.run_async(docs))["documents"]], want)
+    assert docs[0].embedding is None                    # the input documents are not changed
+
+
+def test_llamaindex_settings(server_url, tmp_path):  # noqa: F811
+    li = pytest.importorskip("pplx_codec.integrations.llamaindex", reason="the llamaindex extra is not installed")
+    e = li.PerplexityEmbedding(api_key=KEY, base_url=server_url, dimensions=256, codes=tmp_path / "codes")
+    assert (e.model_name, e.dimensions, e.embed_batch_size) == (M, 256, 512)
+    _same(e.get_text_embedding_batch(TEXTS), _expected(server_url, TEXTS, 256))
+    from pplx_codec import store
+
+    assert list(store.load(tmp_path / "codes").texts) == TEXTS
+    e.get_query_embedding("a query is never kept")
+    assert store.load(tmp_path / "codes").count == len(TEXTS)
+    with raises_exactly(ValueError, "dimensions must be a multiple of 8 for binary codes, got 130"):
+        li.PerplexityEmbedding(api_key=KEY, base_url=server_url, dimensions=130, codes=tmp_path / "other")
+
+
+def test_langchain_empty_and_repeats(server_url):  # noqa: F811
+    lc = pytest.importorskip("pplx_codec.integrations.langchain", reason="the langchain extra is not installed")
+    e = lc.PerplexityEmbeddings(api_key=KEY, base_url=server_url)
+    assert e.embed_documents([]) == [] and asyncio.run(e.aembed_documents([])) == []
+    got = e.embed_documents([TEXTS[0], TEXTS[1], TEXTS[0]])
+    assert got[0] == got[2] != got[1]
+    with raises_exactly(TypeError, "texts must be a list of str, got str"):
+        e.embed_documents("not a list")
