@@ -18,7 +18,7 @@ from haystack.utils import Secret, deserialize_secrets_inplace
 from tqdm import tqdm
 
 from ..constants import DEFAULT_MODEL
-from ._common import Embedder, unit_floats
+from ._common import Embedder, unit_lists
 
 __all__ = ["PerplexityDocumentEmbedder", "PerplexityTextEmbedder"]
 
@@ -105,8 +105,8 @@ class PerplexityDocumentEmbedder(_Base):
         return out
 
     def _done(self, documents: list[Document], rows: list[np.ndarray]) -> dict[str, Any]:
-        floats = unit_floats(np.concatenate(rows)) if rows else np.empty((0, self.dimensions), np.float32)
-        docs = [replace(d, embedding=v) for d, v in zip(documents, floats.tolist(), strict=True)]
+        lists = unit_lists(np.concatenate(rows)) if rows else []
+        docs = [replace(d, embedding=v) for d, v in zip(documents, lists, strict=True)]
         return {"documents": docs, "meta": self._meta()}
 
     @component.output_types(documents=list[Document], meta=dict[str, Any])
@@ -158,9 +158,9 @@ class PerplexityTextEmbedder(_Base):
     @component.output_types(embedding=list[float], meta=dict[str, Any])
     def run(self, text: str) -> dict[str, Any]:
         row = self._embedder.rows(self._text(text), documents=False)
-        return {"embedding": unit_floats(row)[0].tolist(), "meta": self._meta()}
+        return {"embedding": unit_lists(row)[0], "meta": self._meta()}
 
     @component.output_types(embedding=list[float], meta=dict[str, Any])
     async def run_async(self, text: str) -> dict[str, Any]:
         row = await self._embedder.arows(self._text(text), documents=False)
-        return {"embedding": unit_floats(row)[0].tolist(), "meta": self._meta()}
+        return {"embedding": unit_lists(row)[0], "meta": self._meta()}

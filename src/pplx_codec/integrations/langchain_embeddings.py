@@ -10,7 +10,7 @@ from langchain_core.embeddings import Embeddings
 
 from ..client import AsyncClient, Client
 from ..constants import DEFAULT_MODEL
-from ._common import Embedder, unit_floats
+from ._common import Embedder, unit_lists
 
 __all__ = ["PerplexityEmbeddings"]
 
@@ -84,16 +84,16 @@ class PerplexityEmbeddings(Embeddings):
     # --- LangChain's Embeddings ---
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return unit_floats(self.embed_int8(texts)).tolist()
+        return unit_lists(self.embed_int8(texts))
 
     def embed_query(self, text: str) -> list[float]:
-        return unit_floats(self.embed_int8([text], query=True))[0].tolist()
+        return unit_lists(self.embed_int8([text], query=True))[0]
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        return unit_floats(await self.aembed_int8(texts)).tolist()
+        return unit_lists(await self.aembed_int8(texts))
 
     async def aembed_query(self, text: str) -> list[float]:
-        return unit_floats(await self.aembed_int8([text], query=True))[0].tolist()
+        return unit_lists(await self.aembed_int8([text], query=True))[0]
 
     def close(self) -> None:
         """Close the client this object made (not one passed in)."""

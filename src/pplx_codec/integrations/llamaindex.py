@@ -11,7 +11,7 @@ from pydantic import Field, PrivateAttr
 
 from ..client import AsyncClient, Client
 from ..constants import DEFAULT_MODEL
-from ._common import Embedder, unit_floats
+from ._common import Embedder, unit_lists
 
 __all__ = ["PerplexityEmbedding"]
 
@@ -61,10 +61,10 @@ class PerplexityEmbedding(BaseEmbedding):
         return "PerplexityEmbedding"
 
     def _get_query_embedding(self, query: str) -> list[float]:
-        return unit_floats(self._embedder.rows([query], documents=False))[0].tolist()
+        return unit_lists(self._embedder.rows([query], documents=False))[0]
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
-        return unit_floats(await self._embedder.arows([query], documents=False))[0].tolist()
+        return unit_lists(await self._embedder.arows([query], documents=False))[0]
 
     def _get_text_embedding(self, text: str) -> list[float]:
         return self._get_text_embeddings([text])[0]
@@ -73,7 +73,7 @@ class PerplexityEmbedding(BaseEmbedding):
         return (await self._aget_text_embeddings([text]))[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return unit_floats(self._embedder.rows(texts)).tolist()
+        return unit_lists(self._embedder.rows(texts))
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return unit_floats(await self._embedder.arows(texts)).tolist()
+        return unit_lists(await self._embedder.arows(texts))
