@@ -232,3 +232,21 @@ def test_langchain_empty_and_repeats(server_url):  # noqa: F811
     assert got[0] == got[2] != got[1]
     with raises_exactly(TypeError, "texts must be a list of str, got str"):
         e.embed_documents("not a list")
+
+
+def test_haystack_query_embedder_refuses_the_documents_other_size(server_url, tmp_path):  # noqa: F811
+    hs = pytest.importorskip("pplx_codec.integrations.haystack", reason="the haystack extra is not installed")
+    from haystack import Document
+
+    hs.PerplexityDocumentEmbedder(api_key=_secret(), base_url=server_url, codes=tmp_path / "docs",
+                                  progress_bar=False).run([Document(content=t) for t in TEXTS])
+    with raises_exactly(ValueError, f"codes store {str(tmp_path / 'docs')!r} holds pplx-embed-v1-0.6b at 1024 "
+                                    "dimensions, but this embedder uses pplx-embed-v1-0.6b at 512 dimensions: "
+                                    "documents and queries must be embedded with one model and one size (use "
+                                    "another codes= directory)"):
+        hs.PerplexityTextEmbedder(api_key=_secret(), base_url=server_url, codes=tmp_path / "docs", dimensions=512)
+    q = hs.PerplexityTextEmbedder(api_key=_secret(), base_url=server_url, codes=tmp_path / "docs")
+    q.run("a query")
+    from pplx_codec import store
+
+    assert list(store.load(tmp_path / "docs").texts) == TEXTS     # the query was not kept
