@@ -186,17 +186,16 @@ class DocRows:
     def save(self) -> None:
         assert self.path is not None
         self._consolidate(compact=True)  # a rewrite anyway: tombstoned rows (replaced ids too) are dropped
-        if not self.ntotal:  # a store holds at least one row: an empty one is its metadata only
-            self._save_empty()
+        if not self.ntotal:  # no rows: a store of zero rows (the .npy files of shape (0, width))
+            self._save_empty(self.path)
             return
         meta = {IDENTITY: self.identity, VECTOR_DIMENSIONS: self.dim, "model": self.identity.get("model")}
         store.save(self.path, int8=self._int8[0], binary=self._codes[0], texts=self.texts, ids=self.ids,
                    metadata=self.metadata, deleted=self.deleted, meta=meta)
 
-    def _save_empty(self) -> None:
-        # no rows: a store of zero rows (the .npy files of shape (0, width))
+    def _save_empty(self, path: Path) -> None:
         meta = {IDENTITY: self.identity, VECTOR_DIMENSIONS: self.dim, "model": self.identity.get("model")}
-        store.save(self.path, int8=self._empty(), binary=np.empty((0, self.width // 8), np.uint8), texts=[],
+        store.save(path, int8=self._empty(), binary=np.empty((0, self.width // 8), np.uint8), texts=[],
                    ids=[], metadata=[], deleted=np.zeros(0, bool), meta=meta)
 
     @classmethod

@@ -213,7 +213,8 @@ class PerplexityVectorStore(VectorStore):
         if not hits:
             return []
         found = [r for r, _ in hits]
-        chosen = maximal_marginal_relevance(unit_floats(q[None])[0], unit_floats(rows.int8_rows(found)),
+        # (typed as taking lists; it makes an array of whatever it is given)
+        chosen = maximal_marginal_relevance(unit_floats(q[None])[0], unit_floats(rows.int8_rows(found)),  # type: ignore[arg-type]
                                             lambda_mult=lambda_mult, k=k)
         return [self._doc(found[i]) for i in chosen]
 
@@ -249,7 +250,7 @@ class PerplexityVectorStore(VectorStore):
 
         def check(identity: dict, dim: int) -> None:
             ours = isinstance(embedding, PerplexityEmbeddings)
-            mine = _identity(embedding, embedding.dimensions if ours else dim)
+            mine = _identity(embedding, embedding.dimensions if isinstance(embedding, PerplexityEmbeddings) else dim)
             if identity.get("class") != mine["class"] or (ours and identity != mine):
                 raise ValueError(f"{path} holds rows of {_said(identity)}, but the embedding given is "
                                  f"{_said(mine)}: queries must be embedded as the documents were")

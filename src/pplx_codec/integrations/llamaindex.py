@@ -53,7 +53,8 @@ class PerplexityEmbedding(BaseEmbedding):
         embedder = Embedder(model_name, dimensions, api_key=api_key, base_url=base_url, codes=codes, client=client,
                             async_client=async_client, source="pplx_codec.integrations.llamaindex",
                             **(client_options or {}))
-        super().__init__(model_name=model_name, dimensions=embedder.dimensions, **kwargs)
+        super().__init__(model_name=model_name, **kwargs)
+        self.dimensions = embedder.dimensions  # the model's full size when None was given
         self._embedder = embedder
 
     @classmethod

@@ -82,22 +82,20 @@ def _write_npy(path: Path, a: np.ndarray) -> None:
 def write_sidecars(tmp: Path, count: int, ids=None, metadata=None, deleted=None) -> list[str]:
     """Write the sidecars given into the staging directory ``tmp`` (each
     checked first); the names written, for meta.json's ``sidecars``."""
-    given = {"ids": None if ids is None else check_ids(ids, count),
-             "metadata": None if metadata is None else check_metadata(metadata, count),
-             "deleted": None if deleted is None else check_deleted(deleted, count)}
-    for name, value in given.items():
-        if value is None:
-            continue
-        if name == "ids":
-            write_texts(tmp / SIDECARS[name], value, count)
-        elif name == "metadata":
-            with open(tmp / SIDECARS[name], "wb") as f:
-                for m in value:
-                    f.write(json.dumps(m, ensure_ascii=False, allow_nan=False).encode("utf-8", "surrogatepass"))
-                    f.write(b"\n")
-                _fs.fsync_file(f)
-        else:
-            _write_npy(tmp / SIDECARS[name], value)
+    id_list = None if ids is None else check_ids(ids, count)
+    dicts = None if metadata is None else check_metadata(metadata, count)
+    mask = None if deleted is None else check_deleted(deleted, count)
+    if id_list is not None:
+        write_texts(tmp / SIDECARS["ids"], id_list, count)
+    if dicts is not None:
+        with open(tmp / SIDECARS["metadata"], "wb") as f:
+            for m in dicts:
+                f.write(json.dumps(m, ensure_ascii=False, allow_nan=False).encode("utf-8", "surrogatepass"))
+                f.write(b"\n")
+            _fs.fsync_file(f)
+    if mask is not None:
+        _write_npy(tmp / SIDECARS["deleted"], mask)
+    given = {"ids": id_list, "metadata": dicts, "deleted": mask}
     return [k for k, v in given.items() if v is not None]
 
 
