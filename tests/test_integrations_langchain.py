@@ -237,3 +237,13 @@ async def test_async_paths(server_url):  # noqa: F811
     assert got[0][0].id == "r" and got[0][1] == pytest.approx(1.0)
     assert [d.id for d in await vs.amax_marginal_relevance_search("read", k=2)] == ["r", "s"]
     assert await vs.adelete(["r"]) and [d.id for d in await vs.aget_by_ids(["r", "s"])] == ["s"]
+
+
+def test_replaced_rows_do_not_pile_up_in_memory():
+    vs = PerplexityVectorStore(DeterministicFakeEmbedding(size=8))
+    for i in range(50):
+        vs.add_texts([f"version {i}", "other"], ids=["doc", "other"])
+    rows = vs._rows
+    assert rows is not None and len(rows) == 2 and rows.ntotal <= 4
+    assert [d.page_content for d in vs.get_by_ids(["doc", "other"])] == ["version 49", "other"]
+    assert vs.similarity_search("version 49", k=1)[0].id == "doc"

@@ -149,8 +149,10 @@ class DocRows:
         self._index.add(padded, codes=bits, bitorder="little")
         if self.path is not None:
             self.save()
-        elif len(self._int8) > self.MAX_SEGMENTS:
-            self._consolidate(compact=False)
+        else:  # in memory: few segments to search, and replaced rows do not pile up
+            compact = 2 * int(self.deleted.sum()) >= self.ntotal
+            if compact or len(self._int8) > self.MAX_SEGMENTS:
+                self._consolidate(compact)
         return new_ids
 
     def delete(self, ids: Sequence[str]) -> bool:
