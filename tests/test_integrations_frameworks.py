@@ -250,3 +250,28 @@ def test_haystack_query_embedder_refuses_the_documents_other_size(server_url, tm
     from pplx_codec import store
 
     assert list(store.load(tmp_path / "docs").texts) == TEXTS     # the query was not kept
+
+
+def test_codes_store_of_another_endpoint_is_refused_unless_named(tmp_path):
+    """A reference server restarted on another port: refused by URL, accepted under one name."""
+    lc = pytest.importorskip("pplx_codec.integrations.langchain", reason="the langchain extra is not installed")
+    from pplx_codec.server import running
+
+    urls = []
+    for run in range(2):
+        with loopback_only(), running(api_keys=[KEY], backend="hash") as url:
+            urls.append(url)
+            lc.PerplexityEmbeddings(api_key=KEY, base_url=url, codes=tmp_path / "named",
+                                    endpoint="local hash server").embed_documents([TEXTS[0], TEXTS[run + 1]])
+            if run == 0:
+                lc.PerplexityEmbeddings(api_key=KEY, base_url=url, codes=tmp_path / "by-url").embed_documents(TEXTS)
+            else:
+                with raises_exactly(ValueError, f"codes store {str(tmp_path / 'by-url')!r} was filled from "
+                                                f"{urls[0]!r}, but this embedder embeds at {url!r}: a store never "
+                                                "mixes two services' vectors (name a service that moved with "
+                                                "endpoint=, e.g. a reference server restarted on another port, or "
+                                                "use another codes= directory)"):
+                    lc.PerplexityEmbeddings(api_key=KEY, base_url=url, codes=tmp_path / "by-url")
+    from pplx_codec import store
+
+    assert list(store.load(tmp_path / "named").texts) == TEXTS[:3]

@@ -72,12 +72,16 @@ class CodesStore:
     again, a killed call resumes where it stopped (its ``.partial``), and the
     store is swapped in whole.  Each call that brings new texts rewrites the
     store (its rows are copied into the new one): embed documents in large
-    batches.  A store made with another model or dimensions is refused."""
+    batches.  A store made with another model or dimensions is refused, and
+    so is one filled from another ``endpoint`` (the name of where the vectors
+    come from, kept in the store as ``pplx-codec embed`` keeps it: the base
+    URL unless named), so that a store never mixes two services' vectors."""
 
-    def __init__(self, path: str | os.PathLike[str], settings: EmbedSettings, source: str):
+    def __init__(self, path: str | os.PathLike[str], settings: EmbedSettings, source: str, endpoint: str):
         self.path = Path(path)
         self.settings = settings
         self.source = source
+        self.endpoint = endpoint
         self.check()
 
     def check(self) -> None:
@@ -93,6 +97,11 @@ class CodesStore:
             raise ValueError(f"codes store {str(self.path)!r} holds {theirs[0]} at {theirs[1]} dimensions, but this "
                              f"embedder uses {mine[0]} at {mine[1]} dimensions: documents and queries must be "
                              "embedded with one model and one size (use another codes= directory)")
+        if old.meta.get("endpoint") != self.endpoint:
+            raise ValueError(f"codes store {str(self.path)!r} was filled from {old.meta.get('endpoint')!r}, but this "
+                             f"embedder embeds at {self.endpoint!r}: a store never mixes two services' vectors (name "
+                             "a service that moved with endpoint=, e.g. a reference server restarted on another "
+                             "port, or use another codes= directory)")
 
     def embed(self, client: Client, texts: list[str], progress: bool = False) -> np.ndarray:
         """The int8 rows of ``texts`` (row i = texts[i]), each distinct text
@@ -108,7 +117,7 @@ class CodesStore:
             corpus = held + new
             embed_corpus(client, Source.of(corpus, self.source), str(self.path), self.settings.model,
                          self.settings.dimensions, ("int8", "binary"), API_BITORDER, progress=progress,
-                         endpoint=client.base_url)
+                         endpoint=self.endpoint)
             old = store.load(self.path)
             held = corpus
         assert old.int8 is not None
@@ -127,12 +136,13 @@ class Embedder:
     ``client_options`` go to both clients (``max_concurrency``,
     ``max_retries``, ``timeout``, ``max_requests_per_minute``, ...); the key
     and base URL default to ``PERPLEXITY_API_KEY`` / ``PERPLEXITY_BASE_URL``
-    as the clients read them."""
+    as the clients read them.  ``endpoint``: the name the ``codes=`` store
+    keeps of where its vectors come from (default: the base URL)."""
 
     def __init__(self, model: str = DEFAULT_MODEL, dimensions: int | None = None, *, api_key: str | None = None,
                  base_url: str | None = None, codes: str | os.PathLike[str] | None = None,
                  client: Client | None = None, async_client: AsyncClient | None = None, progress: bool = False,
-                 source: str = "pplx_codec.integrations", **client_options) -> None:
+                 source: str = "pplx_codec.integrations", endpoint: str | None = None, **client_options) -> None:
         # codes pack 8 dimensions a byte: checked now, not at the first document
         self.settings = EmbedSettings.checked(model, dimensions, ("int8", "binary") if codes is not None else "int8")
         self._options = dict(api_key=api_key, base_url=base_url, **client_options)
@@ -142,7 +152,8 @@ class Embedder:
         self._async: dict[int, AsyncClient] = {}
         self._lock = threading.Lock()
         self.progress = progress
-        self.codes = None if codes is None else CodesStore(codes, self.settings, source)
+        self.codes = None if codes is None else CodesStore(codes, self.settings, source,
+                                                           self._client.base_url if endpoint is None else endpoint)
 
     @property
     def model(self) -> str:

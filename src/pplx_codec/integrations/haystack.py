@@ -31,14 +31,16 @@ class _Base:
     name: a bare ``super()`` fails there.)"""
 
     def __init__(self, model: str, dimensions: int | None, api_key: Secret, base_url: str | None,
-                 codes: str | os.PathLike[str] | None, client_options: dict | None) -> None:
+                 codes: str | os.PathLike[str] | None, client_options: dict | None, endpoint: str | None) -> None:
         self.model = model
         self.api_key = api_key
         self.base_url = base_url
         self.codes = None if codes is None else str(codes)
         self.client_options = dict(client_options or {})
+        self.endpoint = endpoint
         self._embedder = Embedder(model, dimensions, api_key=api_key.resolve_value(), base_url=base_url, codes=codes,
-                                  source="pplx_codec.integrations.haystack", **self.client_options)
+                                  source="pplx_codec.integrations.haystack", endpoint=endpoint,
+                                  **self.client_options)
         self.dimensions = self._embedder.dimensions
 
     def _meta(self) -> dict[str, Any]:
@@ -46,7 +48,8 @@ class _Base:
 
     def _fields(self) -> dict[str, Any]:
         return dict(model=self.model, dimensions=self.dimensions, api_key=self.api_key.to_dict(),
-                    base_url=self.base_url, codes=self.codes, client_options=self.client_options)
+                    base_url=self.base_url, codes=self.codes, client_options=self.client_options,
+                    endpoint=self.endpoint)
 
 
 @component
@@ -66,7 +69,8 @@ class PerplexityDocumentEmbedder(_Base):
     float32 rounding of near-ties.  ``codes=STORE_DIR`` keeps the int8 rows,
     binary codes (LSB-first: Haystack's own Perplexity embedders unpack
     MSB-first) and texts in a pplx-codec store, resumable like ``pplx-codec
-    embed``.  Use the same ``model`` and ``dimensions`` in the
+    embed`` (a store filled from another ``endpoint``, by default the base
+    URL, is refused).  Use the same ``model`` and ``dimensions`` in the
     :class:`PerplexityTextEmbedder` of the queries: given the same ``codes=``
     it refuses a mismatch."""
 
@@ -74,8 +78,8 @@ class PerplexityDocumentEmbedder(_Base):
                  base_url: str | None = None, batch_size: int = 512, progress_bar: bool = True,
                  meta_fields_to_embed: list[str] | None = None, embedding_separator: str = "\n", prefix: str = "",
                  suffix: str = "", codes: str | os.PathLike[str] | None = None,
-                 client_options: dict | None = None) -> None:
-        _Base.__init__(self, model, dimensions, api_key, base_url, codes, client_options)
+                 client_options: dict | None = None, endpoint: str | None = None) -> None:
+        _Base.__init__(self, model, dimensions, api_key, base_url, codes, client_options, endpoint)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
@@ -137,8 +141,9 @@ class PerplexityTextEmbedder(_Base):
 
     def __init__(self, model: str = DEFAULT_MODEL, dimensions: int | None = None, api_key: Secret = _KEY,
                  base_url: str | None = None, prefix: str = "", suffix: str = "",
-                 codes: str | os.PathLike[str] | None = None, client_options: dict | None = None) -> None:
-        _Base.__init__(self, model, dimensions, api_key, base_url, codes, client_options)
+                 codes: str | os.PathLike[str] | None = None, client_options: dict | None = None,
+                 endpoint: str | None = None) -> None:
+        _Base.__init__(self, model, dimensions, api_key, base_url, codes, client_options, endpoint)
         self.prefix = prefix
         self.suffix = suffix
 

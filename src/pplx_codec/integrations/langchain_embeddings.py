@@ -32,7 +32,9 @@ class PerplexityEmbeddings(Embeddings):
     binary codes (LSB-first) and the texts of every document embedded go into
     a pplx-codec store as they arrive, resumable like ``pplx-codec embed``
     (see :class:`pplx_codec.integrations._common.CodesStore`); a store made
-    with another model or dimensions is refused.  ``aembed_documents`` and
+    with another model or dimensions is refused, and so is one filled from
+    another ``endpoint`` (default: the base URL; name a reference server
+    restarted on another port).  ``aembed_documents`` and
     ``aembed_query`` run on the async client itself (no thread pool), except
     documents kept in a ``codes=`` store (the store's job runs on a thread).
 
@@ -46,9 +48,9 @@ class PerplexityEmbeddings(Embeddings):
     def __init__(self, model: str = DEFAULT_MODEL, dimensions: int | None = None, *, api_key: str | None = None,
                  base_url: str | None = None, codes: str | os.PathLike[str] | None = None,
                  client: Client | None = None, async_client: AsyncClient | None = None, progress: bool = False,
-                 **client_options) -> None:
+                 endpoint: str | None = None, **client_options) -> None:
         self._embedder = Embedder(model, dimensions, api_key=api_key, base_url=base_url, codes=codes, client=client,
-                                  async_client=async_client, progress=progress,
+                                  async_client=async_client, progress=progress, endpoint=endpoint,
                                   source="pplx_codec.integrations.langchain", **client_options)
 
     @property

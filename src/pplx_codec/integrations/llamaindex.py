@@ -34,7 +34,8 @@ class PerplexityEmbedding(BaseEmbedding):
     ``codes=STORE_DIR`` keeps the int8 rows, binary codes (LSB-first) and
     texts of every document embedded in a pplx-codec store, resumable like
     ``pplx-codec embed``; a store made with another model or dimensions is
-    refused.  Each batch that brings new texts rewrites that store: with
+    refused, as is one filled from another ``endpoint`` (default: the base
+    URL).  Each batch that brings new texts rewrites that store: with
     ``codes=``, raise ``embed_batch_size`` (default here 512, LlamaIndex's
     own is 10).  ``api_key``/``base_url`` default to ``PERPLEXITY_API_KEY`` /
     ``PERPLEXITY_BASE_URL``; ``client_options`` go to the clients.
@@ -49,9 +50,9 @@ class PerplexityEmbedding(BaseEmbedding):
                  api_key: str | None = None, base_url: str | None = None,
                  codes: str | os.PathLike[str] | None = None, client: Client | None = None,
                  async_client: AsyncClient | None = None, client_options: dict | None = None,
-                 **kwargs: Any) -> None:
+                 endpoint: str | None = None, **kwargs: Any) -> None:
         embedder = Embedder(model_name, dimensions, api_key=api_key, base_url=base_url, codes=codes, client=client,
-                            async_client=async_client, source="pplx_codec.integrations.llamaindex",
+                            async_client=async_client, source="pplx_codec.integrations.llamaindex", endpoint=endpoint,
                             **(client_options or {}))
         super().__init__(model_name=model_name, **kwargs)
         self.dimensions = embedder.dimensions  # the model's full size when None was given
