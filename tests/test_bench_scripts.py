@@ -60,3 +60,10 @@ def test_static_speed_script_times_the_server_encoder(tmp_path):
     assert lines[0].startswith("1,532 texts"), out
     rates = [float(line.rsplit(":", 1)[1].split()[0].replace(",", "")) for line in lines[1:]]
     assert len(rates) == 3 and all(r > 0 for r in rates), out
+
+
+def test_integrations_memory_script(tmp_path):
+    pytest.importorskip("langchain_core", reason="the langchain extra is not installed")
+    out = script("integrations_memory.py", "--rows", "1500", cwd=tmp_path).splitlines()
+    assert [line.split(":")[0] for line in out] == ["ours", "inmemory", "inmemory-distinct"], out
+    assert all(line.endswith("top hit is the query's text: True") for line in out), out

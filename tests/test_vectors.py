@@ -383,3 +383,40 @@ def test_truncate_unknown_encoding(encoding):
 def test_truncate_bad_matrix(matrix, encoding, msg):
     with raises_exactly(TypeError, msg):
         pc.truncate(matrix, 128, encoding)
+
+
+# ---------------------------------------------------------------- unit_lists (the adapters' float lists)
+
+@given(m=int8_rows())
+def test_unit_lists_are_to_float32_tolist(isa, m):
+    from pplx_codec import _int8
+
+    m = np.ascontiguousarray(m if m.ndim == 2 else m[None])  # what the adapters hand it
+    got = _int8.unit_lists(m)
+    assert got == ref.to_float32(m, True).tolist()
+    assert all(type(v) is float for row in got for v in row)
+
+
+def test_unit_lists_share_one_float_per_value(isa):
+    from pplx_codec import _int8
+
+    m = np.array([[3, -4, 3, 0, 3, -4], [0, 0, 0, 0, 0, 0], [-128, 127, -128, 127, 1, 1]], np.int8)
+    a, zero, c = _int8.unit_lists(m)
+    assert a == pc.to_float32(m)[0].tolist()
+    assert a[0] is a[2] is a[4] and a[1] is a[5] and zero == [0.0] * 6 and c[0] is c[2]
+    assert _int8.unit_lists(np.zeros((0, 8), np.int8)) == []
+
+
+@pytest.mark.parametrize(("x", "exc", "message"), [
+    (np.zeros(8, np.int8), ValueError, "matrix must be 2-D (rows), got 1 dimension(s)"),
+    (np.zeros((2, 8), np.float32), TypeError, None),
+    (np.zeros((2, 16), np.int8)[:, ::2], ValueError,
+     "matrix rows must be contiguous (element stride 2 != 1); pass np.ascontiguousarray(...) (which copies)"),
+])
+def test_unit_lists_refuses(x, exc, message):
+    from pplx_codec import _int8
+
+    with pytest.raises(exc) as e:
+        _int8.unit_lists(x)
+    if message is not None:
+        assert str(e.value) == message

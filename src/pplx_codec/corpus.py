@@ -31,6 +31,11 @@ class Source:
     path: str
     sha256: str
 
+    @classmethod
+    def of(cls, texts: list[str], path: str) -> Source:
+        """Texts held in memory (``path`` names where they came from)."""
+        return cls(texts, path, _digest(texts))
+
 
 def _digest(texts: list[str]) -> str:
     h = hashlib.sha256()

@@ -9,6 +9,9 @@ A store directory::
     meta.json     {"format": "pplx-codec-store", "version": 1, "count", "dimensions",
                    "encodings": ["int8", "binary"], "bitorder", "model", ...caller's keys}
     texts.jsonl   optional: one JSON string per line, line i = row i
+    ids.jsonl, metadata.jsonl, deleted.npy
+                  optional sidecars of a document store (listed in meta's "sidecars"):
+                  row ids, row metadata, tombstones (``delete_rows``)
 
 ``save()`` writes one at once, ``Writer`` fills one range by range across
 crashes and restarts, ``load()`` opens one (``np.memmap``: a 100M-row store
@@ -18,6 +21,7 @@ and ``to_usearch`` need faiss-cpu / usearch.
 """
 
 from ._core import load, save
+from ._docs import delete_rows
 from ._meta import FORMAT, VERSION
 from ._stored import Stored
 from ._texts import Texts
@@ -28,6 +32,7 @@ from .writer import JobInUse, Writer
 __all__ = [
     "save",
     "load",
+    "delete_rows",
     "Stored",
     "Texts",
     "Writer",

@@ -11,6 +11,7 @@ from typing import Literal, overload
 import numpy as np
 
 from . import _fs
+from ._docs import read_sidecars, write_sidecars
 from ._meta import FILES, META, TEXTS, is_store, parse_meta, partial_path, row_width
 from ._payload import prepare
 from ._stored import Stored
@@ -21,7 +22,7 @@ _WHAT = "a pplx-codec store"
 
 def save(path: str | os.PathLike[str], embeddings=None, *, int8: np.ndarray | None = None,
          binary: np.ndarray | None = None, bitorder: str | None = None, meta: dict | None = None,
-         texts=None) -> Stored:
+         texts=None, ids=None, metadata=None, deleted=None) -> Stored:
     """Write a store at ``path`` and return it loaded (memory-mapped).
 
     ``embeddings``: a :class:`pplx_codec.Embeddings` (its ``encoding_format``
@@ -32,7 +33,11 @@ def save(path: str | os.PathLike[str], embeddings=None, *, int8: np.ndarray | No
     ``"big"``; by default an ``Embeddings``' or ``Stored``'s own order, else
     ``"little"``.  Explicit ``binary=`` codes must be in that order already;
     a source's codes in the other order are converted.  ``meta``: extra JSON
-    keys for meta.json.  ``texts``: one str per row.
+    keys for meta.json.  ``texts``: one str per row.  ``ids`` (one unique str
+    per row), ``metadata`` (one JSON-serializable dict per row) and
+    ``deleted`` (a bool mask of rows: tombstones) are the optional sidecars a
+    document store keeps (``store/_docs.py``); a ``Stored`` source's own are
+    copied unless given.
 
     Everything is written into a directory next to ``path``, synced, and then
     renamed into place in one step: ``path`` is never half-written.  An
@@ -40,9 +45,18 @@ def save(path: str | os.PathLike[str], embeddings=None, *, int8: np.ndarray | No
     directory); anything else raises ``FileExistsError``.
     """
     payload = prepare(embeddings, int8, binary, bitorder, meta, texts)
+    if isinstance(embeddings, Stored):
+        ids = embeddings.ids if ids is None else ids
+        metadata = embeddings.metadata if metadata is None else metadata
+        deleted = embeddings.deleted if deleted is None else deleted
     final = Path(path)
     _fs.check_replaceable(final, is_store, _WHAT)   # fail before writing gigabytes
     with _fs.staging(final) as tmp:
+        # the sidecars are checked (and written) first: meta.json then lists what is there
+        sidecars = write_sidecars(tmp, payload.meta["count"], ids, metadata, deleted)
+        payload.meta.pop("sidecars", None)
+        if sidecars:
+            payload.meta["sidecars"] = sidecars
         for enc, a in payload.arrays.items():
             write_npy(tmp / FILES[enc][0], a)
         finish(tmp, payload.meta, payload.texts)
@@ -73,7 +87,8 @@ def load(path: str | os.PathLike[str], mmap: bool = True) -> Stored:
     instantly); ``mmap=False``: plain arrays read into memory.  Texts are read
     on demand either way.  Raises ``FileNotFoundError`` when ``path`` is not a
     store and ``ValueError`` when it is corrupt (meta.json contradicts the
-    files, unknown version)."""
+    files, unknown version).  The sidecars meta.json lists (ids, metadata,
+    tombstones: see :func:`save`) are read and checked here, whole."""
     root = Path(path)
     if not root.is_dir():
         if root.exists():
@@ -92,7 +107,7 @@ def load(path: str | os.PathLike[str], mmap: bool = True) -> Stored:
                             (meta["count"], row_width(enc, meta["dimensions"])), "r" if mmap else None)
               for enc in meta["encodings"]}
     texts = Texts(root / TEXTS, meta["count"]) if (root / TEXTS).is_file() else None
-    return Stored(meta, arrays.get("int8"), arrays.get("binary"), texts, root)
+    return Stored(meta, arrays.get("int8"), arrays.get("binary"), texts, root, **read_sidecars(root, meta))
 
 
 def npy_header(path: Path) -> tuple[np.dtype, tuple, bool]:

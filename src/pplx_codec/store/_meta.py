@@ -20,6 +20,9 @@ META = "meta.json"
 TEXTS = "texts.jsonl"
 #: encoding -> (file, dtype); also the order encodings are listed in
 FILES = {"int8": ("vectors.npy", np.dtype(np.int8)), "binary": ("codes.npy", np.dtype(np.uint8))}
+#: optional per-row sidecars (a document store's ids, metadata and tombstones: store/_docs.py), in the order
+#: meta.json's ``sidecars`` lists them; a store without that key (every store written before them) has none
+SIDECARS = {"ids": "ids.jsonl", "metadata": "metadata.jsonl", "deleted": "deleted.npy"}
 #: meta.json keys the store computes; a caller's meta may repeat them only with the same value
 STRUCTURAL = ("format", "version", "count", "dimensions", "encodings", "bitorder")
 
@@ -141,7 +144,20 @@ def check_fields(meta: dict) -> dict:
     model = meta.get("model")
     if model is not None and not isinstance(model, str):
         raise ValueError(f"model must be a string or null, got {model!r}")
+    if "sidecars" in meta:
+        json_sidecars(meta["sidecars"])
     return {**meta, "encodings": encodings}
+
+
+def json_sidecars(value) -> list[str]:
+    """meta.json's ``sidecars``: a list of known sidecar names, once each, in
+    the canonical order (absent: none)."""
+    if value is None:
+        return []
+    if (not isinstance(value, list) or not all(isinstance(v, str) and v in SIDECARS for v in value)
+            or len(set(value)) != len(value)):
+        raise ValueError(f"sidecars must be a list of {', '.join(map(repr, SIDECARS))} (once each), got {value!r}")
+    return [k for k in SIDECARS if k in value]
 
 
 def parse_meta(raw, where) -> dict:

@@ -15,7 +15,11 @@ class Stored:
     """A store's rows: ``int8`` ``(count, dimensions)`` and/or ``binary``
     ``(count, dimensions // 8)`` packed codes in ``bitorder`` (None when
     absent), ``meta`` (meta.json), ``texts`` (a lazy sequence, or None) and
-    ``path`` (None for a table converted from Arrow).
+    ``path`` (None for a table converted from Arrow), and the optional
+    sidecars of a document store (None when absent): ``ids`` (one unique str
+    per row), ``metadata`` (one dict per row) and ``deleted`` (a bool mask:
+    tombstoned rows are still in the arrays; searches through
+    :meth:`index` do not skip them, the document store built on it does).
 
     Arrays from ``load(mmap=True)`` are read-only ``np.memmap``: the rows are
     read from disk as they are used, never all at once.
@@ -23,7 +27,11 @@ class Stored:
 
     def __init__(self, meta: dict, int8: npt.NDArray[np.int8] | None = None,
                  binary: npt.NDArray[np.uint8] | None = None, texts: Sequence[str] | None = None,
-                 path: Path | None = None):
+                 path: Path | None = None, ids: list[str] | None = None, metadata: list[dict] | None = None,
+                 deleted: npt.NDArray[np.bool_] | None = None):
+        self.ids = ids
+        self.metadata = metadata
+        self.deleted = deleted
         self.meta = meta
         self.int8 = int8
         self.binary = binary
