@@ -38,9 +38,12 @@ from .corpus import QUERY_FORMATS
 from .settings import ENCODING_NAMES
 
 # peers the bench extra installs, by distribution name
-_PEERS = ("pybase64", "numkong", "simsimd", "faiss-cpu", "usearch", "msgspec", "orjson", "perplexityai")
+_PEERS = ("pybase64", "numkong", "simsimd", "faiss-cpu", "usearch", "msgspec", "orjson", "perplexityai",
+          "langchain-perplexity")
 # the drivers of the sinks' targets (pplx_codec.sinks), shown by info and recorded by bench --json
 _DRIVERS = ("psycopg", "pgvector", "lancedb", "sqlite-vec", "apsw")
+# the frameworks of the adapters (pplx_codec.integrations)
+_FRAMEWORKS = ("langchain-core", "llama-index-core", "haystack-ai")
 
 
 def cmd_info(args) -> int:
@@ -59,6 +62,7 @@ def cmd_info(args) -> int:
     print(f"threads:      {caps['threads']} (no OpenMP)")
     print("peers: " + ", ".join(f"{d} {dist_version(d) or '(not installed)'}" for d in _PEERS))
     print("sink drivers: " + ", ".join(f"{d} {dist_version(d) or '(not installed)'}" for d in _DRIVERS))
+    print("frameworks: " + ", ".join(f"{d} {dist_version(d) or '(not installed)'}" for d in _FRAMEWORKS))
     return 0
 
 
@@ -142,7 +146,7 @@ def cmd_bench(args) -> int:
     if args.json:
         doc = report.build(results, version=__version__, mode="quick" if args.quick else "full", families=chosen,
                            capabilities=caps, default_tier=caps["active"], machine=hardware.machine(),
-                           versions={"numpy": np.__version__, **{d: dist_version(d) for d in _PEERS + _DRIVERS}},
+                           versions={"numpy": np.__version__, **{d: dist_version(d) for d in _PEERS + _DRIVERS + _FRAMEWORKS}},
                            peer_kernels=peer_kernels, missing=missing)
         with _refusing(args.json, "write --json"):
             report.write(doc, args.json)

@@ -30,4 +30,10 @@ def families() -> dict:
 
         return sinks_cases.cases(quick=quick)
 
-    return {"codec": codec_cases.cases, "search": search, "client": client, "sinks": sinks}
+    def integrations(quick: bool = False):
+        from . import integrations_cases
+
+        return integrations_cases.cases(quick=quick)
+
+    return {"codec": codec_cases.cases, "search": search, "client": client, "sinks": sinks,
+            "integrations": integrations}
