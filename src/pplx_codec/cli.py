@@ -146,7 +146,8 @@ def cmd_bench(args) -> int:
     if args.json:
         doc = report.build(results, version=__version__, mode="quick" if args.quick else "full", families=chosen,
                            capabilities=caps, default_tier=caps["active"], machine=hardware.machine(),
-                           versions={"numpy": np.__version__, **{d: dist_version(d) for d in _PEERS + _DRIVERS + _FRAMEWORKS}},
+                           versions={"numpy": np.__version__,
+                                     **{d: dist_version(d) for d in _PEERS + _DRIVERS + _FRAMEWORKS}},
                            peer_kernels=peer_kernels, missing=missing)
         with _refusing(args.json, "write --json"):
             report.write(doc, args.json)
