@@ -15,12 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import pplx_codec as pc
 from helpers import raises_exactly
 from pg_support import PASSWORD, PASSWORD_ROLE, free_port
 from pplx_codec import cli, sinks, store
 from pplx_codec.sinks import SinkError, TableMismatch
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+# the child imports the package under test, wherever this process found it (the source tree, or
+# an installed wheel: CI runs the suite against both, and src/ holds no compiled modules there)
+UNDER_TEST = str(Path(pc.__file__).resolve().parents[1])
 
 
 def rows(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -214,7 +217,7 @@ def test_killed_load_rerun_ends_with_every_row_once(postgres, pg_table, tmp_path
     stored = save(tmp_path, n, d=64)
     argv = [sys.executable, "-m", "pplx_codec", "export", str(stored.path), postgres.dsn, "--table", pg_table,
             "--rows", "500", "--quiet"]
-    proc = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": SRC}, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": UNDER_TEST}, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
