@@ -37,7 +37,8 @@ from ..store import Stored
 from ..store._payload import prepare
 from ._rows import BATCH_ROWS, Batch, Layout, batch_of, layout_of, store_batches
 
-__all__ = ["Sink", "SinkError", "TableMismatch", "FOREIGN", "check_table_name", "mask_password", "shown_dsn"]
+__all__ = ["Sink", "SinkError", "TableMismatch", "FOREIGN", "check_table_name", "mask_password", "shown_dsn",
+           "one_line"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 
@@ -61,6 +62,12 @@ def check_table_name(name) -> str:
         raise ValueError(f"table name must be letters, digits and _ (at most 63, not starting with a digit), "
                          f"got {name!r}")
     return name
+
+
+def one_line(e: BaseException) -> str:
+    """A driver's error as one line of a ``SinkError``: its lines joined by "; ", spaces collapsed."""
+    lines = (" ".join(line.split()) for line in str(e).splitlines())
+    return "; ".join(line for line in lines if line) or type(e).__name__
 
 
 def mask_password(text: str, dsn: str) -> str:

@@ -126,3 +126,11 @@ def not_utf8(batch: Batch, target: str) -> ValueError | None:
         return None
     return ValueError(f"the text of row {batch.first + bad} is not valid Unicode (a lone surrogate): "
                       f"{target} stores text as UTF-8")
+
+
+def query_row(vector) -> np.ndarray:
+    """The int8 query row of a two-stage search (every target's)."""
+    v = np.asarray(vector)
+    if v.dtype != np.int8 or v.ndim != 1:
+        raise ValueError(f"vector must be one int8 row, got {v.dtype} of shape {v.shape}")
+    return v

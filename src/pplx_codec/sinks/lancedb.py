@@ -47,17 +47,13 @@ import pyarrow as pa
 from .._checks import positive_int
 from ..bits import pack_bits, reverse_bitorder
 from ..search import search_int8
-from ._base import FOREIGN, Sink, SinkError
-from ._rows import BATCH_ROWS, Batch, Layout, layout_of, not_utf8, store_batches
+from ._base import FOREIGN, Sink, SinkError, one_line
+from ._rows import BATCH_ROWS, Batch, Layout, layout_of, not_utf8, query_row, store_batches
 
 __all__ = ["LanceDBSink", "LAYOUT_KEY", "schema_of", "record_batch", "two_stage_search"]
 
 #: the schema metadata key that holds the table's layout (JSON)
 LAYOUT_KEY = b"pplx-codec-layout"
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def schema_of(layout: Layout) -> pa.Schema:
@@ -107,7 +103,7 @@ class LanceDBSink(Sink):
         self.tbl: Any = None
 
     def _fail(self, what: str, e: BaseException) -> SinkError:
-        return SinkError(f"lancedb: cannot {what} {self.target}: {_one_line(e)}")
+        return SinkError(f"lancedb: cannot {what} {self.target}: {one_line(e)}")
 
     @property
     def schema(self) -> pa.Schema:
@@ -242,9 +238,7 @@ def two_stage_search(tbl, vector: np.ndarray, code: np.ndarray | None = None, *,
     came without codes).  LanceDB orders rows tied at the candidates' cut-off by their place
     in the table, not by id, so on ties there it may keep other candidates than
     ``pplx_codec.Index.search``."""
-    v = np.asarray(vector)
-    if v.dtype != np.int8 or v.ndim != 1:
-        raise ValueError(f"vector must be one int8 row, got {v.dtype} of shape {v.shape}")
+    v = query_row(vector)
     k, candidates = positive_int(k, "k"), positive_int(candidates, "candidates")
     q = pack_bits(v[None], "big")[0] if code is None else \
         (np.asarray(code, np.uint8) if bitorder == "big" else reverse_bitorder(np.asarray(code, np.uint8)[None])[0])

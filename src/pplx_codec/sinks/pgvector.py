@@ -34,7 +34,7 @@ from psycopg import sql
 from .. import _pgcopy
 from .._checks import positive_int
 from ..store import Stored
-from ._base import Sink, SinkError, TableMismatch, mask_password
+from ._base import Sink, SinkError, TableMismatch, mask_password, one_line
 from ._rows import Batch, Layout, store_batches
 from .pgvector_sql import two_stage_search, two_stage_sql
 
@@ -48,10 +48,6 @@ CONNECT_TIMEOUT = 10
 # A heap row must fit one 8 kB page when a column is PLAIN (never compressed,
 # never moved out of line); the text stays toastable, leaving it a pointer.
 PAGE_ROOM = 8000
-
-
-def _one_line(e: BaseException) -> str:
-    return "; ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
 
 
 class PgvectorSink(Sink):
@@ -91,11 +87,11 @@ class PgvectorSink(Sink):
                 return psycopg.connect(self.target, client_encoding="UTF8")
             return psycopg.connect(self.target, client_encoding="UTF8", connect_timeout=CONNECT_TIMEOUT)
         except psycopg.Error as e:
-            raise SinkError(mask_password(f"cannot connect to PostgreSQL at {self.shown}: {_one_line(e)}",
+            raise SinkError(mask_password(f"cannot connect to PostgreSQL at {self.shown}: {one_line(e)}",
                                           self.target)) from None
 
     def _fail(self, what: str, e: BaseException) -> SinkError:
-        return SinkError(mask_password(f"{what} ({self.shown}): {_one_line(e)}", self.target))
+        return SinkError(mask_password(f"{what} ({self.shown}): {one_line(e)}", self.target))
 
     def connect(self) -> None:
         self.conn = self._connect()

@@ -16,6 +16,7 @@ import numpy as np
 from .. import bits
 from .._checks import positive_int
 from ._base import check_table_name
+from ._rows import query_row
 
 __all__ = ["two_stage_sql", "two_stage_search", "query_params"]
 
@@ -51,9 +52,7 @@ def two_stage_sql(table: str = "embeddings", *, k: int, candidates: int, vector_
 def query_params(vector: np.ndarray, code: np.ndarray | None = None, bitorder: str = "little") -> dict:
     """The query's parameters: its int8 ``vector`` as pgvector text and (given) its packed
     ``code`` in ``bitorder`` (Perplexity's "little" by default) as a bit string."""
-    v = np.asarray(vector)
-    if v.dtype != np.int8 or v.ndim != 1:
-        raise ValueError(f"vector must be one int8 row, got {v.dtype} of shape {v.shape}")
+    v = query_row(vector)
     params = {"vector": "[" + ",".join(map(str, v.tolist())) + "]"}
     if code is not None:
         c = np.asarray(code)

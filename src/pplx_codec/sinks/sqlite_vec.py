@@ -40,8 +40,8 @@ import numpy as np
 import sqlite_vec
 
 from .._checks import positive_int
-from ._base import FOREIGN, Sink, SinkError, check_table_name
-from ._rows import Batch, Layout, not_utf8
+from ._base import FOREIGN, Sink, SinkError, check_table_name, one_line
+from ._rows import Batch, Layout, not_utf8, query_row
 
 __all__ = ["SqliteVecSink", "RECORDS", "connect", "two_stage_sql", "two_stage_search"]
 
@@ -50,10 +50,6 @@ RECORDS = "pplx_codec_tables"
 
 #: how long a write waits for another connection's lock before failing (ms)
 BUSY_MS = 10_000
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _row_views(a: np.ndarray):
@@ -74,7 +70,7 @@ class SqliteVecSink(Sink):
         self.db: apsw.Connection | None = None
 
     def _fail(self, what: str, e: BaseException) -> SinkError:
-        return SinkError(f"sqlite-vec: cannot {what} {self.target}: {_one_line(e)}")
+        return SinkError(f"sqlite-vec: cannot {what} {self.target}: {one_line(e)}")
 
     # -- hooks ------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -215,9 +211,7 @@ def two_stage_search(db, vector: np.ndarray, *, table: str = "embeddings", k: in
                      candidates: int = 40) -> list[tuple[int, str, float]]:
     """Run ``two_stage_sql`` on an apsw connection with sqlite-vec loaded (``connect``):
     ``[(id, text, score)]`` best first, for one int8 query row."""
-    v = np.asarray(vector)
-    if v.dtype != np.int8 or v.ndim != 1:
-        raise ValueError(f"vector must be one int8 row, got {v.dtype} of shape {v.shape}")
+    v = query_row(vector)
     k, candidates = positive_int(k, "k"), positive_int(candidates, "candidates")
     rows = db.execute(two_stage_sql(table), {"q": v.tobytes(), "candidates": candidates, "k": k}).fetchall()
     return [(int(i), t, float(s)) for i, t, s in rows]

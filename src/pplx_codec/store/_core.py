@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _fs
 from ._docs import read_sidecars, write_sidecars
+from ._fs import write_npy
 from ._meta import FILES, META, TEXTS, is_store, parse_meta, partial_path, row_width
 from ._payload import prepare
 from ._stored import Stored
@@ -62,12 +63,6 @@ def save(path: str | os.PathLike[str], embeddings=None, *, int8: np.ndarray | No
         finish(tmp, payload.meta, payload.texts)
         install(tmp, final)
     return load(final)
-
-
-def write_npy(path: Path, a: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.save(f, a, allow_pickle=False)   # streams: contiguous arrays (memmaps too) are written as they are
-        _fs.fsync_file(f)
 
 
 def finish(tmp: Path, meta: dict, texts) -> None:

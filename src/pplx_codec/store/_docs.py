@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -73,12 +72,6 @@ def check_deleted(deleted, count: int) -> np.ndarray:
     return np.ascontiguousarray(deleted)
 
 
-def _write_npy(path: Path, a: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.save(f, a, allow_pickle=False)
-        _fs.fsync_file(f)
-
-
 def write_sidecars(tmp: Path, count: int, ids=None, metadata=None, deleted=None) -> list[str]:
     """Write the sidecars given into the staging directory ``tmp`` (each
     checked first); the names written, for meta.json's ``sidecars``."""
@@ -94,7 +87,7 @@ def write_sidecars(tmp: Path, count: int, ids=None, metadata=None, deleted=None)
                 f.write(b"\n")
             _fs.fsync_file(f)
     if mask is not None:
-        _write_npy(tmp / SIDECARS["deleted"], mask)
+        _fs.write_npy(tmp / SIDECARS["deleted"], mask)
     given = {"ids": id_list, "metadata": dicts, "deleted": mask}
     return [k for k, v in given.items() if v is not None]
 
@@ -140,16 +133,8 @@ def delete_rows(path: str | os.PathLike[str], rows) -> np.ndarray:
     mask = read_sidecars(root, meta)["deleted"]
     mask = np.zeros(count, bool) if mask is None else mask.copy()
     mask[rows] = True
-    target = root / SIDECARS["deleted"]
-    tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
-    try:
-        _write_npy(tmp, mask)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _fs.replace_file(root / SIDECARS["deleted"], lambda tmp: _fs.write_npy(tmp, mask))
     listed = json_sidecars(meta.get("sidecars"))
     if "deleted" not in listed:
         _fs.replace_json(root / META, {**meta, "sidecars": [k for k in SIDECARS if k in {*listed, "deleted"}]})
-    else:
-        _fs.fsync_dir(root)
     return mask

@@ -20,7 +20,10 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -59,15 +62,26 @@ def write_json(path: Path, obj) -> None:
         fsync_file(f)
 
 
-def replace_json(path: Path, obj) -> None:
-    """Rewrite one JSON file atomically (a temp file renamed over it)."""
+def write_npy(path: Path, a: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, a, allow_pickle=False)   # streams: contiguous arrays (memmaps too) are written as they are
+        fsync_file(f)
+
+
+def replace_file(path: Path, write: Callable[[Path], None]) -> None:
+    """Rewrite one file atomically: ``write(tmp)`` fills a temp file beside it, renamed over it."""
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
     try:
-        write_json(tmp, obj)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+def replace_json(path: Path, obj) -> None:
+    """Rewrite one JSON file atomically (a temp file renamed over it)."""
+    replace_file(path, lambda tmp: write_json(tmp, obj))
 
 
 def reserve(f, size: int) -> None:
