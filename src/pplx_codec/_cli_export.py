@@ -38,14 +38,13 @@ def cmd_export(args) -> int:
                 # timed from here: the driver's import (lancedb's takes ~1.5 s) is not the load
                 started = time.perf_counter()
                 count = sink.write_store(stored, args.rows or BATCH_ROWS)
-                shown = getattr(sink, "shown", args.target)
     except (SinkError, ImportError) as e:
         raise Refused(str(e)) from None
     seconds = time.perf_counter() - started
     if not args.quiet:
         rate = f", {count / seconds:,.0f} rows/s" if seconds > 0 and count else ""
         print(f"pplx-codec export: {count:,} rows ({stored.dimensions} dims, {', '.join(sink.columns())}) into "
-              f"{kind} table {args.table} at {shown} in {seconds:.2f} s{rate}", file=sys.stderr)
+              f"{kind} table {args.table} at {sink.shown} in {seconds:.2f} s{rate}", file=sys.stderr)
     return 0
 
 
