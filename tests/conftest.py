@@ -1,10 +1,21 @@
+import atexit
 import os
+import shutil
+import tempfile
 
-import pytest
-from hypothesis import HealthCheck, settings
+# The kernels' measured default paths are cached in the user's cache directory
+# (pplx_codec._calibrate); the tests measure into a directory of their own, set
+# before the first import of the package (every subprocess inherits it), so a
+# test run neither reads nor leaves a choice in the home directory.
+if not os.environ.get("PPLX_CODEC_CACHE_DIR"):
+    os.environ["PPLX_CODEC_CACHE_DIR"] = tempfile.mkdtemp(prefix="pplx-codec-cache-")
+    atexit.register(shutil.rmtree, os.environ["PPLX_CODEC_CACHE_DIR"], True)
 
-import background
-import pplx_codec
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+import background  # noqa: E402
+import pplx_codec  # noqa: E402
 
 # the session's one PostgreSQL + pgvector server (fixtures `postgres`, `pg_table`), started on first use
 pytest_plugins = ("pg_support",)

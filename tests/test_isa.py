@@ -41,13 +41,16 @@ WANT_PACKED = np.packbits(np.arange(-20, 20) > 0, bitorder="little").tolist()
 
 def test_capabilities_keys_and_consistency():
     caps = pc.capabilities()
-    assert set(caps) == {"compiled", "detected", "opt_in", "active", "forced_by", "threads"}  # threads: test_threads.py
+    # threads: test_threads.py; paths: test_kernel_paths.py
+    assert set(caps) == {"compiled", "detected", "opt_in", "active", "forced_by", "paths", "threads"}
     assert caps["opt_in"] == [n for n in caps["detected"] if n in OPT_IN]
     assert isinstance(caps["compiled"], list) and isinstance(caps["detected"], list)
     assert caps["compiled"][0] == caps["detected"][0] == "serial"
     assert set(caps["compiled"]) <= set(KNOWN)
     assert set(caps["detected"]) <= set(caps["compiled"])
-    assert caps["active"] in caps["detected"]
+    # one tier forced for every family, or each family on its own path (the default)
+    assert caps["active"] in caps["detected"] + ["auto"]
+    assert (caps["active"] == "auto") == (os.environ.get(ENV, "") in ("", "auto"))
     # baseline first, then in the dispatcher's order, no duplicates
     assert caps["compiled"] == [n for n in KNOWN if n in caps["compiled"]]
     assert caps["detected"] == [n for n in KNOWN if n in caps["detected"]]
@@ -89,21 +92,28 @@ def test_avx512_and_amx_detection_agree_with_the_kernel():
         assert ("amx" in caps["detected"]) <= (avx512 and {"amx_tile", "amx_int8"} <= flags)
 
 
-def test_default_is_the_best_detected_isa():
+def test_default_is_each_familys_own_path():
+    """Not forced, every family runs one of its paths here (which one: test_kernel_paths.py)."""
     r = run_python(REPORT, None)
     assert r.returncode == 0, r.stderr
     caps = json.loads(r.stdout)
-    best = [n for n in caps["detected"] if n not in OPT_IN][-1]
-    assert caps["active"] == best == [n for n in pc.capabilities()["detected"] if n not in OPT_IN][-1]
-    assert caps["forced_by"] is None
+    assert caps["active"] == "auto" and caps["forced_by"] is None
+    best = [n for n in pc.capabilities()["detected"] if n not in OPT_IN][-1]
+    from pplx_codec import _dispatch
+
+    assert set(caps["paths"]) == set(_dispatch.FAMILIES)
+    for family, entry in caps["paths"].items():
+        assert entry["path"] in _dispatch.candidates(family), (family, entry)
+        # the candidates are the tiers up to the best one CPUID reports, each named by the code it runs
+        assert _dispatch.candidates(family)[-1] == _dispatch.paths(best)[family]
+    assert caps["decoded"] == "foobar" and caps["packed"] == WANT_PACKED
 
 
 def test_empty_env_var_means_not_forced():
     r = run_python(REPORT, "")
     assert r.returncode == 0, r.stderr
     caps = json.loads(r.stdout)
-    # the best tier that is on by default: an opt-in one (amx) may be detected after it
-    assert caps["active"] == [n for n in caps["detected"] if n not in caps["opt_in"]][-1]
+    assert caps["active"] == "auto"
     assert caps["forced_by"] is None
 
 
@@ -114,6 +124,10 @@ def test_env_var_forces_isa_for_the_process(name):
     caps = json.loads(r.stdout)
     assert caps["active"] == name
     assert caps["forced_by"] == f"{ENV}={name}"
+    from pplx_codec import _dispatch
+
+    assert {f: e["path"] for f, e in caps["paths"].items()} == _dispatch.paths(name)
+    assert {e["why"] for e in caps["paths"].values()} == {"forced"}
     assert caps["decoded"] == "foobar"
     assert caps["packed"] == WANT_PACKED
     assert caps["norm"] == float(np.float32(np.sqrt(2560 * 16384)))
@@ -124,7 +138,7 @@ def test_env_var_unknown_isa_fails_import(bogus):
     r = run_python("import pplx_codec", bogus)
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
-    assert last == f"ImportError: {ENV}={bogus!r}: unknown ISA {bogus!r}; known: {KNOWN}", r.stderr
+    assert last == f"ImportError: {ENV}={bogus!r}: unknown ISA {bogus!r}; known: {KNOWN} or 'auto'", r.stderr
 
 
 def test_use_isa_switches_and_restores():
@@ -165,7 +179,7 @@ def test_use_isa_restores_on_exception():
 @pytest.mark.parametrize("name", ["nope", "", "AVX2", "sse2", "sve"])
 def test_use_isa_unknown(name):
     before = pc.capabilities()["active"]
-    with pytest.raises(ValueError, match="^" + re.escape(f"unknown ISA {name!r}; known: {KNOWN}") + "$"):
+    with pytest.raises(ValueError, match="^" + re.escape(f"unknown ISA {name!r}; known: {KNOWN} or 'auto'") + "$"):
         with pc.use_isa(name):
             pytest.fail("the block must not run")
     assert pc.capabilities()["active"] == before
@@ -227,7 +241,7 @@ def unusable_tiers() -> list[tuple[str, str]]:
     """(name, why set_active refuses it) for an unknown name, a tier not compiled
     in, and each tier compiled in that this CPU lacks (amx on most)."""
     compiled = pc.capabilities()["compiled"]
-    cases = [("bogus", f"unknown ISA 'bogus'; known: {KNOWN}")]
+    cases = [("bogus", f"unknown ISA 'bogus'; known: {KNOWN} or 'auto'")]
     cases += [(n, f"ISA {n!r} is not compiled into this build") for n in KNOWN if n not in compiled][:1]
     cases += [(n, f"ISA {n!r} is not supported by this CPU") for n in compiled if n not in DETECTED_AT_START]
     return cases

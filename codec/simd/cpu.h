@@ -31,6 +31,8 @@
 #define PPLX_CPU_H
 
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 enum pplx_isa {
     PPLX_ISA_SERIAL = 0,
@@ -255,6 +257,34 @@ static inline int pplx_cpu_dotprod(void) {
 #endif
 }
 #endif
+
+/* The CPU model for the calibration cache (pplx_codec/_calibrate.py): on
+ * x86-64 "<vendor> <family>/<model>/<stepping> <brand string>" from CPUID
+ * (family and model extended as the SDMs say; a hypervisor may blank the
+ * brand but passes the signature through), written into buf (n >= 96);
+ * 0 elsewhere, where the caller asks the OS. */
+static inline int pplx_cpu_identity(char *buf, size_t n) {
+#if PPLX_COMPILE_AVX2 && !defined(PPLX_SIMDE_X86)
+    unsigned a, b, c, d, brand[12] = {0};
+    char vendor[13] = {0};
+    if (n < 96 || !__get_cpuid(0, &a, &b, &c, &d)) return 0;
+    memcpy(vendor, &b, 4), memcpy(vendor + 4, &d, 4), memcpy(vendor + 8, &c, 4);
+    __get_cpuid(1, &a, &b, &c, &d);
+    unsigned family = (a >> 8) & 0xF, model = (a >> 4) & 0xF, stepping = a & 0xF;
+    if (family == 0xF) family += (a >> 20) & 0xFF;
+    if (family == 0x6 || family >= 0xF) model |= ((a >> 16) & 0xF) << 4;
+    if (__get_cpuid_max(0x80000000, 0) >= 0x80000004)
+        for (unsigned i = 0; i < 3; i++)
+            __get_cpuid(0x80000002 + i, &brand[4 * i], &brand[4 * i + 1], &brand[4 * i + 2], &brand[4 * i + 3]);
+    char name[49] = {0};
+    memcpy(name, brand, 48);
+    snprintf(buf, n, "%s %u/%u/%u %s", vendor, family, model, stepping, name);
+    return 1;
+#else
+    (void)buf, (void)n;
+    return 0;
+#endif
+}
 
 /* See pplx_amx_refusal (0 where there is nothing to report). */
 static inline long pplx_isa_amx_refusal(void) {

@@ -14,6 +14,13 @@
  * from avx512, neon_dotprod from neon) and replaces the entries it does
  * better, so a family without a kernel of its own in a tier keeps the best
  * one below it.
+ *
+ * The default table is not one tier's: it takes each kernel family (enum
+ * pplx_family) from the tier measured fastest for it on this machine
+ * (pplx_table_take; the measurement is calibrate.h, the choice _calibrate.py),
+ * because which tier is fastest differs by family and by microarchitecture
+ * (Zen 4 runs most 512-bit operations as two 256-bit halves).  Every path
+ * computes the same results; only the speed differs.
  */
 #ifndef PPLX_DISPATCH_H
 #define PPLX_DISPATCH_H
@@ -36,6 +43,7 @@
 #include "dot/avx512.h"
 #include "dot/amx.h"
 #include "dot/neon.h"
+#include "json/json.h"
 
 static void pplx_fill_serial(pplx_table *t) {
     t->b64_decode = pplx_b64_decode_serial;
@@ -170,6 +178,67 @@ static void pplx_table_fill(pplx_table *t, int isa) {
     if (isa == PPLX_ISA_NEON_DOTPROD) pplx_fill_neon_dotprod(t);
 #endif
     t->isa = isa;
+    for (int f = 0; f < PPLX_FAM_COUNT; f++) t->fam[f] = isa;
+}
+
+/* Whether tables a and b run the same code for family f (same entries; for
+ * json the same scanners).  Tells a tier's own kernels from those it keeps
+ * from the tier below, so each distinct path is measured once. */
+static int pplx_family_same(const pplx_table *a, const pplx_table *b, int f) {
+    switch (f) {
+    case PPLX_FAM_BASE64:
+        return a->b64_decode == b->b64_decode && a->b64_encode == b->b64_encode;
+    case PPLX_FAM_BITS:
+        return a->pack_i8 == b->pack_i8 && a->pack_b8 == b->pack_b8 && a->pack_f32 == b->pack_f32 &&
+               a->pack_f64 == b->pack_f64 && a->unpack_u8 == b->unpack_u8 && a->unpack_i8 == b->unpack_i8 &&
+               a->unpack_f32 == b->unpack_f32 && a->reverse_bits == b->reverse_bits;
+    case PPLX_FAM_INT8:
+        return a->sumsq_i8 == b->sumsq_i8 && a->i8_to_f32 == b->i8_to_f32;
+    case PPLX_FAM_HAMMING:
+        return a->hamming_block == b->hamming_block;
+    case PPLX_FAM_DOT:
+        return a->dot_block == b->dot_block && a->dot16_block == b->dot16_block && a->i8_qblock == b->i8_qblock &&
+               a->dot_i8_block == b->dot_i8_block;
+    case PPLX_FAM_JSON:
+        return pplx_json_tier(a->fam[f]) == pplx_json_tier(b->fam[f]);
+    }
+    return 0;
+}
+
+/* Copy family f's entries (and where they come from) from src into dst.  The
+ * entries of one family are copied together: i8_qblock and dot_i8_block only
+ * make sense as a pair. */
+static void pplx_table_take(pplx_table *dst, const pplx_table *src, int f) {
+    switch (f) {
+    case PPLX_FAM_BASE64:
+        dst->b64_decode = src->b64_decode;
+        dst->b64_encode = src->b64_encode;
+        break;
+    case PPLX_FAM_BITS:
+        dst->pack_i8 = src->pack_i8;
+        dst->pack_b8 = src->pack_b8;
+        dst->pack_f32 = src->pack_f32;
+        dst->pack_f64 = src->pack_f64;
+        dst->unpack_u8 = src->unpack_u8;
+        dst->unpack_i8 = src->unpack_i8;
+        dst->unpack_f32 = src->unpack_f32;
+        dst->reverse_bits = src->reverse_bits;
+        break;
+    case PPLX_FAM_INT8:
+        dst->sumsq_i8 = src->sumsq_i8;
+        dst->i8_to_f32 = src->i8_to_f32;
+        break;
+    case PPLX_FAM_HAMMING:
+        dst->hamming_block = src->hamming_block;
+        break;
+    case PPLX_FAM_DOT:
+        dst->dot_block = src->dot_block;
+        dst->dot16_block = src->dot16_block;
+        dst->i8_qblock = src->i8_qblock;
+        dst->dot_i8_block = src->dot_i8_block;
+        break;
+    }
+    if (f >= 0 && f < PPLX_FAM_COUNT) dst->fam[f] = src->fam[f];
 }
 
 #endif

@@ -26,8 +26,28 @@ static inline ptrdiff_t pplx_b64_decoded_len(const uint8_t *s, size_t n) {
 
 static inline size_t pplx_b64_encoded_len(size_t n) { return (n + 2) / 3 * 4; }
 
+/* Kernel families: the groups of entries below that are chosen together.  A
+ * tier's table takes every family from that tier (or the tier it extends);
+ * the default table takes each family from the path measured fastest on this
+ * machine (pplx_codec._dispatch / _calibrate.py).  PPLX_FAM_JSON has no entry
+ * here: the streaming decoder's byte scanners follow fam[PPLX_FAM_JSON]
+ * (json/json.h). */
+enum pplx_family {
+    PPLX_FAM_BASE64 = 0, /* b64_decode, b64_encode */
+    PPLX_FAM_BITS,       /* pack_*, unpack_*, reverse_bits */
+    PPLX_FAM_INT8,       /* sumsq_i8, i8_to_f32 */
+    PPLX_FAM_HAMMING,    /* hamming_block */
+    PPLX_FAM_DOT,        /* dot_block, dot16_block, i8_qblock, dot_i8_block */
+    PPLX_FAM_JSON,       /* the JSON byte scanners */
+    PPLX_FAM_COUNT
+};
+
+/* isa of a table that mixes tiers family by family (the default one). */
+#define PPLX_ISA_MIXED (-1)
+
 typedef struct pplx_table {
-    int isa;
+    int isa;                  /* the tier of a one-tier table, or PPLX_ISA_MIXED */
+    int fam[PPLX_FAM_COUNT];  /* the tier whose code each family runs (enum pplx_isa) */
     /* base64: decode returns bytes written or a PPLX_B64_* error (offset in *err) */
     ptrdiff_t (*b64_decode)(const uint8_t *s, size_t n, uint8_t *d, size_t *err);
     size_t (*b64_encode)(const uint8_t *s, size_t n, uint8_t *d);

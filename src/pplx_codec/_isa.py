@@ -1,10 +1,12 @@
 """Which instruction set the kernels run: report it, force it.
 
-The best ISA the CPU supports is active after import.  ``PPLX_CODEC_ISA``
-(e.g. ``serial``) forces one for the whole process (one it cannot run fails
-the import, or, in the pplx-codec command, the command: ``apply_env``);
-``use_isa`` forces one for a block.  Switching is process-wide (it swaps
-one table pointer), so do not switch while other threads are running kernels.
+By default each kernel family runs the path measured fastest for it on this
+CPU (``_calibrate.py``; ``active`` is then ``"auto"``).  ``PPLX_CODEC_ISA``
+(e.g. ``serial``) forces one tier for every family for the whole process (one
+it cannot run fails the import, or, in the pplx-codec command, the command:
+``apply_env``); ``use_isa`` forces one for a block.  Switching is process-wide
+(it swaps one table pointer; a search already running finishes on the table it
+started with).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import os
 import sys
 from contextlib import contextmanager
 
-from . import _dispatch, _search
+from . import _calibrate, _dispatch, _search
 
 ENV_VAR = "PPLX_CODEC_ISA"
+AUTO = _dispatch.AUTO
 
 # How a process is the pplx-codec command: its console script ([project.scripts]
 # in pyproject.toml), or `python -m` with one of these modules (the package runs
@@ -28,32 +31,60 @@ _command_refusal: str | None = None
 
 
 def capabilities() -> dict:
-    """``{"compiled": [...], "detected": [...], "opt_in": [...], "active": name, "forced_by": ..., "threads": ...}``.
+    """``{"compiled": [...], "detected": [...], "opt_in": [...], "active": name, "forced_by": ...,
+    "paths": {family: {"path": tier, "why": ...}}, "threads": ...}``.
 
     compiled: ISAs whose kernels are in this build (x86-64: serial, avx2,
     avx512, amx; aarch64: serial, neon, neon_dotprod); detected: those this
     CPU and OS can run (CPUID plus the XGETBV check of the register state the
     OS enabled; for amx also Linux's grant of tile state; on aarch64 the
     HWCAP bits); opt_in: detected tiers that are not made active by default
-    (amx, until its kernels have run on AMX hardware); active: the one in use
-    now, by default the best detected tier not in opt_in; threads: what searches with ``threads > 1``
-    run their parts on, ``"pthreads"`` or ``"win32"`` (the build's own
-    threads: no OpenMP runtime is involved).
+    (amx, until its kernels have run on AMX hardware); active: the tier every
+    family runs now when one is forced, else ``"auto"``; paths: per kernel
+    family (base64, bits, int8, hamming, dot, json), the tier whose code it
+    runs and why: ``"forced"`` (``PPLX_CODEC_ISA`` or ``use_isa``),
+    ``"measured"`` (the fastest path of several, timed on this CPU model:
+    ``_calibrate``) or ``"detected"`` (the best tier CPUID reports: the
+    family has one path here, or ``PPLX_CODEC_CALIBRATE=0``); threads: what
+    searches with ``threads > 1`` run their parts on, ``"pthreads"`` or
+    ``"win32"`` (the build's own threads: no OpenMP runtime is involved).
     """
+    active = _dispatch.active()
+    state = _calibrate.state()
+    measured = (state["record"] or {}).get("families", {})
+    paths = {}
+    for family, tier in _dispatch.paths().items():
+        if active != AUTO:
+            why = "forced"
+        elif state["why"] == "measured" and len(measured.get(family, {}).get("candidates", ())) > 1:
+            why = "measured"
+        else:
+            why = "detected"
+        paths[family] = {"path": tier, "why": why}
     return {
         "compiled": _dispatch.compiled(),
         "detected": _dispatch.detected(),
         "opt_in": _dispatch.opt_in(),
-        "active": _dispatch.active(),
+        "active": active,
         "forced_by": f"{ENV_VAR}={os.environ[ENV_VAR]}" if os.environ.get(ENV_VAR) else None,
+        "paths": paths,
         "threads": _search.threads_api(),
     }
 
 
+def calibration() -> dict:
+    """How the default paths were chosen: ``why`` ("measured" or "detected"), ``source`` (the
+    cache file, "measured now", or the setting that turned it off), ``cache_error`` (why the
+    choice could not be cached, or None) and ``record`` (per family the candidates and each
+    one's time relative to the highest tier; the rounds and seconds the measurement took)."""
+    return _calibrate.state()
+
+
 @contextmanager
 def use_isa(name: str):
-    """Run the block with the ``name`` kernels: ``"serial"``, ``"avx2"``,
-    ``"avx512"``, ``"amx"``, ``"neon"`` or ``"neon_dotprod"``.
+    """Run the block with the ``name`` kernels for every family: ``"serial"``,
+    ``"avx2"``, ``"avx512"``, ``"amx"``, ``"neon"`` or ``"neon_dotprod"``; or
+    ``"auto"``, each family on its default path.
 
     Raises ``ValueError`` for an ISA that is unknown, not compiled, or not
     supported by this CPU.  The previous ISA is restored on exit.
@@ -67,7 +98,8 @@ def use_isa(name: str):
 
 
 def apply_env() -> None:
-    """Make the tier named by the environment (``ENV_VAR``) active; called once, at import.
+    """Make the tier named by the environment (``ENV_VAR``) active, or, when none is, choose
+    each family's default path (``_calibrate.apply``); called once, at import.
 
     A tier this build or CPU cannot run fails the import with ``ImportError``:
     a library must not run on another tier than the one it was told.  In the
@@ -79,6 +111,8 @@ def apply_env() -> None:
     before anything runs."""
     global _command_refusal
     forced = os.environ.get(ENV_VAR)
+    if not forced or forced == AUTO:
+        _calibrate.apply()
     if forced:
         try:
             _dispatch.set_active(forced)

@@ -10,10 +10,19 @@ cdef extern from "simd/kernels.h" nogil:
         PPLX_B64_BADPAD
         PPLX_B64_BADLEN
         PPLX_B64_NONCANON
+        PPLX_FAM_BASE64
+        PPLX_FAM_BITS
+        PPLX_FAM_INT8
+        PPLX_FAM_HAMMING
+        PPLX_FAM_DOT
+        PPLX_FAM_JSON
+        PPLX_FAM_COUNT
+        PPLX_ISA_MIXED
     ptrdiff_t pplx_b64_decoded_len(const uint8_t *s, size_t n)
     size_t pplx_b64_encoded_len(size_t n)
     ctypedef struct pplx_table:
         int isa
+        int fam[6]  # PPLX_FAM_COUNT: the tier whose code each family runs
         ptrdiff_t (*b64_decode)(const uint8_t *s, size_t n, uint8_t *d, size_t *err) noexcept nogil
         size_t (*b64_encode)(const uint8_t *s, size_t n, uint8_t *d) noexcept nogil
         void (*pack_i8)(const int8_t *x, size_t n, uint8_t *d, int msb) noexcept nogil

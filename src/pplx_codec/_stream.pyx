@@ -64,7 +64,8 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from libc.stdint cimport uint8_t, int64_t
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset
-from ._kernels cimport pplx_table, load_table, pplx_b64_decoded_len, PPLX_B64_BADPAD, PPLX_B64_BADLEN, b64_error_text
+from ._kernels cimport (pplx_table, load_table, pplx_b64_decoded_len, PPLX_B64_BADPAD, PPLX_B64_BADLEN, b64_error_text,
+                       PPLX_FAM_JSON)
 from ._arrays cimport checked, row_geometry
 
 import json
@@ -401,7 +402,7 @@ _JSON_USABLE = tuple(bool(pplx_json_tier_usable(t)) for t in range(len(_JSON_TIE
 
 def _json_tier():
     """The byte scanners' tier the active kernel table selects (what feed() runs)."""
-    return _JSON_TIERS[pplx_json_tier(T[0].isa)]
+    return _JSON_TIERS[pplx_json_tier(T[0].fam[PPLX_FAM_JSON])]
 
 
 def _set_fast_paths(bint on):

@@ -20,7 +20,7 @@ cdef void _scan(StreamDecoder self, const uint8_t *s, Py_ssize_t n) noexcept nog
     cdef int st
     self.chunk = s
     self.cap_from = 0
-    self.jtier = pplx_json_tier(T[0].isa)
+    self.jtier = pplx_json_tier(T[0].fam[PPLX_FAM_JSON])
     while i < n:
         st = self.state
         if st == S_ERROR:

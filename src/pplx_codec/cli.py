@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import _cli_dedup, _cli_export, _cli_serve, _cli_support, _dispatch
+from . import _cli_dedup, _cli_export, _cli_info, _cli_serve, _cli_support, _dispatch
 from ._cli_support import Refused as _Refused  # shared by every command, under the names they had here
 from ._cli_support import at_least as _at_least
 from ._cli_support import refusing as _refusing
@@ -49,6 +49,8 @@ _FRAMEWORKS = ("langchain-core", "llama-index-core", "haystack-ai")
 def cmd_info(args) -> int:
     from .benchmarks.hardware import describe_cpu
 
+    if args.calibrate:
+        _cli_info.recalibrate()
     caps = capabilities()
     print(f"pplx-codec {__version__}")
     print(f"python {platform.python_version()} ({platform.machine()}, {platform.system()}), numpy {np.__version__}")
@@ -59,6 +61,7 @@ def cmd_info(args) -> int:
     if refusal := _dispatch.amx_refusal():
         print(f"isa amx:      not usable: {refusal}")
     print(f"isa active:   {caps['active']}" + (f" (forced by {caps['forced_by']})" if caps["forced_by"] else ""))
+    print("\n".join(_cli_info.path_lines()))
     print(f"threads:      {caps['threads']} (no OpenMP)")
     print("peers: " + ", ".join(f"{d} {dist_version(d) or '(not installed)'}" for d in _PEERS))
     print("sink drivers: " + ", ".join(f"{d} {dist_version(d) or '(not installed)'}" for d in _DRIVERS))
@@ -368,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     _add_pipelines(sub)
     info = sub.add_parser("info", help="versions, instruction sets, installed peers")
+    info.add_argument("--calibrate", action="store_true",
+                      help="measure each kernel family's paths again and rewrite the cached choice")
     info.set_defaults(func=cmd_info)
     bench = sub.add_parser("bench", help="time our kernels against the peers, in one run, as one table",
                            description="Time our kernels against the peers, in one run, as one table; "
