@@ -98,12 +98,12 @@ def cache_file(key: dict) -> Path:
 def choose(times: dict[str, list[float]], preferred: str) -> tuple[str, dict[str, float]]:
     """The path to run and each path's cost relative to the preferred one.
 
-    ``times``: per path, its time per workload (the same workloads for every path).  ``preferred``: the highest tier, kept unless
-    another path is faster by more than ``MARGIN``."""
+    ``times``: per path, its time per workload (the same workloads for every path).
+    ``preferred``: the highest tier, kept unless another path is faster by more than ``MARGIN``."""
     base = times[preferred]
     relative = {}
     for path, ts in times.items():
-        ratios = [max(t, 1e-9) / b for t, b in zip(ts, base) if b > 0]  # a clock tick of 0: not log(0)
+        ratios = [max(t, 1e-9) / b for t, b in zip(ts, base, strict=True) if b > 0]  # a clock tick of 0: not log(0)
         relative[path] = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else math.inf
     best = min(relative, key=lambda p: (relative[p], p != preferred))
     return (best if relative[best] < 1 - MARGIN else preferred), relative

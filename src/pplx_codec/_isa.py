@@ -72,14 +72,6 @@ def capabilities() -> dict:
     }
 
 
-def calibration() -> dict:
-    """How the default paths were chosen: ``why`` ("measured" or "detected"), ``source`` (the
-    cache file, "measured now", or the setting that turned it off), ``cache_error`` (why the
-    choice could not be cached, or None) and ``record`` (per family the candidates and each
-    one's time relative to the highest tier; the rounds and seconds the measurement took)."""
-    return _calibrate.state()
-
-
 @contextmanager
 def use_isa(name: str):
     """Run the block with the ``name`` kernels for every family: ``"serial"``,

@@ -29,6 +29,7 @@
 #include <signal.h>
 #include <unistd.h>
 #include "simd/dispatch.h"
+#include "simd/calibrate.h"
 #include "simd/topk.h"
 #include "simd/json/json.h"
 #include "check.h"
@@ -858,6 +859,7 @@ static void test_reverse_avx512_variants(void);
 static void test_base64_blocks(void);
 static void test_json_scanners(void);
 static void test_dot_i8_blocks(void);
+static void test_calibration(void);
 
 int main(void) {
     signal(SIGABRT, on_fatal);
@@ -879,6 +881,7 @@ int main(void) {
     test_base64_blocks();
     test_dot_i8_blocks();
     test_json_scanners();
+    test_calibration();
     printf("sanitize: %llu checks, tiers", checks);
     for (int t = 0; t < ntab; t++) printf(" %s", pplx_isa_names[tabs[t].isa]);
     if (failures) printf(", %lu FAILED\n", failures);
@@ -1233,4 +1236,46 @@ static void test_json_scanners(void) {
         xfree(p, n % 4);
     }
     check_tier = "";
+}
+
+/* ---- the calibration's workloads and the mixed table ------------------------ */
+
+/* Every workload of calibrate.h runs under every tier (the sanitizers watch
+ * its buffers), and a table mixed family by family (pplx_table_take) runs
+ * each family's code of the tier it took it from: the same entries as that
+ * tier's table, and the same results as serial on a workload's outputs. */
+static void test_calibration(void) {
+    pplx_cal *c = pplx_cal_new();
+    CHECK(c != NULL, "pplx_cal_new failed");
+    if (!c) return;
+    for (int t = 0; t < ntab; t++) {
+        check_tier = pplx_isa_names[tabs[t].isa];
+        for (int f = 0; f < PPLX_FAM_COUNT; f++) {
+            for (int shape = 0; shape < pplx_cal_nshapes[f]; shape++)
+                CHECK(pplx_cal_run(&tabs[t], c, f, shape) >= 0.0, "pplx_cal_run family %d shape %d", f, shape);
+            CHECK(pplx_cal_run(&tabs[t], c, f, pplx_cal_nshapes[f]) < 0.0, "pplx_cal_run family %d past its shapes", f);
+            CHECK(pplx_family_same(&tabs[t], &tabs[t], f), "family %d differs from itself", f);
+        }
+        /* the scores of the batched dot shape: every tier as serial */
+        pplx_cal_run(&tabs[0], c, PPLX_FAM_DOT, 0);
+        int32_t want[PPLX_CAL_QUERIES * 64];
+        memcpy(want, c->out, sizeof want);
+        pplx_cal_run(&tabs[t], c, PPLX_FAM_DOT, 0);
+        CHECK(memcmp(want, c->out, sizeof want) == 0, "calibration dot scores differ from serial");
+    }
+    check_tier = "mixed";
+    for (int t = 1; t < ntab; t++) {
+        for (int f = 0; f < PPLX_FAM_COUNT; f++) {
+            pplx_table mixed = tabs[0];
+            mixed.isa = PPLX_ISA_MIXED;
+            pplx_table_take(&mixed, &tabs[t], f);
+            CHECK(pplx_family_same(&mixed, &tabs[t], f) && mixed.fam[f] == tabs[t].fam[f],
+                  "family %d not taken from %s", f, pplx_isa_names[tabs[t].isa]);
+            for (int g = 0; g < PPLX_FAM_COUNT; g++)
+                CHECK(g == f || pplx_family_same(&mixed, &tabs[0], g), "taking family %d changed family %d", f, g);
+            for (int shape = 0; shape < pplx_cal_nshapes[f]; shape++)
+                CHECK(pplx_cal_run(&mixed, c, f, shape) >= 0.0, "mixed table family %d shape %d", f, shape);
+        }
+    }
+    pplx_cal_free(c);
 }
