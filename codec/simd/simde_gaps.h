@@ -39,6 +39,14 @@ static inline void pplx_mm512_mask_storeu_ps(float *p, uint16_t k, __m512 v) {
     for (int i = 0; i < 16; i++)
         if (k >> i & 1) p[i] = t[i];
 }
+/* vpshufd with a merge mask: dword i = k bit i ? a's dword (imm >> 2 * (i % 4) & 3) of i's 128-bit block : src's */
+static inline __m512i pplx_mm512_mask_shuffle_epi32(__m512i src, uint16_t k, __m512i a, int imm) {
+    int32_t s[16], v[16], r[16];
+    _mm512_storeu_si512(s, src);
+    _mm512_storeu_si512(v, a);
+    for (int i = 0; i < 16; i++) r[i] = (k >> i & 1) ? v[i / 4 * 4 + (imm >> (2 * (i % 4)) & 3)] : s[i];
+    return _mm512_loadu_si512(r);
+}
 /* a non-temporal store is an ordinary store, as far as the result goes */
 static inline void pplx_mm512_stream_si512(void *p, __m512i v) { _mm512_store_si512(p, v); }
 static inline __m512i pplx_mm512_cvtepi8_epi32(__m128i v) {
@@ -62,6 +70,7 @@ static inline __m512 pplx_mm512_cvtepi32_ps(__m512i v) {
 #define pplx_mm512_maskz_loadu_ps _mm512_maskz_loadu_ps
 #define pplx_mm512_maskz_loadu_pd _mm512_maskz_loadu_pd
 #define pplx_mm512_mask_storeu_epi8 _mm512_mask_storeu_epi8
+#define pplx_mm512_mask_shuffle_epi32(src, k, a, imm) _mm512_mask_shuffle_epi32((src), (k), (a), (_MM_PERM_ENUM)(imm))
 #define pplx_mm512_mask_storeu_ps _mm512_mask_storeu_ps
 #define pplx_mm512_stream_si512(p, v) _mm512_stream_si512((__m512i *)(p), (v))
 #define pplx_mm512_cvtepi8_epi32 _mm512_cvtepi8_epi32

@@ -81,6 +81,50 @@ static void pplx_heap_sort(int32_t *key, int64_t *idx, size_t k) {
     }
 }
 
+/* Offer the keys d[0..n) of rows base + 0..n-1 (in increasing order) to a
+ * heap.  Nearly every key of a long scan loses to the heap's worst, so they
+ * are tested 16 at a time against it with no branch, and only a group
+ * holding a winner is gone through key by key.  Same result as one test per
+ * key: the worst only gets better, so a key that loses to the group's
+ * starting worst loses to every later one.  With GCC and clang the 16 tests
+ * are four 4-lane vector compares (generic vector extensions: SSE2 on
+ * x86-64, NEON on AArch64, no instruction-set assumption beyond the
+ * baseline): a scalar test per key cost a 100 x 100,000 Hamming search 15%
+ * of its time (Zen 4), these about 8%. */
+#define PPLX_OFFER_GROUP 16
+#if defined(__GNUC__) || defined(__clang__)
+typedef int32_t pplx_v4i32 __attribute__((vector_size(16)));
+typedef uint64_t pplx_v2u64 __attribute__((vector_size(16)));
+static inline int pplx_any_below(const int32_t *d, int32_t worst) {
+    const pplx_v4i32 t = {worst, worst, worst, worst};
+    pplx_v4i32 m = {0, 0, 0, 0};
+    for (int u = 0; u < PPLX_OFFER_GROUP; u += 4) {
+        pplx_v4i32 v;
+        memcpy(&v, d + u, sizeof v);
+        m |= v < t;
+    }
+    const pplx_v2u64 h = (pplx_v2u64)m;
+    return (h[0] | h[1]) != 0;
+}
+#else
+static inline int pplx_any_below(const int32_t *d, int32_t worst) {
+    int hit = 0;
+    for (int u = 0; u < PPLX_OFFER_GROUP; u++) hit |= d[u] < worst;
+    return hit;
+}
+#endif
+
+static inline void pplx_heap_offer(int32_t *key, int64_t *idx, size_t k, const int32_t *d, size_t n, int64_t base) {
+    size_t j = 0;
+    for (; j + PPLX_OFFER_GROUP <= n; j += PPLX_OFFER_GROUP) {
+        if (!pplx_any_below(d + j, key[0])) continue;
+        for (size_t u = j; u < j + PPLX_OFFER_GROUP; u++)
+            if (d[u] < key[0]) pplx_heap_replace(key, idx, k, d[u], base + (int64_t)u);
+    }
+    for (; j < n; j++)
+        if (d[j] < key[0]) pplx_heap_replace(key, idx, k, d[j], base + (int64_t)j);
+}
+
 /* Order-preserving float32 -> int32 (NaN excluded), negated with ~ so that
  * a larger similarity gives a smaller key.  Both maps are bijections. */
 static inline int32_t pplx_key_of_score(float s) {
@@ -139,13 +183,8 @@ static void pplx_scan_hamming(const pplx_table *T, const uint8_t *Q, size_t nq, 
         for (size_t g = 0; g < nq; g += 4) {
             size_t ng = nq - g < 4 ? nq - g : 4;
             T->hamming_block(Q + g * qstride, ng, qstride, X + t * xstride, nt, w, xstride, buf, PPLX_TILE_MAX);
-            for (size_t q = 0; q < ng; q++) {
-                int32_t *key = hk + (g + q) * k;
-                int64_t *idx = hi + (g + q) * k;
-                const int32_t *d = buf + q * PPLX_TILE_MAX;
-                for (size_t j = 0; j < nt; j++)
-                    if (d[j] < key[0]) pplx_heap_replace(key, idx, k, d[j], base + (int64_t)(t + j));
-            }
+            for (size_t q = 0; q < ng; q++)
+                pplx_heap_offer(hk + (g + q) * k, hi + (g + q) * k, k, buf + q * PPLX_TILE_MAX, nt, base + (int64_t)t);
         }
     }
 }

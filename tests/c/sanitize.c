@@ -561,16 +561,21 @@ static void test_block(int kind, size_t w, size_t nrows, size_t nq, int variant)
 
 static void test_blocks(void) {
     static const size_t extra_w[] = {96, 320, 992};
+    /* Hamming also: whole 4-row tiles followed by 2 and 3 rows (the avx512
+     * kernel's tiles and each count of rows left over; ROWS has 1). */
+    static const size_t extra_rows[] = {6, 7, 11};
     for (int kind = 0; kind < 3; kind++)
         for (size_t wi = 0; wi < NELEM(DIMS) + NELEM(extra_w); wi++) {
             const size_t w = wi < NELEM(DIMS) ? DIMS[wi] : extra_w[wi - NELEM(DIMS)];
-            for (size_t ri = 0; ri < NELEM(ROWS); ri++)
+            const size_t nrows_all = NELEM(ROWS) + (kind == K_HAMMING ? NELEM(extra_rows) : 0);
+            for (size_t ri = 0; ri < nrows_all; ri++)
                 for (size_t nq = 0; nq <= 5; nq++)
                     for (int variant = 0; variant < 3; variant++) {
-                        if (variant == 2 && ROWS[ri] > 5) continue;
+                        const size_t nrows = ri < NELEM(ROWS) ? ROWS[ri] : extra_rows[ri - NELEM(ROWS)];
+                        if (variant == 2 && nrows > 5 && ri < NELEM(ROWS)) continue;
                         /* past a few hundred kB of work per call, one layout is enough */
-                        if (variant == 1 && ROWS[ri] * w > 100000) continue;
-                        test_block(kind, w, ROWS[ri], nq, variant);
+                        if (variant == 1 && nrows * w > 100000) continue;
+                        test_block(kind, w, nrows, nq, variant);
                     }
         }
 }
@@ -932,17 +937,24 @@ static void test_reverse_avx512_variants(void) {
 
 /* ---- base64 around 64-char blocks ---------------------------------------
  * The avx512 and neon decoders take 64-char blocks, four to a group whose
- * validity is tested once, and leave the last quad and the < 16 quads after
- * the last whole block to the serial code; their encoders take 48-byte
- * blocks (avx512: 64-byte loads while 64 bytes are readable, then one exact
- * 48-byte block).  Texts whose body (all but the last quad) ends on, just
- * before and just after 1, 2, 3, 4, 5 and 8 blocks, with a bad char at every
- * position (test_base64 samples the positions of long texts), pairs of bad
- * chars (the first must be named, whichever block or group holds the
- * second), and encodes around multiples of 48 bytes. */
+ * validity is tested once, and leave the last quad to the serial code; the
+ * < 16 quads after the last whole block go to one masked block (avx512:
+ * read and written under masks, every count of them) or to the serial code
+ * (neon).  Their encoders take 48-byte blocks (avx512: 64-byte loads while
+ * 64 bytes are readable, then one exact 48-byte block, then the < 16 whole
+ * triples left as one masked block).  Texts whose body (all but the last
+ * quad) ends on, just before and just after 1, 2, 3, 4, 5 and 8 blocks, every
+ * body up to two blocks (every masked tail behind 0, 1 and 2 blocks), the
+ * real rows (1024 bits: 172 chars; 1024 int8: 1368 chars), with a bad char at
+ * every position (test_base64 samples the positions of long texts), pairs of
+ * bad chars (the first must be named, whichever block or group holds the
+ * second), and encodes of every length up to 290 bytes and around multiples
+ * of 48 bytes. */
 static void test_base64_blocks(void) {
-    static const size_t bodies[] = {60, 64, 68, 124, 128, 132, 188, 192, 196, 252,
-                                    256, 260, 316, 320, 324, 508, 512, 516};
+    static const size_t bodies[] = {4,   8,   12,  16,  20,  24,  28,  32,  36,  40,  44,  48,  52,  56,  60,
+                                    64,  68,  72,  76,  80,  84,  88,  92,  96,  100, 104, 108, 112, 116, 120,
+                                    124, 128, 132, 168, 188, 192, 196, 252, 256, 260, 316, 320, 324, 508, 512,
+                                    516, 1364};
     /* 0xC1 and 0xEF are 'A' and 'o' with the high bit set: a 7-bit lookup
      * finds a valid entry for them, only their own sign bit rejects them. */
     static const uint8_t bad[] = {'=', '!', 0x80, 0xC1, 0xEF};
@@ -992,8 +1004,8 @@ static void test_base64_blocks(void) {
         free(src);
         free(plain);
     }
-    for (size_t base = 48; base <= 240; base += 48) {
-        for (size_t n = base - 2; n <= base + 2; n++) {
+    for (size_t base = 48; base <= 480; base += 48) {
+        for (size_t n = base < 300 ? base - 47 : base - 2; n <= base + 2; n++) {
             const size_t m = pplx_b64_encoded_len(n);
             uint8_t *want = malloc(m);
             AT("b64_encode blocks n=%zu", n);

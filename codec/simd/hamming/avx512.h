@@ -1,39 +1,53 @@
 /* hamming/avx512.h - the avx512 tier of the hamming kernels (the reference: hamming/serial.h).
  *
  * XOR + VPOPCNTQ (AVX512_VPOPCNTDQ) on 64-byte vectors: one vpxorq and one
- * vpopcntq per 64 bytes and query, counts added into 64-bit lanes (vpaddq).
- * The scalar POPCNT loop of the avx2 tier needs eight XOR + POPCNT + ADD for
- * the same bytes.  A row's last (w % 64) bytes are read with a zero-masking
+ * vpopcntq per 64 bytes and (query, row) pair, counts added into 64-bit
+ * lanes (vpaddq).  A row's last (w % 64) bytes are read with a zero-masking
  * byte load (vmovdqu8 with a {z} mask, which suppresses faults on the
  * masked-off bytes) from the row and from each query, so no byte past a
  * code is read and the zero bytes add nothing.  The common widths, 128 B
- * (1024 dims: 2 vectors) and 320 B (2560 dims: 5 vectors), are multiples
- * of 64: their bodies are compiled separately with the width a constant, so
- * the loop is unrolled and the masked step disappears (the compiler cannot
- * know w on its own).
+ * (1024 dims: 2 vectors) and 320 B (2560 dims: 5 vectors), are multiples of
+ * 64: their bodies are compiled separately with the width a constant, so
+ * the loop is unrolled and the masked step disappears.
  *
- * Blocking: a tile of NQ queries x NR rows, NQ * NR = 4 accumulators at most
- * (4 queries x 1 row, 2 x 2, 1 x 4), so each row vector loaded feeds every
- * query of the group and the four lane sums are reduced together: a0 | a1 <<
- * 32 and a2 | a3 << 32 (every lane count is below 2^32), one unpack-and-add
- * of the two, then 512 -> 256 -> 128 bits: the four results as one xmm in
- * 11 instructions, under 3 per result (one zmm alone takes about 7).  One query
- * processes its four rows one after the other (a single sequential stream,
- * as the avx2 kernels found best) and reduces them together into one 16-byte
- * store.  3 queries take a 4th, unused slot (its accumulator stays zero).
+ * Where the time goes (measured on Zen 4, which runs a 512-bit operation as
+ * two 256-bit halves on its 4 vector pipes: at most 2 zmm operations per
+ * cycle of any kind, of which at most 1 vpopcntq).  Every vector operation
+ * counts.  A pair of 128-byte codes costs 2 vpxorq + 2 vpopcntq + 1 vpaddq,
+ * and then its 8 lane counts must be summed into one distance, about 7
+ * shuffles and adds for one zmm alone.  So the 2-4 query kernel works on
+ * tiles of NQ queries x 4 rows (up to 16 accumulators, 16 pairs for 4 row
+ * loads and 4 query loads per 64 bytes) and sums the lanes of all 16 pairs
+ * together in 29 instructions (under 2 per distance), in three rounds that
+ * each halve the vectors:
+ *  - two pairs into one vector: vpshufd with a merge mask puts the low
+ *    dword of each lane of the second into the (zero) high dword of the
+ *    first (every lane count is below 2^32);
+ *  - two of those into one: unpacklo/unpackhi_epi64 + vpaddd leave, in each
+ *    128-bit block, the 4 rows of one query summed over 2 lanes;
+ *  - the four blocks of four queries: two rounds of vshufi32x4 + vpaddd,
+ *    after which 128-bit block i holds query i's 4 distances, stored as
+ *    one 16-byte store per query.
+ * With 128-byte codes the 4 queries' 8 vectors are loaded once per call and
+ * stay in registers (8 + 16 accumulators + the row vectors fit the 32 zmm).
+ * 4 queries x 512 rows of 128 bytes in L2, bytes compared per cycle: 25 with
+ * the former 4 x 1 tiles (queries reloaded per row, 11 instructions to sum
+ * each 4 distances), 33 now; with no lane sums at all it would be 42.
  *
- * Prefetch.  The one-query scan reads the codes once, sequentially; the avx2
- * tier measured (Zen 3) that the hardware prefetcher alone leaves it at ~10
- * GB/s per core and that asking for each line PPLX_HAMMING_PREFETCH (2 KiB)
- * ahead brings it near the memory bandwidth.  This kernel issues the same
- * prefetch, one per 64-byte line of each row, for one query only: with 2-4
- * queries the call does 2-4 times more work per byte and the scans run the
- * query groups over a tile already in L1/L2.  Not measured on AVX-512
- * hardware (this machine has none); a prefetch is only a hint, harmless
- * when it is redundant or points past the codes.
+ * One query (the memory-bound scan of a whole database) processes 4 rows
+ * one after the other (a single sequential stream, as the avx2 kernels
+ * found best) and reduces them together into one 16-byte store.  It issues
+ * no software prefetch: the avx2 tier asks for each line 2 KiB ahead
+ * (measured on Zen 3: the hardware prefetcher alone left a core at ~10
+ * GB/s), but on Zen 4 the same prefetch made this kernel slower than avx2
+ * on a 1,000,000 x 128-byte scan (2 threads: 6.0 against 4.4 ms in the
+ * bench), and without it the scan takes 0.81-0.91 of the avx2 kernel's time
+ * (1 and 2 threads, same process and data; distances of 512, 1024 and 4096
+ * bytes were no better).  With 2-4 queries the call does 2-4 times more work
+ * per byte and the scans run the query groups over a tile already in L1/L2.
  *
  * Exactness: counts only; a row of w bytes has at most 8w differing bits,
- * held in 64-bit lanes and reduced in 32-bit lanes (w < 2^28 bytes).
+ * held in 64-bit lanes and summed in 32-bit lanes (w < 2^28 bytes).
  */
 #ifndef PPLX_HAMMING_AVX512_H
 #define PPLX_HAMMING_AVX512_H
@@ -60,99 +74,169 @@
 #define PPLX_H512_FRESH(v) (void)0
 #endif
 
-
 /* 64 bytes at p, or the first bytes selected by k (the others zero). */
 __attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m512i pplx_h512_load(const uint8_t *p, uint64_t k,
                                                                                       int masked) {
     return masked ? pplx_mm512_maskz_loadu_epi8(k, p) : _mm512_loadu_si512((const void *)p);
 }
 
-/* acc[i * nr + c] += popcount(q_i ^ row_c) over bytes [j, j + 64) (masked: k). */
+/* acc[i * 4 + c] += popcount(q_i ^ row_c) over bytes [j, j + 64) (masked:
+ * k), for queries i < nq and rows c0 <= c < c1. */
 __attribute__((always_inline)) PPLX_TARGET_AVX512 static inline void pplx_h512_step(
-        const uint8_t *const *q, int nq, const uint8_t *const *x, int c0, int c1, int nr, size_t j, uint64_t k,
-        int masked, int prefetch, __m512i *acc) {
+        const uint8_t *const *q, int nq, const uint8_t *const *x, int c0, int c1, size_t j, uint64_t k, int masked,
+        __m512i *acc) {
     __m512i xv[4];
 PPLX_H512_UNROLL
-    for (int c = c0; c < c1; c++) {
-        if (prefetch) _mm_prefetch((const char *)(x[c] + j) + PPLX_HAMMING_PREFETCH, _MM_HINT_T0);
-        xv[c] = pplx_h512_load(x[c] + j, k, masked);
-    }
+    for (int c = c0; c < c1; c++) xv[c] = pplx_h512_load(x[c] + j, k, masked);
 PPLX_H512_UNROLL
     for (int i = 0; i < nq; i++) {
-        const __m512i qv = pplx_h512_load(q[i] + j, k, masked);
+        const __m512i v = pplx_h512_load(q[i] + j, k, masked);
 PPLX_H512_UNROLL
         for (int c = c0; c < c1; c++)
-            acc[i * nr + c] = _mm512_add_epi64(acc[i * nr + c], _mm512_popcnt_epi64(_mm512_xor_si512(qv, xv[c])));
+            acc[i * 4 + c] = _mm512_add_epi64(acc[i * 4 + c], _mm512_popcnt_epi64(_mm512_xor_si512(v, xv[c])));
     }
 }
 
-/* One query x one row (the one-query tiles), with the prefetch. */
-__attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m512i pplx_h512_row1(const uint8_t *q,
-                                                                                      const uint8_t *x, size_t w) {
-    const uint8_t *const qs[1] = {q}, *const xs[1] = {x};
-    __m512i acc[1] = {_mm512_setzero_si512()};
-    size_t j = 0;
-#pragma GCC unroll 8
-    for (; j + 64 <= w; j += 64) pplx_h512_step(qs, 1, xs, 0, 1, 1, j, 0, 0, 1, acc);
-    PPLX_H512_FRESH(acc[0]);
-    if (j < w) pplx_h512_step(qs, 1, xs, 0, 1, 1, j, ~(uint64_t)0 >> (64 - (w - j)), 1, 1, acc);
-    return acc[0];
+/* Two pairs' lane counts as one vector of dword pairs [a | b] (every lane
+ * count is below 2^32, so a's high dwords are zero and take b's low ones). */
+__attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m512i pplx_h512_pack(__m512i a, __m512i b) {
+    return pplx_mm512_mask_shuffle_epi32(a, 0xAAAA, b, 0xB1);
 }
 
-/* NQ queries x NR rows of w bytes (NQ * NR <= 4; constants after inlining,
- * and w too for the specialised widths): the distances, lane i * NR + c. */
-__attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m128i pplx_hamming_tile_avx512(
-        const uint8_t *const *q, int nq, const uint8_t *x0, size_t xstride, int nr, size_t w) {
+/* The distances from the packed lane counts of queries i < nq: p[2 * i]
+ * rows 0 and 1, p[2 * i + 1] rows 2 and 3 (a missing row's counts zero).
+ * 128-bit block i of the result holds query i's four distances, dword c =
+ * row c (see the header comment). */
+__attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m512i pplx_h512_reduce(const __m512i *p, int nq) {
+    __m512i t[4];
+PPLX_H512_UNROLL
+    for (int i = 0; i < 4; i++) /* each 128-bit block b: [r0, r1, r2, r3] over lanes 2b and 2b + 1 */
+        t[i] = i < nq ? _mm512_add_epi32(_mm512_unpacklo_epi64(p[2 * i], p[2 * i + 1]),
+                                         _mm512_unpackhi_epi64(p[2 * i], p[2 * i + 1]))
+                      : _mm512_setzero_si512();
+    if (nq == 1) { /* the four blocks of t[0] into block 0 */
+        const __m512i s = _mm512_add_epi32(t[0], _mm512_shuffle_i32x4(t[0], t[0], 0x4E));
+        return _mm512_add_epi32(s, _mm512_shuffle_i32x4(s, s, 0xB1));
+    }
+    /* [t0 b0+b1, t0 b2+b3, t1 b0+b1, t1 b2+b3], the same for t2, t3 */
+    const __m512i s01 = _mm512_add_epi32(_mm512_shuffle_i32x4(t[0], t[1], 0x88), _mm512_shuffle_i32x4(t[0], t[1], 0xDD));
+    const __m512i s23 = _mm512_add_epi32(_mm512_shuffle_i32x4(t[2], t[3], 0x88), _mm512_shuffle_i32x4(t[2], t[3], 0xDD));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(s01, s23, 0x88), _mm512_shuffle_i32x4(s01, s23, 0xDD));
+}
+
+/* Queries i < nq (vectors held in qv[i * nv + v]) x one row of nv * 64
+ * bytes: the lane counts of each pair into d[i]. */
+__attribute__((always_inline)) PPLX_TARGET_AVX512 static inline void pplx_h512_row_held(const __m512i *qv, size_t nv,
+                                                                                       int nq, const uint8_t *x,
+                                                                                       __m512i *d) {
+    __m512i xv[2];
+PPLX_H512_UNROLL
+    for (size_t v = 0; v < nv; v++) xv[v] = _mm512_loadu_si512((const void *)(x + 64 * v));
+PPLX_H512_UNROLL
+    for (int i = 0; i < nq; i++) {
+        __m512i a = _mm512_popcnt_epi64(_mm512_xor_si512(qv[(size_t)i * nv], xv[0]));
+PPLX_H512_UNROLL
+        for (size_t v = 1; v < nv; v++)
+            a = _mm512_add_epi64(a, _mm512_popcnt_epi64(_mm512_xor_si512(qv[(size_t)i * nv + v], xv[v])));
+        d[i] = a;
+    }
+}
+
+/* NQ queries x NR rows (NR <= 4) of w bytes, rows xstride apart from x0
+ * (constants after inlining, and w too for the specialised widths): the
+ * distances, query i's in 128-bit block i, row c in its dword c.  qv: the
+ * queries' vectors, held in registers by the caller (w = 128 only). */
+__attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m512i pplx_hamming_tile_avx512(
+        const uint8_t *const *q, const __m512i *qv, int nq, const uint8_t *x0, size_t xstride, int nr, size_t w) {
     const uint8_t *x[4];
 PPLX_H512_UNROLL
     for (int c = 0; c < 4; c++) x[c] = x0 + (size_t)(c < nr ? c : 0) * xstride;
-    __m512i acc[4];
+    __m512i acc[16], p[8];
 PPLX_H512_UNROLL
-    for (int i = 0; i < 4; i++) acc[i] = _mm512_setzero_si512();
-    if (nq == 1) { /* one query: row after row */
-        acc[0] = pplx_h512_row1(q[0], x[0], w);
-        if (nr > 1) acc[1] = pplx_h512_row1(q[0], x[1], w);
-        if (nr > 2) acc[2] = pplx_h512_row1(q[0], x[2], w);
-        if (nr > 3) acc[3] = pplx_h512_row1(q[0], x[3], w);
+    for (int i = 0; i < 16; i++) acc[i] = _mm512_setzero_si512();
+    if (qv) {
+        /* Row after row, each row's pairs summed whole, and each two rows'
+         * counts packed as soon as they are done: at most 8 query vectors, 2
+         * row vectors and 12 sums are live, so nothing spills (computing
+         * all 16 pairs 64 bytes at a time kept 16 partial sums of each half
+         * and spilled, GCC 12). */
+        const size_t nv = w / 64;
+        __m512i d[4][4];
+PPLX_H512_UNROLL
+        for (int c = 0; c < 4; c++) {
+            if (c < nr) {
+                pplx_h512_row_held(qv, nv, nq, x[c], d[c]);
+            } else {
+PPLX_H512_UNROLL
+                for (int i = 0; i < 4; i++) d[c][i] = _mm512_setzero_si512();
+            }
+            if (c % 2) {
+PPLX_H512_UNROLL
+                for (int i = 0; i < nq; i++) p[2 * i + c / 2] = pplx_h512_pack(d[c - 1][i], d[c][i]);
+            }
+        }
+        return pplx_h512_reduce(p, nq);
+    }
+    const uint64_t tail = w % 64 ? ~(uint64_t)0 >> (64 - w % 64) : 0;
+    if (nq == 1) { /* one query: row after row, one sequential stream */
+PPLX_H512_UNROLL
+        for (int c = 0; c < nr; c++) {
+            size_t j = 0;
+#pragma GCC unroll 8
+            for (; j + 64 <= w; j += 64) pplx_h512_step(q, 1, x, c, c + 1, j, 0, 0, acc);
+            PPLX_H512_FRESH(acc[c]);
+            if (j < w) pplx_h512_step(q, 1, x, c, c + 1, j, tail, 1, acc);
+        }
     } else { /* more: all rows of the tile at each step */
         size_t j = 0;
 #pragma GCC unroll 8
-        for (; j + 64 <= w; j += 64) pplx_h512_step(q, nq, x, 0, nr, nr, j, 0, 0, 0, acc);
+        for (; j + 64 <= w; j += 64) pplx_h512_step(q, nq, x, 0, nr, j, 0, 0, acc);
 PPLX_H512_UNROLL
-        for (int i = 0; i < 4; i++)
-            if (i < nq * nr) PPLX_H512_FRESH(acc[i]);
-        if (j < w) pplx_h512_step(q, nq, x, 0, nr, nr, j, ~(uint64_t)0 >> (64 - (w - j)), 1, 0, acc);
+        for (int i = 0; i < 16; i++)
+            if (i / 4 < nq && i % 4 < nr) PPLX_H512_FRESH(acc[i]);
+        if (j < w) pplx_h512_step(q, nq, x, 0, nr, j, tail, 1, acc);
     }
-    const __m512i u = _mm512_or_si512(acc[0], _mm512_slli_epi64(acc[1], 32));
-    const __m512i v = _mm512_or_si512(acc[2], _mm512_slli_epi64(acc[3], 32));
-    /* each 128-bit block: [a0, a1, a2, a3] partial sums */
-    const __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi64(u, v), _mm512_unpackhi_epi64(u, v));
-    const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
-    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+PPLX_H512_UNROLL
+    for (int i = 0; i < 4; i++) {
+        p[2 * i] = pplx_h512_pack(acc[i * 4], acc[i * 4 + 1]);
+        p[2 * i + 1] = pplx_h512_pack(acc[i * 4 + 2], acc[i * 4 + 3]);
+    }
+    return pplx_h512_reduce(p, nq);
 }
 
-/* Rows of one (NQ, NR, W) combination, W == 0 meaning "any width"; the rows
- * left over (nrows % NR) one at a time. */
-#define PPLX_H512_ROWS(NQ, NR, W)                                                                              \
-    {                                                                                                          \
-        const size_t w_ = (W) ? (size_t)(W) : w;                                                               \
-        size_t r = 0;                                                                                          \
-        for (; r + (NR) <= nrows; r += (NR)) {                                                                 \
-            const __m128i s = pplx_hamming_tile_avx512(q, NQ, X + r * xstride, xstride, NR, w_);               \
-            if ((NQ) == 1 && (NR) == 4) {                                                                      \
-                _mm_storeu_si128((__m128i *)(void *)(out + r), s);                                             \
-            } else {                                                                                           \
-                int32_t d[4];                                                                                  \
-                _mm_storeu_si128((__m128i *)(void *)d, s);                                                     \
-                for (int i = 0; i < (NQ); i++)                                                                 \
-                    for (int c = 0; c < (NR); c++) out[(size_t)i * ostride + r + (size_t)c] = d[i * (NR) + c]; \
-            }                                                                                                  \
-        }                                                                                                      \
-        for (; r < nrows; r++) {                                                                               \
-            int32_t d[4];                                                                                      \
-            _mm_storeu_si128((__m128i *)(void *)d, pplx_hamming_tile_avx512(q, NQ, X + r * xstride, xstride, 1, w_)); \
-            for (int i = 0; i < (NQ); i++) out[(size_t)i * ostride + r] = d[i];                                \
-        }                                                                                                      \
+/* The first n (<= 4) dwords of block i of s to p. */
+__attribute__((always_inline)) PPLX_TARGET_AVX512 static inline void pplx_h512_store(int32_t *p, __m512i s, int i,
+                                                                                    int n) {
+    int32_t d[16];
+    if (n == 4) { /* the immediate must be a literal even where i is not folded (-O0, -O1) */
+        const __m128i b = i == 0 ? _mm512_castsi512_si128(s) : i == 1 ? _mm512_extracti32x4_epi32(s, 1)
+                        : i == 2 ? _mm512_extracti32x4_epi32(s, 2) : _mm512_extracti32x4_epi32(s, 3);
+        _mm_storeu_si128((__m128i *)(void *)p, b);
+        return;
+    }
+    _mm512_storeu_si512((void *)d, s);
+    for (int c = 0; c < n; c++) p[c] = d[i * 4 + c];
+}
+
+/* Rows of one (NQ, W) combination in tiles of 4, W == 0 meaning "any
+ * width"; the rows left over (nrows % 4) one at a time.  With 128-byte
+ * codes and 2-4 queries, the queries' vectors are loaded once (qv). */
+#define PPLX_H512_ROWS(NQ, W)                                                                                 \
+    {                                                                                                         \
+        const size_t w_ = (W) ? (size_t)(W) : w;                                                              \
+        __m512i qv_[8];                                                                                       \
+        const int hold_ = (NQ) > 1 && (W) == 128;                                                             \
+        if (hold_)                                                                                            \
+            for (int i = 0; i < 8; i++) qv_[i] = _mm512_loadu_si512((const void *)(q[i / 2] + 64 * (i % 2))); \
+        size_t r = 0;                                                                                         \
+        for (; r + 4 <= nrows; r += 4) {                                                                      \
+            const __m512i s = pplx_hamming_tile_avx512(q, hold_ ? qv_ : NULL, NQ, X + r * xstride, xstride, 4, w_); \
+            for (int i = 0; i < (NQ); i++) pplx_h512_store(out + (size_t)i * ostride + r, s, i, 4);           \
+        }                                                                                                     \
+        for (; r < nrows; r++) {                                                                              \
+            const __m512i s = pplx_hamming_tile_avx512(q, hold_ ? qv_ : NULL, NQ, X + r * xstride, xstride, 1, w_); \
+            for (int i = 0; i < (NQ); i++) pplx_h512_store(out + (size_t)i * ostride + r, s, i, 1);           \
+        }                                                                                                     \
     }
 
 PPLX_TARGET_AVX512 static void pplx_hamming_block_avx512(const uint8_t *Q, size_t nq, size_t qstride,
@@ -163,16 +247,16 @@ PPLX_TARGET_AVX512 static void pplx_hamming_block_avx512(const uint8_t *Q, size_
     for (size_t i = 0; i < 4; i++) q[i] = Q + (i < nq ? i : 0) * qstride;
     switch (nq) {
         case 1:
-            if (w == 128) PPLX_H512_ROWS(1, 4, 128)
-            else if (w == 320) PPLX_H512_ROWS(1, 4, 320)
-            else PPLX_H512_ROWS(1, 4, 0)
+            if (w == 128) PPLX_H512_ROWS(1, 128)
+            else if (w == 320) PPLX_H512_ROWS(1, 320)
+            else PPLX_H512_ROWS(1, 0)
             break;
-        case 2: PPLX_H512_ROWS(2, 2, 0) break;
-        case 3: PPLX_H512_ROWS(3, 1, 0) break;
+        case 2: PPLX_H512_ROWS(2, 0) break;
+        case 3: PPLX_H512_ROWS(3, 0) break;
         default:
-            if (w == 128) PPLX_H512_ROWS(4, 1, 128)
-            else if (w == 320) PPLX_H512_ROWS(4, 1, 320)
-            else PPLX_H512_ROWS(4, 1, 0)
+            if (w == 128) PPLX_H512_ROWS(4, 128)
+            else if (w == 320) PPLX_H512_ROWS(4, 320)
+            else PPLX_H512_ROWS(4, 0)
             break;
     }
 }

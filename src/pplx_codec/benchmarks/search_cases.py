@@ -337,7 +337,7 @@ def cases(quick: bool = False, small: bool = False) -> list[Case]:
     n_many = 10_000 if small else 25_000 if quick else 100_000
     return [
         _hamming_case(1, 1_000_000 // s, peers, missing, ("", 1.6), limit=True),
-        _hamming_case(100, 100_000 // s, peers, missing, ("faiss", 2.5), limit=False),
+        _hamming_case(100, 100_000 // s, peers, missing, ("faiss", 3.5), limit=False),
         _int8_case(1, 200_000 // s, peers, missing, ("", 1.4), limit=True, blas_pin=blas_pin),
         _int8_case(256, n_many, peers, missing, ("faiss IndexFlatIP", 1.3), limit=False, blas_pin=blas_pin),
     ]
