@@ -8,13 +8,17 @@
  *
  * The scan walks the database in tiles small enough to stay in L1/L2
  * (~64 KiB of codes or vectors), computes the distances of a group of up to
- * 4 queries to the tile into a small buffer with the table's block kernel,
- * then offers each to its query's heap.  The full distance matrix is never
- * stored.  Early reject: a heap is seeded with sentinels (INT32_MAX, no row)
- * and, within one scan, rows arrive in increasing index order, so a
- * candidate enters only when its key is strictly below the heap's worst;
- * equal keys would lose the tie anyway.  Merging heaps of row ranges scanned
- * by different threads uses the full (key, row) comparison.
+ * 4 queries (i8_qblock with an int8 x int8 kernel) to the tile into a small
+ * buffer with the table's block kernel, then offers each to its query's
+ * heap (the int8 scan: in blocks of rows tested whole first,
+ * pplx_offer_int8, and with each group's kernel call preceded by a prefetch
+ * of its share of the next tile, so memory is read while the tile in cache
+ * is multiplied).  The full distance matrix is never stored.  Early reject:
+ * a heap is seeded with sentinels (INT32_MAX, no row) and, within one scan,
+ * rows arrive in increasing index order, so a candidate enters only when
+ * its key is strictly below the heap's worst; equal keys would lose the tie
+ * anyway.  Merging heaps of row ranges scanned by different threads uses
+ * the full (key, row) comparison.
  */
 #ifndef PPLX_TOPK_H
 #define PPLX_TOPK_H
@@ -202,6 +206,13 @@ static inline void pplx_dot_tile(const pplx_table *T, const int8_t *Q8, size_t q
 /* Queries per kernel call: the tier's int8 x int8 block when it has one. */
 static inline size_t pplx_qblock(const pplx_table *T) { return T->dot_i8_block ? T->i8_qblock : 4; }
 
+/* Whether the int8 scans and matrices of table T read the int16 copy of the
+ * queries (Q16): only through dot_block/dot16_block, which they call when T
+ * has no dot_i8_block.  Otherwise a caller need not make the copy and may
+ * pass NULL.  Asked of the table a search actually runs with (tables can mix
+ * tiers by kernel family), never of a tier name. */
+static inline int pplx_int8_reads_q16(const pplx_table *T) { return T->dot_i8_block == NULL; }
+
 /* With more than one group of 4 queries each tile is read many times: widen
  * it to int16 once (scratch of tile * dim int16; NULL when not worth it or
  * when allocation fails, which only costs speed). */
@@ -209,9 +220,23 @@ static int16_t *pplx_widen_scratch(const pplx_table *T, size_t nq, size_t tile, 
     return nq > 4 && !T->dot_i8_block ? (int16_t *)malloc(tile * dim * sizeof(int16_t)) : NULL;
 }
 
+#ifndef PPLX_TILE8_BYTES
+#define PPLX_TILE8_BYTES (64 << 10)
+#endif
+/* Rows per tile of the int8 x int8 kernel (dot_i8_block) when more than one
+ * group of queries reads each tile: about PPLX_TILE8_BYTES, a multiple of
+ * 12 (the kernels' row blocks are 3, 4 or 6 rows, so only the last tile of a
+ * scan has rows left over). */
+static inline size_t pplx_tile8_rows(size_t row_bytes) {
+    size_t t = row_bytes ? (size_t)PPLX_TILE8_BYTES / row_bytes : PPLX_TILE_MAX;
+    t = t > PPLX_TILE_MAX ? PPLX_TILE_MAX : t;
+    return t < 24 ? (t < 16 ? 16 : t) : t / 12 * 12;
+}
+
 /* Rows per tile: sized for the int16 copy when one is made. */
 static inline size_t pplx_int8_tile(const pplx_table *T, size_t nq, size_t dim, size_t xstride) {
-    return nq > 4 && !T->dot_i8_block ? pplx_tile16_rows(dim) : pplx_tile_rows(xstride);
+    if (T->dot_i8_block) return nq > T->i8_qblock ? pplx_tile8_rows(xstride) : pplx_tile_rows(xstride);
+    return nq > 4 ? pplx_tile16_rows(dim) : pplx_tile_rows(xstride);
 }
 
 static inline void pplx_widen_tile(const int8_t *X, size_t nt, size_t dim, size_t xstride, int16_t *W) {
@@ -219,51 +244,108 @@ static inline void pplx_widen_tile(const int8_t *X, size_t nt, size_t dim, size_
         for (size_t j = 0; j < dim; j++) W[r * dim + j] = X[r * xstride + j];
 }
 
+/* Rows offered to the heaps in blocks of this many: a block is first tested
+ * as a whole for any row that might enter, in a loop without branches that
+ * compilers vectorize at the baseline ISA (SSE2, NEON), and skipped when it
+ * has none; only the rest take the per-row path. */
+#define PPLX_OFFER_BLOCK 16
+
+/* Offer one query's scores of tile rows [t, t + nt) (d[j] is row t + j) to
+ * its heap: metric dot (key -dot) or cosine (qq the query's norm, xn the
+ * row norms indexed like X).  Most rows lose to the heap's worst entry by a
+ * wide margin, so almost every block is rejected by its test, at a few
+ * instructions per 4 rows rather than per row.  The block test evaluates
+ * exactly the per-row reject condition (negated as !(a < b), so a NaN
+ * passes, as it does per row); a block that passes is redone row by row,
+ * so the heaps see the same rows in the same order as without the test. */
+static inline void pplx_offer_int8(int metric, const int32_t *d, size_t nt, size_t t, float qq, const float *xn,
+                                   size_t k, int64_t base, int32_t *key, int64_t *idx) {
+    if (metric == PPLX_METRIC_DOT) {
+        for (size_t j0 = 0; j0 < nt; j0 += PPLX_OFFER_BLOCK) {
+            const size_t j1 = nt - j0 < PPLX_OFFER_BLOCK ? nt : j0 + PPLX_OFFER_BLOCK;
+            if (j1 - j0 == PPLX_OFFER_BLOCK) {
+                /* -d cannot overflow: |dot| < 2^31 (PPLX_DOT_MAX_DIM) */
+                const int32_t worst = key[0];
+                int any = 0;
+                for (size_t j = j0; j < j1; j++) any |= -d[j] < worst;
+                if (!any) continue;
+            }
+            for (size_t j = j0; j < j1; j++)
+                if (-d[j] < key[0]) pplx_heap_replace(key, idx, k, -d[j], base + (int64_t)(t + j));
+        }
+        return;
+    }
+    /* Reject with a float estimate first (relative error < 1e-6, so a 1e-5
+     * margin is safe) and do the exact double division only for the rest:
+     * d / (qn xn) < cut  <=>  d / qn < cut xn, for xn >= 0. */
+    const float qi = qq > 0 ? 1.0f / qq : 0.0f;
+    const float *xt = xn + t;
+    float cut = pplx_reject_below(key[0]);
+    for (size_t j0 = 0; j0 < nt; j0 += PPLX_OFFER_BLOCK) {
+        const size_t j1 = nt - j0 < PPLX_OFFER_BLOCK ? nt : j0 + PPLX_OFFER_BLOCK;
+        if (j1 - j0 == PPLX_OFFER_BLOCK) {
+            int any = 0;
+            for (size_t j = j0; j < j1; j++) any |= !((float)d[j] * qi < cut * xt[j]);
+            if (!any) continue;
+        }
+        for (size_t j = j0; j < j1; j++) {
+            if ((float)d[j] * qi < cut * xt[j]) continue;
+            int32_t c = pplx_key_of_score(pplx_cosine(d[j], qq, xt[j]));
+            if (c < key[0]) {
+                pplx_heap_replace(key, idx, k, c, base + (int64_t)(t + j));
+                cut = pplx_reject_below(key[0]);
+            }
+        }
+    }
+}
+
+/* Ask for the lines [l0, l1) of the n bytes at p to be brought into the
+ * L2 cache, when the compiler has a way to say so (a hint: nothing else
+ * depends on it). */
+static inline void pplx_prefetch_lines(const void *p, size_t n, size_t l0, size_t l1) {
+#if defined(__GNUC__) || defined(__clang__)
+    for (size_t l = l0; l < l1 && 64 * l < n; l++) __builtin_prefetch((const char *)p + 64 * l, 0, 2);
+#else
+    (void)p, (void)n, (void)l0, (void)l1;
+#endif
+}
+
 /* The top-k scan of pplx_scan_hamming for int8 rows: Q8 holds the queries
  * as stored (q8stride bytes apart), Q16 the same widened to int16 (qstride
- * elements apart); metric dot (key -dot) or cosine (qn per query, xn per row
- * of X, indexed like X). */
+ * elements apart; read only by tables without dot_i8_block, NULL allowed
+ * otherwise); metric dot (key -dot) or cosine (qn per query, xn per row of
+ * X, indexed like X).
+ *
+ * With more than one group of queries, each tile is read from memory by
+ * the first group's kernel call and from cache by the others, which would
+ * leave the first call waiting on memory with no work beside it: each
+ * group's call is preceded by a prefetch of its share of the next tile, so
+ * the next tile arrives while this one is being multiplied. */
 static void pplx_scan_int8(const pplx_table *T, const int8_t *Q8, size_t q8stride, const int16_t *Q16, size_t nq,
                            size_t qstride, const int8_t *X, size_t r0, size_t r1, size_t dim, size_t xstride,
                            int metric, const float *qn, const float *xn, size_t k, int64_t base, int32_t *hk,
                            int64_t *hi) {
     int32_t buf[PPLX_QBLOCK_MAX * PPLX_TILE_MAX];
     if (k == 0) return; /* an empty heap keeps nothing (and has no root to compare with) */
-    const size_t tile = pplx_int8_tile(T, nq, dim, xstride), qb = pplx_qblock(T);
+    const size_t tile = pplx_int8_tile(T, nq, dim, xstride), qb = pplx_qblock(T), ngroups = (nq + qb - 1) / qb;
     int16_t *W = pplx_widen_scratch(T, nq, tile, dim);
     for (size_t t = r0; t < r1; t += tile) {
         size_t nt = r1 - t < tile ? r1 - t : tile;
+        /* the next tile, as bytes, and its lines */
+        const size_t nn = r1 - t - nt < tile ? r1 - t - nt : tile, nbytes = nn ? (nn - 1) * xstride + dim : 0;
+        const int8_t *next = X + (t + nt) * xstride;
         if (W) pplx_widen_tile(X + t * xstride, nt, dim, xstride, W);
         for (size_t g = 0; g < nq; g += qb) {
             size_t ng = nq - g < qb ? nq - g : qb;
-            pplx_dot_tile(T, Q8 + g * q8stride, q8stride, Q16 + g * qstride, ng, qstride, X + t * xstride, nt, dim,
-                          xstride, W, buf);
-            for (size_t q = 0; q < ng; q++) {
-                int32_t *key = hk + (g + q) * k;
-                int64_t *idx = hi + (g + q) * k;
-                const int32_t *d = buf + q * PPLX_TILE_MAX;
-                if (metric == PPLX_METRIC_DOT) {
-                    for (size_t j = 0; j < nt; j++)
-                        if (-d[j] < key[0]) pplx_heap_replace(key, idx, k, -d[j], base + (int64_t)(t + j));
-                } else {
-                    /* Most rows lose to the heap's worst entry by a wide margin:
-                     * reject those with a float estimate (relative error < 1e-6,
-                     * so a 1e-5 margin is safe) and do the exact double division
-                     * only for the rest. */
-                    const float qq = qn[g + q];
-                    const float qi = qq > 0 ? 1.0f / qq : 0.0f;
-                    float cut = pplx_reject_below(key[0]);
-                    for (size_t j = 0; j < nt; j++) {
-                        /* d / (qn xn) < cut  <=>  d / qn < cut xn, for xn >= 0 */
-                        if ((float)d[j] * qi < cut * xn[t + j]) continue;
-                        int32_t c = pplx_key_of_score(pplx_cosine(d[j], qq, xn[t + j]));
-                        if (c < key[0]) {
-                            pplx_heap_replace(key, idx, k, c, base + (int64_t)(t + j));
-                            cut = pplx_reject_below(key[0]);
-                        }
-                    }
-                }
+            if (ngroups > 1 && nbytes) {
+                const size_t lines = (nbytes + 63) / 64, gi = g / qb;
+                pplx_prefetch_lines(next, nbytes, lines * gi / ngroups, lines * (gi + 1) / ngroups);
             }
+            pplx_dot_tile(T, Q8 + g * q8stride, q8stride, Q16 ? Q16 + g * qstride : NULL, ng, qstride,
+                          X + t * xstride, nt, dim, xstride, W, buf);
+            for (size_t q = 0; q < ng; q++)
+                pplx_offer_int8(metric, buf + q * PPLX_TILE_MAX, nt, t, metric == PPLX_METRIC_DOT ? 0 : qn[g + q],
+                                xn, k, base, hk + (g + q) * k, hi + (g + q) * k);
         }
     }
     free(W);

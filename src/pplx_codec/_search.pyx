@@ -30,6 +30,7 @@ cdef extern from "simd/topk.h" nogil:
     float pplx_score_of_key(int32_t key)
     float pplx_cosine(int32_t dot, float qn, float xn)
     size_t pplx_tile_rows(size_t row_bytes)
+    int pplx_int8_reads_q16(const pplx_table *tab)
     void pplx_scan_hamming(const pplx_table *tab, const uint8_t *Q, size_t nq, size_t qstride, const uint8_t *X,
                            size_t r0, size_t r1, size_t w, size_t xstride, size_t k, int64_t base, int32_t *hk,
                            int64_t *hi)
@@ -102,7 +103,8 @@ cdef struct _Search:
     fill_fn fill            # matrix: the kernel's fill (_fill_hamming, _fill_dot)
     const uint8_t *Qb       # binary queries (qs bytes apart)
     const int8_t *Q8        # int8 queries as given (qs bytes apart)
-    const int16_t *Q16      # the same widened to int16 (width elements apart)
+    const int16_t *Q16      # the same widened to int16 (width elements apart), or NULL: only made
+                            # when the search's table has no int8 x int8 kernel (_with_queries)
     const uint8_t *Xb       # binary rows (xs bytes apart)
     const int8_t *X8        # int8 rows (xs bytes apart)
     Py_ssize_t m, n, width, qs, xs, k
@@ -237,8 +239,9 @@ cdef void _scan_hamming(const _Search *j, Py_ssize_t q0, Py_ssize_t q1, Py_ssize
 
 cdef void _scan_int8(const _Search *j, Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t r0, Py_ssize_t r1,
                      int32_t *hk, int64_t *hi) noexcept nogil:
-    pplx_scan_int8(j.t, j.Q8 + q0 * j.qs, j.qs, j.Q16 + q0 * j.width, q1 - q0, j.width, j.X8, r0, r1, j.width,
-                   j.xs, j.metric, (j.qn + q0) if j.qn != NULL else NULL, j.xn, j.k, j.base, hk, hi)
+    pplx_scan_int8(j.t, j.Q8 + q0 * j.qs, j.qs, (j.Q16 + q0 * j.width) if j.Q16 != NULL else NULL, q1 - q0, j.width,
+                   j.X8, r0, r1, j.width, j.xs, j.metric, (j.qn + q0) if j.qn != NULL else NULL, j.xn, j.k, j.base,
+                   hk, hi)
 
 
 cdef void _fill_hamming(const _Search *j, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
@@ -261,11 +264,19 @@ cdef _Search _new_search(_Pair p, Py_ssize_t k, int nparts, int64_t base):
     return search
 
 
-cdef object _widened(_Pair p):
-    """The queries widened once to int16, the form the kernels multiply."""
+cdef object _with_queries(_Search *search, _Pair p):
+    """Point the int8 search at p's queries: as stored (Q8), and widened once to
+    int16 (Q16) only when the search's own table reads that copy (a table
+    without an int8 x int8 kernel: pplx_int8_reads_q16).  Returns the copy or
+    None; the caller holds it until the search is done."""
+    search.Q8 = <const int8_t *>cnp.PyArray_DATA(p.q)
+    search.Q16 = NULL
+    if not pplx_int8_reads_q16(search.t):
+        return None
     q16 = np.empty((p.m, p.width), np.int16)
     if p.m:
         np.copyto(q16, p.q.reshape(p.m, p.width))
+    search.Q16 = <const int16_t *>cnp.PyArray_DATA(q16)
     return q16
 
 
@@ -323,10 +334,8 @@ def topk_int8(queries, db, Py_ssize_t k_wanted, bint cosine, qnorms, dbnorms, in
         qn = <const float *>cnp.PyArray_DATA(qna)
         xn = <const float *>cnp.PyArray_DATA(xna)
 
-    q16 = _widened(p)
     cdef _Search search = _new_search(p, k, 0, base)
-    search.Q8 = <const int8_t *>cnp.PyArray_DATA(p.q)
-    search.Q16 = <const int16_t *>cnp.PyArray_DATA(q16)
+    q16 = _with_queries(&search, p)
     search.X8 = <const int8_t *>cnp.PyArray_DATA(p.x)
     search.metric = PPLX_METRIC_COSINE if cosine else PPLX_METRIC_DOT
     search.qn, search.xn = qn, xn
@@ -394,10 +403,8 @@ def dot_matrix(queries, db, int threads, out=None):
         out_array(out, cnp.NPY_INT32, 2, p.m, p.n)
     disjoint_array(out, o, p.q, "queries")
     disjoint_array(out, o, p.x, "db")
-    q16 = _widened(p)
     cdef _Search search = _new_search(p, 0, _matrix_parts(p.n, threads), 0)
-    search.Q8 = <const int8_t *>cnp.PyArray_DATA(p.q)
-    search.Q16 = <const int16_t *>cnp.PyArray_DATA(q16)
+    q16 = _with_queries(&search, p)
     search.X8 = <const int8_t *>cnp.PyArray_DATA(p.x)
     search.D = <int32_t *>cnp.PyArray_DATA(o)
     search.fill = _fill_dot

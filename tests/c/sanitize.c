@@ -673,16 +673,17 @@ static void check_heaps(const drv_data *d, int metric, size_t nq, size_t k, cons
     }
 }
 
-/* Q: the queries as codes (hamming) or widened to int16; Q8: as int8 (the
- * same bytes as the codes). */
+/* Q: the queries as codes (hamming) or widened to int16 (passed on only to
+ * the tables that read it: NULL to the others, as _search.pyx does); Q8: as
+ * int8 (the same bytes as the codes). */
 static void run_scan(const pplx_table *T, const drv_data *d, int metric, const void *Q, const int8_t *Q8, size_t nq,
                      const float *qn, size_t r0, size_t r1, size_t k, int32_t *hk, int64_t *hi) {
     if (metric == M_HAMMING)
         pplx_scan_hamming(T, Q, nq, d->qstride, d->Xb, r0, r1, d->dim, d->xstride, k, d->base, hk, hi);
     else
-        pplx_scan_int8(T, Q8, d->qstride, Q, nq, d->qstride, d->X8, r0, r1, d->dim, d->xstride,
-                       metric == M_DOT ? PPLX_METRIC_DOT : PPLX_METRIC_COSINE, metric == M_COSINE ? qn : NULL,
-                       metric == M_COSINE ? d->xn : NULL, k, d->base, hk, hi);
+        pplx_scan_int8(T, Q8, d->qstride, pplx_int8_reads_q16(T) ? Q : NULL, nq, d->qstride, d->X8, r0, r1, d->dim,
+                       d->xstride, metric == M_DOT ? PPLX_METRIC_DOT : PPLX_METRIC_COSINE,
+                       metric == M_COSINE ? qn : NULL, metric == M_COSINE ? d->xn : NULL, k, d->base, hk, hi);
 }
 
 /* Exactly-sized copies of the first nq queries (and their norms). */
@@ -753,7 +754,8 @@ static void test_matrix(const drv_data *d, int hamming, size_t nq) {
         const size_t oo = (nq + (size_t)t) % 4 * 4;
         int32_t *out = xalloc(nq * n * 4, oo);
         if (hamming) pplx_matrix_hamming(&tabs[t], Q, nq, d->qstride, d->Xb, d->r0, d->r1, d->dim, d->xstride, out, n);
-        else pplx_matrix_dot(&tabs[t], Q8, d->qstride, Q, nq, d->qstride, d->X8, d->r0, d->r1, d->dim, d->xstride, out, n);
+        else pplx_matrix_dot(&tabs[t], Q8, d->qstride, pplx_int8_reads_q16(&tabs[t]) ? Q : NULL, nq, d->qstride, d->X8,
+                             d->r0, d->r1, d->dim, d->xstride, out, n);
         size_t bad = nq * n;
         for (size_t i = nq * n; i-- > 0;) {
             const size_t r = i % n;
@@ -1034,14 +1036,17 @@ static void test_base64_blocks(void) {
  * is barely exercised through them.  Here every tier's dot_i8_block, against
  * a plain reference, for nq = 0 .. i8_qblock + 1 (0 and i8_qblock + 1 must
  * write nothing), dimensions around the kernels' 16-, 32- and 64-element
- * steps, row counts around their 1-, 2- and 4-row tiles, tight and odd
+ * steps, row counts around their 1- to 6-row tiles, tight and odd
  * strides with starts 1..3 bytes off a 64-byte boundary, exact-size buffers,
  * and extreme values: -128 everywhere, rows of 127 against queries of -128
  * (the largest biased sums of the VNNI kernel: they wrap int32 over the
  * longest rows, the result must not), random -128/127 mixes; the same at
- * PPLX_DOT_MAX_DIM.  Then the int8 scan and matrix with 17 and 33 queries
- * (full groups and a remainder for every i8_qblock) against the serial
- * table. */
+ * PPLX_DOT_MAX_DIM.  Then the int8 scan and matrix with 8, 9, 17 and 33
+ * queries (one group; full groups and a remainder for every i8_qblock) over
+ * one tile and over several (with more than one group, each call prefetches
+ * its share of the next tile), against the serial table; the int16 copy of
+ * the queries goes only to the tables that read it (pplx_int8_reads_q16),
+ * the others get NULL, so a read of it would be a crash here. */
 static void dot_i8_fill(int8_t *p, size_t n, int kind, int query) {
     for (size_t i = 0; i < n; i++) {
         const uint64_t r = rnd();
@@ -1112,12 +1117,14 @@ static void dot_i8_scan_case(size_t dim, size_t nrows, size_t nq, size_t r0) {
             check_tier = pplx_isa_names[T->isa];
             int32_t *m = t ? mat : mat0, *key = t ? hk : hk0;
             int64_t *idx = t ? hi : hi0;
+            const int16_t *q16 = pplx_int8_reads_q16(T) ? Q16 : NULL;
+            CHECK(pplx_int8_reads_q16(T) == !T->dot_i8_block, "pplx_int8_reads_q16");
             if (metric == 2) {
                 memset(m, JUNK, nq * nrows * 4);
-                pplx_matrix_dot(T, Q8, qstride, Q16, nq, qstride, X, r0, nrows, dim, xstride, m, nrows);
+                pplx_matrix_dot(T, Q8, qstride, q16, nq, qstride, X, r0, nrows, dim, xstride, m, nrows);
             } else {
                 pplx_heap_init(key, idx, nq * k);
-                pplx_scan_int8(T, Q8, qstride, Q16, nq, qstride, X, r0, nrows, dim, xstride,
+                pplx_scan_int8(T, Q8, qstride, q16, nq, qstride, X, r0, nrows, dim, xstride,
                                metric ? PPLX_METRIC_COSINE : PPLX_METRIC_DOT, qn, xn, k, 7, key, idx);
                 for (size_t q = 0; q < nq; q++) pplx_heap_sort(key + q * k, idx + q * k, k);
             }
@@ -1147,7 +1154,10 @@ static void dot_i8_scan_case(size_t dim, size_t nrows, size_t nq, size_t r0) {
 static void test_dot_i8_blocks(void) {
     static const size_t dims[] = {0,  1,  2,  3,  4,  5,   6,   7,   8,    9,   15, 16, 17,
                                   31, 32, 33, 63, 64, 65, 127, 128, 129, 1024, 2560};
-    static const size_t rows[] = {0, 1, 2, 3, 4, 5, 7, 9};
+    /* around the kernels' row blocks (1..4 for one query, 6 for 2..4
+     * queries, 4 for 5..6, 3 for 7..8) and every remainder after one or
+     * two blocks of them */
+    static const size_t rows[] = {0, 1, 2, 3, 4, 5, 6, 7, 9, 11, 12, 13};
     for (int t = 0; t < ntab; t++) {
         const pplx_table *T = &tabs[t];
         if (!T->dot_i8_block) continue;
@@ -1168,7 +1178,7 @@ static void test_dot_i8_blocks(void) {
         }
     }
     check_tier = "";
-    static const size_t sdims[] = {1, 17, 64, 65, 129, 1024}, snq[] = {17, 33};
+    static const size_t sdims[] = {1, 17, 64, 65, 129, 1024}, snq[] = {8, 9, 17, 33};
     for (size_t di = 0; di < NELEM(sdims); di++)
         for (size_t qi = 0; qi < NELEM(snq); qi++) {
             dot_i8_scan_case(sdims[di], sdims[di] > 129 ? 70 : 600, snq[qi], 0);

@@ -51,25 +51,27 @@
  * 128 * 0 = 0; the correction is taken over the same masked query bytes.
  *
  * Blocking (32 zmm registers): dot_i8_block takes up to 8 queries
- * (i8_qblock = PPLX_DOT_I8_QBLOCK_AVX512).  8 queries x 2 rows = 16
- * accumulators + 2 biased row vectors + 1 query vector = 19 registers, with
- * room for the compiler's temporaries (no spills in the inner loop); each
- * row vector feeds 8 multiply-adds and each query vector 2, so a step is 10
- * loads per 16 vpdpbusd (two loads per cycle against about one vpdpbusd
- * per cycle on Ice Lake and Zen 4), and 16 independent accumulators cover
- * the instruction's 5-cycle latency.  Going from 4 to 8 queries per call
- * halves the number of times the scans re-read each tile from L2; 8 x 3
- * (28 registers) would save little more and risk spills.  2-4 queries take
- * 4 rows per step (8-16 accumulators), 5-8 queries 2 rows.  One query reads
- * its rows one after the other (one sequential stream, which the avx2 tier
- * measured faster than interleaved rows), with two accumulators per row
- * alternating between 64-dim steps, and reduces 4 rows together.
+ * (i8_qblock = PPLX_DOT_I8_QBLOCK_AVX512) and multiplies them by 3 rows per
+ * step: 8 x 3 = 24 accumulators + 3 biased row vectors + 1 query vector = 28
+ * registers (no spills: object code inspected, GCC 12).  Each row vector
+ * feeds 8 multiply-adds and each query vector 3, so a step is 11 loads per
+ * 24 vpdpbusd; Zen 4 loads one zmm per cycle and retires one vpdpbusd zmm
+ * per cycle, so the loads must stay well under one per multiply-add (8 x 2,
+ * as before, was 10 per 16 as written and 18 per 16 as GCC compiled it: it
+ * folded each query load into both multiply-adds of the query; the query
+ * vector is now pinned in a register, PPLX_DZ_FRESH).  Fewer queries take
+ * more rows, to keep about 24 accumulators: 5-6 queries x 4 rows, 2-4
+ * queries x 6 rows (4 x 6 = 31 registers).  The rows of a call left over
+ * after its blocks of NR are one block of that many (not one at a time).
+ * One query reads its rows one after the other (one sequential stream,
+ * which the avx2 tier measured faster than interleaved rows), with two
+ * accumulators per row alternating between 64-dim steps, and reduces 4 rows
+ * together.
  *
- * Reduction: the NQ x NR accumulators (at most 16) are transposed and added
+ * Reduction: the NQ x NR accumulators (at most 24) are transposed and added
  * in a tree (vpunpck{l,h}dq, vpunpck{l,h}qdq, vshufi32x4 twice: 15 steps of
- * two shuffles and an add for 16 results, about three instructions each)
- * into one zmm whose lane i * NR + c is the (query i, row c) sum; 4
- * accumulators take a cheaper 4-way tree.
+ * two shuffles and an add for 16 results, about three instructions a
+ * result against the 16 vpdpbusd of a 1024-dim dot), pplx_dz_reduce.
  *
  * Prefetch: each row line PPLX_DOT_PREFETCH (2 KiB) ahead, as the avx2
  * kernel (measured there on Zen 3: 10 -> 11.5 GB/s for the one-query scan).
@@ -90,7 +92,7 @@
 #if defined(__clang__)
 #define PPLX_DZ_UNROLL
 #else
-#define PPLX_DZ_UNROLL _Pragma("GCC unroll 16")
+#define PPLX_DZ_UNROLL _Pragma("GCC unroll 32")
 #endif
 /* After a loop, PPLX_DZ_FRESH(acc) for each accumulator: an empty asm that
  * "may change" it (no instruction).  Without it GCC (12) sees the int32
@@ -137,12 +139,18 @@ __attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m512i pplx_dz_
     return kind == PPLX_DZ_I8 ? _mm512_dpbusd_epi32(acc, row, q) : _mm512_dpwssd_epi32(acc, row, q);
 }
 
+/* The most row vectors one step holds (4 queries x 6 rows), and the most
+ * accumulators of a tile (NQ x NR <= 24; reduced in groups of 4, so the
+ * arrays are padded to 32). */
+#define PPLX_DZ_RMAX 6
+#define PPLX_DZ_AMAX 32
+
 /* One step at element j for queries [0, nq) and rows [c0, c1) of the tile:
  * acc[i * nr + c + shift] += q_i . row_c over the step's elements. */
 __attribute__((always_inline)) PPLX_TARGET_AVX512 static inline void pplx_dz_step(
         int kind, const char *const *q, int nq, const char *const *x, int c0, int c1, int nr, int shift, size_t j,
         uint64_t k, int masked, __m512i *acc) {
-    __m512i xv[4];
+    __m512i xv[PPLX_DZ_RMAX];
 PPLX_DZ_UNROLL
     for (int c = c0; c < c1; c++) {
         /* one prefetch per step: per 64-byte line, or per half line for W8
@@ -152,7 +160,13 @@ PPLX_DZ_UNROLL
     }
 PPLX_DZ_UNROLL
     for (int i = 0; i < nq; i++) {
-        const __m512i qv = pplx_dz_query(kind, q[i], j, k, masked);
+        __m512i qv = pplx_dz_query(kind, q[i], j, k, masked);
+        /* In a register, loaded once: left to itself GCC folds the load into
+         * every multiply-add of the query (a memory operand each), so a step
+         * of 8 queries x 2 rows issued 18 vector loads for 16 vpdpbusd, and
+         * Zen 4 loads one zmm per cycle: the loads, not the multiply-adds,
+         * set the pace. */
+        if (c1 - c0 > 1) PPLX_DZ_FRESH(qv);
 PPLX_DZ_UNROLL
         for (int c = c0; c < c1; c++) acc[i * nr + c + shift] = pplx_dz_madd(kind, acc[i * nr + c + shift], xv[c], qv);
     }
@@ -169,6 +183,44 @@ PPLX_TARGET_AVX512 static inline __m512i pplx_dz_red64(__m512i ab, __m512i cd) {
 /* Of u, v with blocks [u0 u1 u2 u3], [v0 v1 v2 v3]: [u0+u1, u2+u3, v0+v1, v2+v3]. */
 PPLX_TARGET_AVX512 static inline __m512i pplx_dz_red128(__m512i u, __m512i v) {
     return _mm512_add_epi32(_mm512_shuffle_i32x4(u, v, 0x88), _mm512_shuffle_i32x4(u, v, 0xDD));
+}
+
+/* The n accumulators a[0..n) (n <= 24, a constant after inlining; a[n..)
+ * may hold anything) -> d[0..n) = the sum of each one's 16 lanes; d has
+ * room for PPLX_DZ_AMAX.  A transpose-and-add tree: each group of 4
+ * accumulators becomes one zmm whose every 128-bit block holds partial sums
+ * of the 4 (two unpack steps), four such groups one zmm of 16 sums (two
+ * block-shuffle steps): 15 steps of two shuffles and an add for 16 sums,
+ * about 3 instructions a result against the 16 vpdpbusd of a 1024-dim dot.
+ * One or two groups left over are folded within their own zmm. */
+__attribute__((always_inline)) PPLX_TARGET_AVX512 static inline void pplx_dz_reduce(const __m512i *a, int n,
+                                                                                   int32_t *d) {
+    __m512i u[PPLX_DZ_AMAX / 4];
+    const int ng = (n + 3) / 4;
+PPLX_DZ_UNROLL
+    for (int g = 0; g < ng; g++) {
+        /* a group's missing accumulators count as zero (their sums are not stored) */
+        const __m512i z = _mm512_setzero_si512();
+        const __m512i a1 = 4 * g + 1 < n ? a[4 * g + 1] : z, a2 = 4 * g + 2 < n ? a[4 * g + 2] : z,
+                      a3 = 4 * g + 3 < n ? a[4 * g + 3] : z;
+        u[g] = pplx_dz_red64(pplx_dz_red32(a[4 * g], a1), pplx_dz_red32(a2, a3));
+    }
+    int g = 0;
+PPLX_DZ_UNROLL
+    for (; g + 3 <= ng; g += 4) {
+        const __m512i u3 = g + 3 < ng ? u[g + 3] : _mm512_setzero_si512();
+        _mm512_storeu_si512((void *)(d + 4 * g),
+                            pplx_dz_red128(pplx_dz_red128(u[g], u[g + 1]), pplx_dz_red128(u[g + 2], u3)));
+    }
+    if (g + 2 == ng) {
+        /* [u0 01, u0 23, u1 01, u1 23] -> [u0, u1, u0, u1]: the low half */
+        const __m512i v = pplx_dz_red128(u[g], u[g + 1]);
+        _mm256_storeu_si256((__m256i *)(void *)(d + 4 * g), _mm512_castsi512_si256(pplx_dz_red128(v, v)));
+    } else if (g + 1 == ng) {
+        const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(u[g]), _mm512_extracti64x4_epi64(u[g], 1));
+        _mm_storeu_si128((__m128i *)(void *)(d + 4 * g),
+                         _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+    }
 }
 
 /* One query x one row (the one-query tiles): two accumulators alternating
@@ -195,64 +247,54 @@ __attribute__((always_inline)) PPLX_TARGET_AVX512 static inline __m512i pplx_dz_
     return _mm512_add_epi32(s[0], s[1]);
 }
 
-/* NQ queries x NR rows (NQ * NR <= 16; constants after inlining), dim
- * elements: d[i * NR + c] = q_i . row_c.  The accumulators of query i start
- * at bias[i] (the int8 kernel's correction, lane by lane; NULL: zero).  One
- * query: its rows one after the other. */
+/* NQ queries x NR rows (NQ * NR <= 24, NR <= PPLX_DZ_RMAX; constants after
+ * inlining), dim elements: d[i * NR + c] = q_i . row_c (d: PPLX_DZ_AMAX
+ * entries).  The accumulators of query i start at bias[i] (the int8
+ * kernel's correction, lane by lane; NULL: zero).  One query: its rows one
+ * after the other. */
 __attribute__((always_inline)) PPLX_TARGET_AVX512 static inline void pplx_dotz_tile(
         int kind, const char *const *q, int nq, const char *x0, size_t xbytes, int nr, size_t dim,
         const __m512i *bias, int32_t *d) {
     const size_t step = kind == PPLX_DZ_I8 ? 64 : 32;
     const int seq = nq == 1;
-    const char *x[4];
+    const char *x[PPLX_DZ_RMAX];
 PPLX_DZ_UNROLL
-    for (int c = 0; c < 4; c++) x[c] = x0 + (size_t)(c < nr ? c : 0) * xbytes;
-    __m512i a[16];
+    for (int c = 0; c < PPLX_DZ_RMAX; c++) x[c] = x0 + (size_t)(c < nr ? c : 0) * xbytes;
+    __m512i a[PPLX_DZ_AMAX];
 PPLX_DZ_UNROLL
-    for (int i = 0; i < 16; i++) a[i] = bias && i < nq * nr ? bias[i / nr] : _mm512_setzero_si512();
+    for (int i = 0; i < nq * nr; i++) a[i] = bias ? bias[i / nr] : _mm512_setzero_si512();
     if (seq) {
-        a[0] = pplx_dz_row1(kind, q[0], x[0], dim, a[0]);
-        if (nr > 1) a[1] = pplx_dz_row1(kind, q[0], x[1], dim, a[1]);
-        if (nr > 2) a[2] = pplx_dz_row1(kind, q[0], x[2], dim, a[2]);
-        if (nr > 3) a[3] = pplx_dz_row1(kind, q[0], x[3], dim, a[3]);
+PPLX_DZ_UNROLL
+        for (int c = 0; c < nr; c++) a[c] = pplx_dz_row1(kind, q[0], x[c], dim, a[c]);
     } else {
         size_t j = 0;
         for (; j + step <= dim; j += step) pplx_dz_step(kind, q, nq, x, 0, nr, nr, 0, j, 0, 0, a);
 PPLX_DZ_UNROLL
-        for (int i = 0; i < 16; i++)
-            if (i < nq * nr) PPLX_DZ_FRESH(a[i]);
+        for (int i = 0; i < nq * nr; i++) PPLX_DZ_FRESH(a[i]);
         if (j < dim) pplx_dz_step(kind, q, nq, x, 0, nr, nr, 0, j, ~(uint64_t)0 >> (64 - (dim - j)), 1, a);
     }
-    if (nq * nr <= 4) {
-        /* a[0..3] -> [s0, s1, s2, s3] */
-        const __m512i u = pplx_dz_red64(pplx_dz_red32(a[0], a[1]), pplx_dz_red32(a[2], a[3]));
-        const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(u), _mm512_extracti64x4_epi64(u, 1));
-        const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-        _mm_storeu_si128((__m128i *)(void *)d, s);
-    } else {
-        /* a[0..15] -> lane k = sum of a[k] (blocks: a[0..3], a[4..7], a[8..11], a[12..15]) */
-        const __m512i u0 = pplx_dz_red64(pplx_dz_red32(a[0], a[1]), pplx_dz_red32(a[2], a[3]));
-        const __m512i u1 = pplx_dz_red64(pplx_dz_red32(a[4], a[5]), pplx_dz_red32(a[6], a[7]));
-        const __m512i u2 = pplx_dz_red64(pplx_dz_red32(a[8], a[9]), pplx_dz_red32(a[10], a[11]));
-        const __m512i u3 = pplx_dz_red64(pplx_dz_red32(a[12], a[13]), pplx_dz_red32(a[14], a[15]));
-        const __m512i s = pplx_dz_red128(pplx_dz_red128(u0, u1), pplx_dz_red128(u2, u3));
-        _mm512_storeu_si512((void *)d, s);
-    }
+    pplx_dz_reduce(a, nq * nr, d);
 }
 
-/* Rows of one (NQ, NR) combination: tiles of NR rows, then the rows left
- * over one at a time. */
+/* Rows of one (NQ, NR) combination: tiles of NR rows, then the NR - 1 or
+ * fewer rows left over as one tile of that many. */
+#define PPLX_DZ_TILE(KIND, NQ, NR)                                                                             \
+    {                                                                                                          \
+        pplx_dotz_tile(KIND, q, NQ, X8 + r * xbytes, xbytes, NR, dim, bias, d);                                \
+        for (int i = 0; i < (NQ); i++) memcpy(out + (size_t)i * ostride + r, d + i * (NR), (NR) * 4);          \
+    }
 #define PPLX_DZ_ROWS(KIND, NQ, NR)                                                                             \
     {                                                                                                          \
         size_t r = 0;                                                                                          \
-        int32_t d[16];                                                                                         \
-        for (; r + (NR) <= nrows; r += (NR)) {                                                                 \
-            pplx_dotz_tile(KIND, q, NQ, X8 + r * xbytes, xbytes, NR, dim, bias, d);                            \
-            for (int i = 0; i < (NQ); i++) memcpy(out + (size_t)i * ostride + r, d + i * (NR), (NR) * 4);      \
-        }                                                                                                      \
-        for (; r < nrows; r++) {                                                                               \
-            pplx_dotz_tile(KIND, q, NQ, X8 + r * xbytes, xbytes, 1, dim, bias, d);                             \
-            for (int i = 0; i < (NQ); i++) out[(size_t)i * ostride + r] = d[i];                                \
+        int32_t d[PPLX_DZ_AMAX];                                                                               \
+        for (; r + (NR) <= nrows; r += (NR)) PPLX_DZ_TILE(KIND, NQ, NR)                                        \
+        switch (nrows - r) {                                                                                   \
+            case 0: break;                                                                                     \
+            case 1: PPLX_DZ_TILE(KIND, NQ, 1) break;                                                           \
+            case 2: if ((NR) > 2) PPLX_DZ_TILE(KIND, NQ, 2) break;                                             \
+            case 3: if ((NR) > 3) PPLX_DZ_TILE(KIND, NQ, 3) break;                                             \
+            case 4: if ((NR) > 4) PPLX_DZ_TILE(KIND, NQ, 4) break;                                             \
+            default: if ((NR) > 5) PPLX_DZ_TILE(KIND, NQ, 5) break;                                            \
         }                                                                                                      \
     }
 
@@ -284,13 +326,13 @@ PPLX_TARGET_AVX512 static void pplx_dot_i8_block_avx512(const int8_t *Q, size_t 
     const size_t xbytes = xstride;
     switch (nq) {
         case 1: PPLX_DZ_ROWS(PPLX_DZ_I8, 1, 4) break;
-        case 2: PPLX_DZ_ROWS(PPLX_DZ_I8, 2, 4) break;
-        case 3: PPLX_DZ_ROWS(PPLX_DZ_I8, 3, 4) break;
-        case 4: PPLX_DZ_ROWS(PPLX_DZ_I8, 4, 4) break;
-        case 5: PPLX_DZ_ROWS(PPLX_DZ_I8, 5, 2) break;
-        case 6: PPLX_DZ_ROWS(PPLX_DZ_I8, 6, 2) break;
-        case 7: PPLX_DZ_ROWS(PPLX_DZ_I8, 7, 2) break;
-        default: PPLX_DZ_ROWS(PPLX_DZ_I8, 8, 2) break;
+        case 2: PPLX_DZ_ROWS(PPLX_DZ_I8, 2, 6) break;
+        case 3: PPLX_DZ_ROWS(PPLX_DZ_I8, 3, 6) break;
+        case 4: PPLX_DZ_ROWS(PPLX_DZ_I8, 4, 6) break;
+        case 5: PPLX_DZ_ROWS(PPLX_DZ_I8, 5, 4) break;
+        case 6: PPLX_DZ_ROWS(PPLX_DZ_I8, 6, 4) break;
+        case 7: PPLX_DZ_ROWS(PPLX_DZ_I8, 7, 3) break;
+        default: PPLX_DZ_ROWS(PPLX_DZ_I8, 8, 3) break;
     }
 }
 
@@ -321,6 +363,7 @@ PPLX_TARGET_AVX512 static void pplx_dot16_block_avx512(const int16_t *Q, size_t 
 
 #undef PPLX_DZ_W_BLOCK
 #undef PPLX_DZ_ROWS
+#undef PPLX_DZ_TILE
 
 #endif /* PPLX_COMPILE_AVX512 */
 #endif
