@@ -20,16 +20,37 @@ import pytest
 
 import pplx_codec as pc
 from pplx_codec import cli
-from pplx_codec.benchmarks import Case, Impl, _harness, hardware, report
+from pplx_codec.benchmarks import Case, Impl, hardware, report
 from pplx_codec.benchmarks._harness import optional
 
 CAPS = pc.capabilities()
 DETECTED = CAPS["detected"]
 
 
-def _tiny_cases(seen: set) -> list[Case]:
+def _tiny_batched(seen: set) -> Case:
+    """A batched Hamming search (ours on 2 threads, numpy): its work is bytes popcounted, so
+    our row shows its fraction of the popcount peak."""
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 256, (512, 128), dtype=np.uint8)
+    q = rng.integers(0, 256, (8, 128), dtype=np.uint8)
+    d = np.stack([np.bitwise_count(codes.view(np.uint64) ^ row).sum(axis=1) for row in q.view(np.uint64)])
+
+    def ours():
+        seen.add((pc.capabilities()["active"], os.environ.get("PPLX_CODEC_ISA")))
+        return pc.hamming_matrix(q, codes, threads=2)
+
+    impls = [Impl("hamming_matrix (threads=2)", ours, True, threads=2),
+             Impl("numpy bitwise_count(xor).sum", lambda: np.stack([
+                 np.bitwise_count(codes.view(np.uint64) ^ row).sum(axis=1) for row in q.view(np.uint64)]))]
+    return Case("search", "tiny batched hamming 8 x 512 x 1024 bits", codes.nbytes, d, impls,
+                check=lambda got, want: np.testing.assert_array_equal(np.asarray(got, np.int64), want),
+                peak=("popcount", float(q.shape[0] * codes.nbytes)))
+
+
+def _tiny_cases(seen: set, batched: bool = False) -> list[Case]:
     """Two small cases: base64 rows (ours, stdlib, pybase64) and a Hamming search (ours,
-    numpy, faiss).  Our implementations record the tier and PPLX_CODEC_ISA they ran under."""
+    numpy, faiss); with ``batched``, a third (``_tiny_batched``).  Our implementations record
+    the tier and PPLX_CODEC_ISA they ran under."""
     missing: list[str] = []
     pybase64 = optional("pybase64", missing)
     faiss = optional("faiss", missing, "faiss-cpu")
@@ -64,7 +85,7 @@ def _tiny_cases(seen: set) -> list[Case]:
         impls.append(Impl("faiss IndexBinaryFlat all distances", faiss_all))
     out.append(Case("search", "tiny hamming 1 x 256 x 128 bits", codes.nbytes, d, impls, list(missing),
                     check=lambda got, want: np.testing.assert_array_equal(np.asarray(got, np.int64), want)))
-    return out
+    return out + ([_tiny_batched(seen)] if batched else [])
 
 
 @pytest.fixture()
@@ -72,7 +93,16 @@ def tiny(monkeypatch):
     """`bench` runs the tiny family (as "codec"); returns the set of (active tier, env) our rows saw."""
     seen: set = set()
     monkeypatch.setattr("pplx_codec.benchmarks.families", lambda: {"codec": lambda quick=False: _tiny_cases(seen)})
-    monkeypatch.setattr(_harness, "RETIME", 0)  # no waiting for a quiet machine: times are not checked
+    monkeypatch.delenv("PPLX_CODEC_ISA", raising=False)
+    return seen
+
+
+@pytest.fixture()
+def tiny_batched(monkeypatch):
+    """As ``tiny``, with the batched case: `bench` measures the compute peaks."""
+    seen: set = set()
+    monkeypatch.setattr("pplx_codec.benchmarks.families",
+                        lambda: {"codec": lambda quick=False: _tiny_cases(seen, batched=True)})
     monkeypatch.delenv("PPLX_CODEC_ISA", raising=False)
     return seen
 
@@ -242,11 +272,90 @@ def test_json_round_trip(tiny, tmp_path, capsys):
     assert ("tiny decode_int8 16 x 64", "decode_int8") in names and ("tiny decode_int8 16 x 64",
                                                                      "stdlib b64decode + join") in names
     for r in doc["rows"]:
-        assert r["median_s"] > 0 and r["samples"] == 5 and r["loops"] >= 1 and r["q1_s"] <= r["q3_s"]
+        # quick: 7 samples of a short call, fewer (3 at least) of one longer than 0.15 / 7 s; at
+        # most half as many again taken while the machine was busy (the least disturbed kept)
+        assert r["median_s"] > 0 and 3 <= r["samples"] <= 7 and r["loops"] >= 1
+        assert r["samples"] <= r["taken"] <= r["samples"] + max(1, r["samples"] // 2)
+        assert r["q1_s"] <= r["median_s"] <= r["q3_s"]
         assert r["gb_per_s"] == pytest.approx(r["nbytes"] / r["median_s"] / 1e9)
         assert r["tier"] == (active if r["side"] == "ours" else None)
         if r["side"] == "peer":
             assert list(r["ours_is"]) == [active]
+
+
+def _row_line(out: str, name: str) -> str:
+    """A row of the table by its implementation's label (without the "! others" mark)."""
+    return next(ln for ln in out.splitlines() if ln[3:].startswith(name + " ")).split("  ! others")[0]
+
+
+def _check_peaks(doc: dict, tiers: list[str]) -> dict:
+    """Every tier ran: both kinds, per core and on 2 threads, positive; (tier, kind, threads) -> peak."""
+    peaks = {(p["tier"], p["kind"], p["threads"]): p for p in doc["peaks"]}
+    assert set(peaks) == {(t, k, n) for t in tiers for k in ("popcount", "mac") for n in (1, 2)}
+    for p in peaks.values():
+        assert p["per_s"] > 0 and p["form"] and len(p["runs_per_s"]) == 3 and p["per_s"] in p["runs_per_s"]
+        assert p["unit"] == ("bytes popcounted" if p["kind"] == "popcount" else "int8 multiply-adds")
+    return peaks
+
+
+def test_batched_rows_show_their_share_of_the_peak(tiny_batched, tmp_path, capsys):
+    path = tmp_path / "run.json"
+    assert cli.main(["bench", "--quick", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    active = CAPS["active"]
+    doc = report.load(str(path))
+    peaks = _check_peaks(doc, [active])
+    lines = out.splitlines()
+    at = lines.index(next(ln for ln in lines if ln.startswith("compute peaks (codec/simd/peak")))
+    for kind, unit in (("popcount", "GB/s"), ("mac", "GMAC/s")):
+        one, two = peaks[(active, kind, 1)], peaks[(active, kind, 2)]
+        line = next(ln for ln in lines[at + 1:at + 3] if ln.split()[:2] == [active, kind])
+        assert f"{one['per_s'] / 1e9:.1f} {unit} per core" in line
+        assert f"{two['per_s'] / 1e9:.1f} {unit} on 2 threads" in line
+    row = next(r for r in doc["rows"] if r["case"].startswith("tiny batched") and r["side"] == "ours")
+    want = row["peak"]["work"] / row["median_s"] / peaks[(active, "popcount", 2)]["per_s"]
+    assert row["peak"] == {"kind": "popcount", "tier": active, "threads": 2, "work": 8 * 512 * 128.0,
+                           "fraction": pytest.approx(want)}
+    assert _row_line(out, "hamming_matrix (threads=2)").endswith(f"  {want:.0%} of {active} popcount peak (2 threads)")
+    # only our rows of the batched case have a fraction
+    assert [r["name"] for r in doc["rows"] if "peak" in r] == ["hamming_matrix (threads=2)"]
+    assert out.count(" peak (") == 1 and "N% of <tier> <kind> peak = " in out
+
+
+def test_each_tier_row_against_its_own_peak(tiny_batched, tmp_path, capsys):
+    if len(DETECTED) < 2:
+        pytest.skip(f"one tier detected ({DETECTED[0]}): nothing to put side by side")
+    tiers = DETECTED[:2]
+    path = tmp_path / "run.json"
+    assert cli.main(["bench", "--quick", "--isa", ",".join(tiers), "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    doc = report.load(str(path))
+    peaks = _check_peaks(doc, tiers)
+    for t in tiers:
+        row = next(r for r in doc["rows"] if r["case"].startswith("tiny batched") and r["tier"] == t)
+        frac = row["peak"]["work"] / row["median_s"] / peaks[(t, "popcount", 2)]["per_s"]
+        assert row["peak"]["tier"] == t and row["peak"]["fraction"] == pytest.approx(frac)
+        assert _row_line(out, f"hamming_matrix (threads=2) [{t}]").endswith(f"of {t} popcount peak (2 threads)")
+
+
+def test_no_peaks_without_a_batched_case(tiny, tmp_path, capsys):
+    path = tmp_path / "run.json"
+    assert cli.main(["bench", "--quick", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "compute peaks" not in out and " peak (" not in out and report.load(str(path))["peaks"] == []
+
+
+def test_every_row_shows_its_spread(tiny, tmp_path, capsys):
+    path = tmp_path / "run.json"
+    assert cli.main(["bench", "--quick", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    header = next(ln for ln in out.splitlines() if ln.startswith("case / implementation"))
+    assert header.split()[3:6] == ["median", "iqr", "GB/s"]
+    assert "iqr = inter-quartile range / median" in out
+    for r in report.load(str(path))["rows"]:  # (the tiny cases' row names are unique)
+        iqr = (r["q3_s"] - r["q1_s"]) / r["median_s"]
+        line = _row_line(out, r["name"]).split()
+        assert line[line.index("us" if r["median_s"] < 1e-3 else "ms") + 1] == f"{iqr:.1%}"
 
 
 def test_json_target_refused_before_running(tiny, tmp_path, capsys):

@@ -19,7 +19,7 @@ import pytest
 import pplx_codec as pc
 import reference as ref
 
-EXTENSIONS = ["_dispatch", "_base64", "_bits", "_int8", "_search"]
+EXTENSIONS = ["_dispatch", "_base64", "_bits", "_int8", "_search", "_peaks"]
 ROOT = Path(__file__).resolve().parent.parent
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -74,6 +74,7 @@ NOGIL_WRAPPERS = {
     "_base64": ["b64decode", "encode", "decode_rows", "encode_rows"],
     "_bits": ["pack", "unpack", "reverse"],
     "_int8": ["norms", "to_float32"],
+    "_peaks": ["run"],  # the bench's peak loops: one per thread at once
 }
 
 

@@ -106,6 +106,22 @@ def _json_target(path: str) -> None:
         raise _Refused(f"cannot write --json {path}: {directory} is not writable")
 
 
+def _bench_peaks(cases: list, tiers: list[str], quick: bool) -> dict | None:
+    """The compute peaks of the tiers our rows run under, when a batched case (``Case.peak``)
+    is selected, for one thread and the threads its rows use; printed as the table's header."""
+    batched = [c for c in cases if c.peak is not None]
+    if not batched:
+        return None
+    from .benchmarks import peaks as peak_mod
+
+    print("  measuring compute peaks ...", file=sys.stderr, flush=True)
+    threads = sorted({impl.threads for c in batched for impl in c.impls if impl.ours})
+    peaks = peak_mod.measure(tiers, threads, quick=quick)
+    for line in peak_mod.header(peaks, quick=quick):
+        print(line)
+    return peaks
+
+
 def cmd_bench(args) -> int:
     from .benchmarks import families, format_table, hardware, report, run_cases, with_tiers
 
@@ -124,7 +140,8 @@ def cmd_bench(args) -> int:
         with_tiers(cases, tiers)
     ran = ", ".join(tiers) if tiers else caps["active"]
     print(f"pplx-codec {__version__} bench ({'quick' if args.quick else 'full'}); isa {ran}; "
-          f"medians of {'5' if args.quick else '9'} samples; each result checked before timing")
+          f"medians of {'3-7' if args.quick else '5-15'} samples, a case's rows interleaved; "
+          "each result checked before timing")
     print(f"cpu: {hardware.describe_cpu()}")
     opt_in = f" (opt-in: {', '.join(caps['opt_in'])})" if caps.get("opt_in") else ""
     forced = f" (forced by {caps['forced_by']})" if caps["forced_by"] else ""
@@ -138,10 +155,11 @@ def cmd_bench(args) -> int:
         for peer, info in peer_kernels.items():
             version = "" if peer == "numpy BLAS" else f" {dist_version(_PEER_DIST[peer])}"
             print(f"  {peer}{version}: {info['detail']}")
+    peaks = _bench_peaks(cases, tiers or [caps["active"]], args.quick)
     results = run_cases(cases, quick=args.quick,
                         progress=lambda name: print(f"  running {name} ...", file=sys.stderr, flush=True))
     print(format_table(results, default_tier=caps["active"],
-                       kernels={k: v["kernels"] for k, v in peer_kernels.items()}))
+                       kernels={k: v["kernels"] for k, v in peer_kernels.items()}, peaks=peaks))
     missing = sorted({m for c in cases for m in c.missing})
     if missing:
         print(f"\nPeers not installed: {', '.join(missing)}. "
@@ -151,7 +169,7 @@ def cmd_bench(args) -> int:
                            capabilities=caps, default_tier=caps["active"], machine=hardware.machine(),
                            versions={"numpy": np.__version__,
                                      **{d: dist_version(d) for d in _PEERS + _DRIVERS + _FRAMEWORKS}},
-                           peer_kernels=peer_kernels, missing=missing)
+                           peer_kernels=peer_kernels, missing=missing, peaks=peaks)
         with _refusing(args.json, "write --json"):
             report.write(doc, args.json)
         print(f"\nwrote {args.json} ({len(doc['rows'])} rows)")

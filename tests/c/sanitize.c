@@ -12,6 +12,8 @@
  * byte, stride gaps included (a kernel must not write between rows); where
  * the contract leaves the output open (bytes decoded before a base64 error)
  * the tiers must agree with the serial one on the result and error offset.
+ * The compute-peak loops of codec/simd/peak/ (what `pplx-codec bench` times
+ * for its peak fractions) are checked against their oracle too (peaks.h).
  *
  *   cc -O1 -g1 -fsanitize=address,undefined -fno-sanitize-recover=all \
  *      -fno-omit-frame-pointer -Wall -Wextra -Werror -Icodec tests/c/sanitize.c -lm
@@ -868,6 +870,8 @@ static void test_json_scanners(void);
 static void test_dot_i8_blocks(void);
 static void test_calibration(void);
 
+#include "peaks.h"
+
 int main(void) {
     signal(SIGABRT, on_fatal);
     signal(SIGFPE, on_fatal);
@@ -889,6 +893,7 @@ int main(void) {
     test_dot_i8_blocks();
     test_json_scanners();
     test_calibration();
+    test_peaks();
     printf("sanitize: %llu checks, tiers", checks);
     for (int t = 0; t < ntab; t++) printf(" %s", pplx_isa_names[tabs[t].isa]);
     if (failures) printf(", %lu FAILED\n", failures);

@@ -6,7 +6,8 @@ a user would pick instead).  Every implementation's result is checked against
 the reference before it is timed.
 """
 
-from ._harness import Case, Impl, check_case, check_impl, format_table, run_cases, with_tiers
+from ._harness import Case, Impl, check_case, check_impl, run_cases, with_tiers
+from .table import format_table
 
 __all__ = ["Case", "Impl", "check_case", "check_impl", "run_cases", "format_table", "families", "with_tiers"]
 

@@ -13,11 +13,18 @@ The JSON file (``"schema": 1``) holds every row of one run with where it ran:
 - ``rows``: one per table row: ``family``, ``case``, ``name``, ``side``
   ("ours", "peer" or "limit"), ``tier`` (ours: the tier it ran under; else
   null), ``kernels``, ``median_s``, ``q1_s``/``q3_s`` (quartiles of the
-  samples), ``samples``, ``loops`` (calls per sample), ``cpu_s`` (this
+  kept samples), ``samples`` (kept), ``taken`` (all the samples taken: the
+  least disturbed were kept), ``loops`` (calls per sample), ``cpu_s`` (this
   process's CPU seconds per call), ``other_load``, ``nbytes``, ``gb_per_s``,
   ``ours_is`` (peer rows: tier -> peer median / our best median under that
   tier), ``speedup_over`` (our rows, when several tiers ran: the first tier ->
-  this row's speed over the same row under it), ``per_item``.
+  this row's speed over the same row under it), ``per_item``, ``peak`` (our
+  rows of a batched case: ``kind``, ``tier``, ``threads``, ``work`` per call
+  and ``fraction`` = work / median / that peak);
+- ``peaks``: the compute peaks measured in the run (empty when no batched
+  case ran): per ``tier``, ``kind`` ("popcount" or "mac"), ``unit``,
+  ``threads``: ``per_s`` (units per second, all threads), ``form`` (the
+  instruction form that reached it), ``runs_per_s``, ``clock``.
 
 ``compare`` matches rows by (case, name, side, tier) and prints each one's
 medians in A and B and B's speed over A's (A median / B median: above 1, B is
@@ -36,7 +43,8 @@ import platform
 from datetime import datetime, timezone
 from typing import Any
 
-from ._harness import best_ours, fmt_time, row_kernels, tiers_of, verdicts
+from .peaks import to_json as peak_json
+from .table import best_ours, fmt_time, peak_fraction, row_kernels, tiers_of, verdicts
 
 SCHEMA = 1
 KIND = "pplx-codec bench"
@@ -45,7 +53,7 @@ _ROW_FIELDS: dict[str, type | tuple[type, ...]] = {"case": str, "name": str, "si
 
 def build(results, *, version: str, mode: str, families: list[str], capabilities: dict, default_tier: str,
           machine: dict, versions: dict[str, str | None], peer_kernels: dict[str, dict[str, str]],
-          missing: list[str]) -> dict[str, Any]:
+          missing: list[str], peaks: dict | None = None) -> dict[str, Any]:
     """The JSON document of one run (see the module's docstring)."""
     tiers = tiers_of(results)
     kernels = {k: v["kernels"] for k, v in peer_kernels.items()}
@@ -61,7 +69,7 @@ def build(results, *, version: str, mode: str, families: list[str], capabilities
                 "tier": (impl.isa or default_tier) if impl.ours else None,
                 "kernels": row_kernels(impl, default_tier, kernels) or None,
                 "median_s": t, "q1_s": stats.get("q1"), "q3_s": stats.get("q3"),
-                "samples": stats.get("samples"), "loops": stats.get("loops"),
+                "samples": stats.get("samples"), "taken": stats.get("taken"), "loops": stats.get("loops"),
                 "cpu_s": case.cpu.get(impl.label), "other_load": case.other_load.get(impl.label),
                 "nbytes": case.nbytes, "gb_per_s": case.nbytes / t / 1e9 if t > 0 else None,
             }
@@ -71,6 +79,10 @@ def build(results, *, version: str, mode: str, families: list[str], capabilities
                 row["speedup_over"] = {tiers[0]: base[impl.name] / t if t > 0 else None}
             if case.per_item:
                 row["per_item"] = case.per_item
+            if (peaked := peak_fraction(case, impl, t, default_tier, peaks)) is not None:
+                frac, peak = peaked
+                row["peak"] = {"kind": peak.kind, "tier": peak.tier, "threads": peak.threads, "work": case.peak[1],
+                               "fraction": frac}
             rows.append(row)
     caps = dict(capabilities)
     caps["ran"] = tiers or [default_tier]
@@ -80,7 +92,7 @@ def build(results, *, version: str, mode: str, families: list[str], capabilities
         "pplx_codec": version, "mode": mode, "families": list(families), "machine": machine,
         "python": f"{platform.python_implementation()} {platform.python_version()}", "versions": versions,
         "peer_kernels": peer_kernels, "isa": caps, "targets": verdicts(results), "missing": sorted(missing),
-        "rows": rows,
+        "peaks": peak_json(peaks) if peaks else [], "rows": rows,
     }
 
 

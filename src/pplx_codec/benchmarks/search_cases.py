@@ -202,7 +202,7 @@ def _hamming_case(nq: int, n: int, peers: dict, missing: list[str], target, limi
     peer_check = _hamming_peer_check(q, codes)
 
     impls = [Impl(f"search_binary (threads={THREADS})",
-                  lambda: ps.search_binary(q, codes, K, threads=THREADS), True)]
+                  lambda: ps.search_binary(q, codes, K, threads=THREADS), True, threads=THREADS)]
     if nq == 1:
         impls.append(Impl("search_binary (threads=1)", lambda: ps.search_binary(q, codes, K, threads=1), True))
     faiss, simsimd, numkong, usearch = (peers[p] for p in ("faiss", "simsimd", "numkong", "usearch"))
@@ -238,8 +238,11 @@ def _hamming_case(nq: int, n: int, peers: dict, missing: list[str], target, limi
     if limit:
         impls.append(_read_limit(codes))
     note = f"top-{K}; GB/s = database bytes / time"
+    # many queries: compute bound, so our rows show their share of the popcount peak (one query
+    # streams the database: the read limit bounds it instead)
+    peak = ("popcount", float(nq * codes.nbytes)) if nq > 1 else None
     return Case("search", f"search_binary {nq} x {n:,} codes of {DIM} bits", codes.nbytes, expected, impls,
-                list(missing), target=target, check=_check_ours, note=note)
+                list(missing), target=target, check=_check_ours, note=note, peak=peak)
 
 
 def _int8_case(nq: int, n: int, peers: dict, missing: list[str], target, limit: bool, blas_pin) -> Case:
@@ -255,7 +258,7 @@ def _int8_case(nq: int, n: int, peers: dict, missing: list[str], target, limit: 
     db_norms = pc.norms(db)  # what an index caches
 
     impls = [Impl(f"search_int8 cosine (threads={THREADS})",
-                  lambda: ps.search_int8(q, db, K, db_norms=db_norms, threads=THREADS), True)]
+                  lambda: ps.search_int8(q, db, K, db_norms=db_norms, threads=THREADS), True, threads=THREADS)]
     if nq == 1:
         impls.append(Impl("search_int8 cosine (threads=1)",
                           lambda: ps.search_int8(q, db, K, db_norms=db_norms, threads=1), True))
@@ -309,8 +312,9 @@ def _int8_case(nq: int, n: int, peers: dict, missing: list[str], target, limit: 
     note = f"top-{K}; GB/s = int8 database bytes / time"
     if nq > 1:
         note += _blas_note()
+    peak = ("mac", float(nq * db.size)) if nq > 1 else None  # multiply-adds: as for Hamming above
     return Case("search", f"search_int8 cosine {nq} x {n:,} x {DIM}", db.nbytes, expected, impls,
-                list(missing), target=target, check=_check_ours, note=note)
+                list(missing), target=target, check=_check_ours, note=note, peak=peak)
 
 
 def cases(quick: bool = False, small: bool = False) -> list[Case]:
