@@ -21,7 +21,7 @@ from . import _cli_dedup, _cli_export, _cli_info, _cli_serve, _cli_support, _dis
 from ._cli_support import Refused as _Refused  # shared by every command, under the names they had here
 from ._cli_support import at_least as _at_least
 from ._cli_support import refusing as _refusing
-from ._isa import capabilities, command_refusal
+from ._isa import AUTO, capabilities, command_refusal
 from ._version import VERSION as __version__
 from ._version import dist_version
 from .constants import (
@@ -78,17 +78,19 @@ _PEER_DIST = {"faiss": "faiss-cpu", "numkong": "numkong", "simsimd": "simsimd", 
 
 def _bench_tiers(text: str, caps: dict) -> list[str]:
     """``--isa``: a comma list of tiers, or "all" (every tier this CPU runs, opt-in ones
-    included: a benchmark is how an opt-in tier proves itself); each must be detected."""
+    included: a benchmark is how an opt-in tier proves itself; then "auto", the default
+    table); each must be detected.  "auto" is the default table: each kernel family on its
+    own path."""
     names = [t.strip().lower() for t in text.split(",") if t.strip()]
     if not names:
         raise _Refused(f"--isa {text!r}: name at least one tier (or all)")
     tiers: list[str] = []
-    for name in (t for n in names for t in (caps["detected"] if n == "all" else [n])):
-        if name not in caps["compiled"]:
+    for name in (t for n in names for t in (caps["detected"] + [AUTO] if n == "all" else [n])):
+        if name != AUTO and name not in caps["compiled"]:
             if name not in _TIERS:
-                raise _Refused(f"--isa {name}: unknown tier (known: {', '.join(_TIERS)}, or all)")
+                raise _Refused(f"--isa {name}: unknown tier (known: {', '.join(_TIERS)}, auto, or all)")
             raise _Refused(f"--isa {name}: not compiled into this build (compiled: {', '.join(caps['compiled'])})")
-        if name not in caps["detected"]:
+        if name != AUTO and name not in caps["detected"]:
             raise _Refused(f"--isa {name}: this CPU does not support it (detected: {', '.join(caps['detected'])})")
         if name not in tiers:
             tiers.append(name)
@@ -147,6 +149,8 @@ def cmd_bench(args) -> int:
     forced = f" (forced by {caps['forced_by']})" if caps["forced_by"] else ""
     print(f"tiers: compiled {', '.join(caps['compiled'])}; detected {', '.join(caps['detected'])}{opt_in}; "
           f"active {caps['active']}{forced}; ours ran under {ran}")
+    if caps["active"] == AUTO or (tiers and AUTO in tiers):
+        print("default paths (auto): " + ", ".join(f"{f} {e}" for f, e in _dispatch.paths(AUTO).items()))
     used = {p for c in cases for impl in c.impls if not impl.ours and not impl.limit
             if (p := hardware.peer_of(impl.name))}
     peer_kernels = hardware.peer_kernels([p for p in _PEER_DIST if p in used])
@@ -399,8 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--family", action="append", help="only this family (repeatable)")
     bench.add_argument("--isa", metavar="TIERS",
                        help="run our rows under each of these kernel tiers, side by side (comma list, e.g. "
-                            "serial,avx2; 'all': every tier this CPU supports, opt-in ones included); "
-                            "default: the active tier")
+                            "serial,avx2; 'auto': the default, each kernel family on its measured path; 'all': "
+                            "every tier this CPU supports, opt-in ones included, and auto, with a check that "
+                            "auto is the fastest or within 5%% of it); default: the active tier")
     bench.add_argument("--json", metavar="FILE",
                        help="also write every row, with the CPU, tiers, versions and date, to FILE (JSON, "
                             "schema 1; read by 'bench compare')")

@@ -83,6 +83,13 @@ class Case:
     # peak of that kind under their tier (benchmarks.peaks)
     peak: tuple[str, float] | None = None
 
+    @property
+    def kernel(self) -> bool:
+        """A kernel case: one call of our code on in-memory data (not a whole job with items
+        per second, not a job timed by its one run in a fresh process).  Its medians are the
+        ones held steady, and under ``--isa all`` the default path is held to the fastest."""
+        return not self.per_item and not self.timed_by_check
+
 
 def with_tiers(cases: list[Case], tiers: list[str]) -> list[Case]:
     """Each case with every one of our implementations once per tier (``Impl.isa`` set, so it

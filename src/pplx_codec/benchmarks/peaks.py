@@ -14,9 +14,11 @@ counts.
 A case with ``Case.peak = (kind, work per call)`` shows, beside each of our
 rows, ``work / median / peak``: the peak of the kind under the tier the row ran
 (its ``Impl.isa``, else the active tier) for the row's ``Impl.threads``.  A
-row whose tier has no peak of its own (a name ``--isa`` accepts that is not a
-tier of ``codec/simd/cpu.h``) gets none: whoever adds such a name maps it in
-``TIER_OF`` to the tier whose instructions it runs.
+row under the default table (``auto``: each kernel family on its own path) is
+held to the peak of the tier its family runs (``FAMILY_OF``: popcount rows are
+Hamming scans, mac rows int8 dots).  Any other name ``--isa`` accepts that is
+not a tier of ``codec/simd/cpu.h`` gets none, unless mapped in ``TIER_OF`` to
+the tier whose instructions it runs.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from .. import _peaks
+from .. import _dispatch, _peaks
 from .._isa import capabilities
 
 KINDS = _peaks.KINDS
@@ -34,6 +36,16 @@ KINDS = _peaks.KINDS
 UNITS = {"popcount": ("bytes popcounted", "GB/s", 1e9), "mac": ("int8 multiply-adds", "GMAC/s", 1e9)}
 # a path name that is not a tier -> the tier whose peak bounds it (none yet)
 TIER_OF: dict[str, str] = {}
+# the kernel family each kind's batched rows run, for rows under the default table
+FAMILY_OF = {"popcount": "hamming", "mac": "dot"}
+
+
+def tier_for(tier: str, kind: str) -> str:
+    """The tier whose ``kind`` peak bounds a row run under ``tier`` (a tier, ``auto``, or a
+    name of ``TIER_OF``)."""
+    if tier == _dispatch.AUTO:
+        return _dispatch.paths(_dispatch.AUTO)[FAMILY_OF[kind]]
+    return TIER_OF.get(tier, tier)
 # what a run's rate is per (peak.h: Windows has no fine per-thread CPU clock)
 CLOCK = "wall clock" if sys.platform == "win32" else "thread CPU time"
 
@@ -84,7 +96,7 @@ def measure(tiers: list[str], threads: list[int], quick: bool = False) -> dict[t
     through ``TIER_OF``) and each thread count (1 is always measured)."""
     seconds, repeats = (0.02, 3) if quick else (0.03, 5)
     detected = capabilities()["detected"]
-    real = list(dict.fromkeys(TIER_OF.get(t, t) for t in tiers))
+    real = list(dict.fromkeys(tier_for(t, kind) for t in tiers for kind in KINDS))
     counts = sorted({1, *threads})
     jobs = [(tier, kind, i, name, n) for tier in real if tier in detected for kind in KINDS
             for i, name in enumerate(_peaks.forms(tier, kind)) for n in counts]
@@ -105,7 +117,7 @@ def measure(tiers: list[str], threads: list[int], quick: bool = False) -> dict[t
 def peak_for(peaks: dict, tier: str | None, kind: str, threads: int) -> Peak | None:
     if tier is None:
         return None
-    return peaks.get((TIER_OF.get(tier, tier), kind, threads))
+    return peaks.get((tier_for(tier, kind), kind, threads))
 
 
 def fraction(peaks: dict, work: float, seconds: float, tier: str | None, kind: str,

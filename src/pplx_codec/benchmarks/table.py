@@ -4,6 +4,7 @@ the compute peak, and the targets' verdicts."""
 
 from __future__ import annotations
 
+from .._dispatch import AUTO
 from ._harness import OTHER_LOAD_FLAG, Case, Impl
 from .hardware import peer_of
 from .peaks import describe, fraction
@@ -59,11 +60,42 @@ def best_ours(timings, tiers: list[str]) -> dict[str | None, float]:
     return best
 
 
+# how much slower than the fastest tier the default table may run a kernel row and still be
+# on that row's fastest path (issue 25: medians on this noisy 2-core machine move ~2-3%)
+DEFAULT_WITHIN = 0.05
+
+
+def default_path(timings) -> list[tuple[str, float, str]]:
+    """Under ``auto`` and other tiers: per our row, (name, auto's median / the fastest other
+    tier's median, that tier); [] when auto or no other tier ran."""
+    auto = {impl.name: t for impl, t in timings if impl.ours and impl.isa == AUTO}
+    out = []
+    for name, t in auto.items():
+        others = [(u, impl.isa) for impl, u in timings if impl.ours and impl.name == name and impl.isa
+                  and impl.isa != AUTO]
+        if others:
+            fastest, tier = min(others, key=lambda x: x[0])
+            out.append((name, t / fastest, str(tier)))
+    return out
+
+
+def _default_verdict(case: Case, timings) -> str | None:
+    rows = default_path(timings)
+    if not rows or not case.kernel:
+        return None
+    worst = max(rows, key=lambda r: r[1])
+    return (f"{case.name}: default path (auto) / fastest tier = {worst[1]:.2f}x ({worst[0]} vs {worst[2]}; "
+            f"within {DEFAULT_WITHIN:.0%}) {'met' if worst[1] <= 1 + DEFAULT_WITHIN else 'MISSED'}")
+
+
 def verdicts(results) -> list[str]:
-    """Every target's line (per tier when several ran), then the cases' report verdicts."""
+    """Every target's line (per tier when several ran), the default path's against the fastest
+    tier per kernel case, then the cases' report verdicts."""
     tiers = tiers_of(results)
     out = []
     for case, timings in results:
+        if (line := _default_verdict(case, timings)) is not None:
+            out.append(line)
         for target in ([case.target] if case.target else []) + list(case.targets):
             for tier in tiers if len(tiers) > 1 else [None]:
                 out.append(_verdict(case, timings, *target, tier=tier))
@@ -167,6 +199,8 @@ def format_table(results, default_tier: str | None = None, kernels: dict[str, st
             lines.append(row.rstrip())
         if multi and (speedups := _tier_speedups(timings, tiers)):
             lines.append(f"   {speedups}")
+        if rows := default_path(timings):
+            lines.append("   auto / fastest tier: " + ", ".join(f"{n} {r:.2f}x ({tier})" for n, r, tier in rows))
         if case.missing:
             lines.append(f"   (not installed: {', '.join(case.missing)})")
         if case.report:
@@ -176,6 +210,10 @@ def format_table(results, default_tier: str | None = None, kernels: dict[str, st
     if multi:
         lines.append("* = pplx-codec, once per tier ([tier]).  'ours <tier>' = peer median / our best median under "
                      "that tier (higher is better for us).")
+        if AUTO in tiers:
+            lines.append("[auto] = the default table: each kernel family on the path measured fastest on this CPU "
+                         "(header: 'default paths');\n  'auto / fastest tier' = its median over the fastest tier's "
+                         "for that row (1.00x: on the fastest path).")
     else:
         lines.append("* = pplx-codec.  'ours is' = peer median / our best median (higher is better for us).")
     lines.append("kernels = our tier; for a peer, the SIMD level it runs here (faiss: its dispatched level; "
