@@ -23,26 +23,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "clock.h"
 #include "dispatch.h"
-
-#if defined(_WIN32)
-#include <windows.h>
-#else
-#include <time.h>
-#endif
-
-static inline double pplx_now_seconds(void) {
-#if defined(_WIN32)
-    LARGE_INTEGER f, c;
-    QueryPerformanceFrequency(&f);
-    QueryPerformanceCounter(&c);
-    return (double)c.QuadPart / (double)f.QuadPart;
-#else
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-#endif
-}
 
 /* Workload sizes: 1024-dim rows (the 0.6b model's full size) and their
  * 128-byte codes; row counts chosen so each run is microseconds, not

@@ -49,17 +49,7 @@
 #include "amx.h"
 #include "neon.h"
 
-#if defined(_WIN32)
-#ifndef WIN32_LEAN_AND_MEAN
-#define WIN32_LEAN_AND_MEAN
-#endif
-#ifndef NOMINMAX
-#define NOMINMAX
-#endif
-#include <windows.h>
-#else
-#include <time.h>
-#endif
+#include "../clock.h"
 
 enum { PPLX_PEAK_POPCOUNT = 0, PPLX_PEAK_MAC = 1, PPLX_PEAK_KINDS = 2 };
 #define PPLX_PEAK_MAX_FORMS 3
@@ -168,23 +158,10 @@ static uint64_t pplx_peak_expect(const pplx_peak_form *f, const uint8_t *buf, ui
     return (uint32_t)(sum * (uint32_t)reps);
 }
 
-static double pplx_peak_now(void) {
-#if defined(_WIN32)
-    LARGE_INTEGER f, c;
-    QueryPerformanceFrequency(&f);
-    QueryPerformanceCounter(&c);
-    return (double)c.QuadPart / (double)f.QuadPart;
-#else
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-#endif
-}
-
 /* The calling thread's CPU time in seconds (the wall clock on Windows). */
 static double pplx_peak_cpu(void) {
 #if defined(_WIN32)
-    return pplx_peak_now();
+    return pplx_now_seconds();
 #else
     struct timespec t;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
@@ -200,21 +177,21 @@ static void pplx_peak_run(const pplx_peak_form *f, const uint8_t *buf, double wa
                           pplx_peak_result *res) {
     size_t chunk = 1;
     uint64_t check = 0, reps = 0;
-    double t0 = pplx_peak_now(), t = t0;
+    double t0 = pplx_now_seconds(), t = t0;
     while (t - t0 < warmup) {
         const double c0 = t;
         check += f->loop(buf, chunk);
-        t = pplx_peak_now();
+        t = pplx_now_seconds();
         if (t - c0 < 5e-4 && chunk < ((size_t)1 << 24)) chunk *= 2;
     }
     check = 0;
-    t0 = pplx_peak_now();
+    t0 = pplx_now_seconds();
     const double u0 = pplx_peak_cpu();
     double u;
     do {
         check += f->loop(buf, chunk);
         reps += chunk;
-        t = pplx_peak_now();
+        t = pplx_now_seconds();
         u = pplx_peak_cpu();
     } while (u - u0 < seconds && t - t0 < 20 * seconds);
     res->units = (double)reps * f->units_per_rep;
