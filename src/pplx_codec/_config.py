@@ -91,11 +91,17 @@ class Config:
         self.secrets = errors.Secrets.of(self.api_key, self.default_headers)
         #: the request-rate budget (None: no limit), shared with the clients ``with_options`` makes
         self.rate = _rate.budget(max_requests_per_minute)
+        self._headers: httpx.Headers | None = None
 
-    def headers(self) -> dict:
-        return {"Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json",
+    def headers(self) -> httpx.Headers:
+        """Every request's headers, made once (httpx takes an ``httpx.Headers`` as it is; a dict
+        it checks and encodes again on every request).  httpx copies them: this one is never changed."""
+        if self._headers is None:
+            self._headers = httpx.Headers({
+                "Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json",
                 "Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING, "User-Agent": f"pplx-codec/{VERSION}",
-                **self.default_headers}
+                **self.default_headers})
+        return self._headers
 
     def options(self) -> dict:
         return dict(api_key=self.api_key, base_url=self.base_url, timeout=self.timeout,

@@ -17,7 +17,6 @@ deduplicated: a chunk's vector depends on its document.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import errors
+from ._json_body import request_body
 from ._stream import StreamDecoder
 from .bits import reverse_bitorder
 from .constants import (
@@ -116,10 +116,13 @@ class Plan:
         a text the API takes; ``name(i)`` names text i in errors.  This runs per
         text before any request, so the common case is kept to a few C calls;
         the regex estimate (~5 us a paragraph) runs only for very long texts."""
-        if all(type(t) is str for t in texts):
+        try:  # (one C call per text; a str subclass is a str here, as below)
+            ascii = all(map(str.isascii, texts))
+        except TypeError:  # not a str: the loop below names it
+            ascii = False
+        if ascii:
             bounds = list(map(len, texts))
-            if min(bounds, default=1) > 0 and max(bounds, default=0) <= MAX_INPUT_TOKENS and \
-                    all(t.isascii() for t in texts):
+            if min(bounds, default=1) > 0 and max(bounds, default=0) <= MAX_INPUT_TOKENS:
                 return bounds
         bounds = [0] * len(texts)
         for i, t in enumerate(texts):  # something needs a closer look: find it, name it
@@ -190,18 +193,32 @@ class Plan:
                     exact[j] = True
             return sum(bounds[lo:hi])
 
-        start, tokens, size = 0, 0, 0
-        for i in range(len(bounds)):
-            full = i - start == max_items or size + sizes[i] > max_size
-            if i > start and (full or tokens + bounds[i] > budget):
-                if not full and not exact[i]:
-                    tokens = refine(start, i + 1) - bounds[i]
-                if full or tokens + bounds[i] > budget:
-                    yield start, i, tokens
-                    start, tokens, size = i, 0, 0
-            tokens += bounds[i]
-            size += sizes[i]
-        yield start, len(bounds), tokens
+        def group(start: int) -> tuple[int, int]:
+            """The group from ``start``, item by item: (its stop, its tokens)."""
+            tokens, size = 0, 0
+            for i in range(start, len(bounds)):
+                full = i - start == max_items or size + sizes[i] > max_size
+                if i > start and (full or tokens + bounds[i] > budget):
+                    if not full and not exact[i]:
+                        tokens = refine(start, i + 1) - bounds[i]
+                    if full or tokens + bounds[i] > budget:
+                        return i, tokens
+                tokens += bounds[i]
+                size += sizes[i]
+            return len(bounds), tokens
+
+        start = 0
+        while True:
+            # The common case first: the next max_items fit by their bounds, which is the group the
+            # loop in group() would find (nothing closes it early), at the cost of two sums in C.
+            stop = min(start + max_items, len(bounds))
+            tokens = sum(bounds[start:stop])
+            if tokens > budget or sum(sizes[start:stop]) > max_size:
+                stop, tokens = group(start)
+            yield start, stop, tokens
+            if stop == len(bounds):
+                return
+            start = stop
 
     def _plan_texts(self, texts: list[str], bounds: list[int], budget: int):
         for lo, hi, tokens in self._greedy([1] * len(texts), bounds, lambda j: estimate_tokens(texts[j]), budget,
@@ -243,8 +260,9 @@ class Plan:
         return Batch(base + lo, base + hi, row0, row0 + n, part, [len(d) for d in part], 0)
 
     def body(self, b: Batch) -> bytes:
-        return json.dumps({"input": b.inputs, "model": self.model, "dimensions": self.dimensions,
-                           "encoding_format": self.encoding_format}, ensure_ascii=False).encode()
+        """The batch's request body: what ``json.dumps(..., ensure_ascii=False)`` writes (``_json_body``)."""
+        return request_body(b.inputs, {"model": self.model, "dimensions": self.dimensions,
+                                       "encoding_format": self.encoding_format}, nested=self.contextual)
 
     def decoder(self, b: Batch) -> StreamDecoder:
         return StreamDecoder(self.out[b.row0:b.row1], b.doc_rows)

@@ -33,8 +33,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TypeVar
 
 __all__ = ["Stop", "AsyncStop", "Stopped", "run_threads", "SETTLE_SECONDS"]
@@ -89,23 +88,40 @@ class Stop:
             except OSError:  # closed meanwhile
                 pass
 
-    @contextmanager
-    def watching(self, sock: socket.socket) -> Iterator[None]:
+    def watching(self, sock: socket.socket) -> Watching:
         """Around one wait on ``sock`` (a read, a send, a TLS handshake):
         ``abort`` shuts it down, and the wait raises ``Stopped``, whatever the
         shut socket made it return or raise."""
+        return Watching(self, sock)
+
+    def _enter(self, sock: socket.socket) -> None:
         with self._lock:
             if self._aborted:
                 raise Stopped
             self._waiting.add(sock)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._waiting.discard(sock)
-                aborted = self._aborted
-            if aborted:
-                raise Stopped  # the abort is why the wait ended: this replaces what the wait raised
+
+    def _leave(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._waiting.discard(sock)
+            aborted = self._aborted
+        if aborted:
+            raise Stopped  # the abort is why the wait ended: this replaces what the wait raised
+
+
+class Watching:
+    """``Stop.watching``'s context: a class, not a generator, as it is entered
+    around every read and send of every attempt."""
+
+    __slots__ = ("_stop", "_sock")
+
+    def __init__(self, stop: Stop, sock: socket.socket):
+        self._stop, self._sock = stop, sock
+
+    def __enter__(self) -> None:
+        self._stop._enter(self._sock)
+
+    def __exit__(self, *exc) -> None:
+        self._stop._leave(self._sock)
 
 
 class AsyncStop:

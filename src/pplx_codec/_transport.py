@@ -11,6 +11,9 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import math
+import select
+import socket
+import ssl
 import threading
 import time
 import urllib.request
@@ -33,14 +36,23 @@ class AttemptEnds(threading.local):
     stop: Stop | None = None  # no stop
 
 
-def watched(stream: httpcore.NetworkStream):
+def watched(sock: socket.socket):
     """Around one socket wait of this thread's attempt: its call's abort ends
     it at once (``_stop.Stop.watching``)."""
     stop = ATTEMPT.stop
-    return contextlib.nullcontext() if stop is None else stop.watching(stream.get_extra_info("socket"))
+    return NOT_WATCHED if stop is None else stop.watching(sock)
 
 
 ATTEMPT = AttemptEnds()
+NOT_WATCHED = contextlib.nullcontext()
+
+#: The most one read of a response takes from the socket.  httpcore asks for
+#: 64 KiB at a time, and each read is a trip through httpcore's, h11's and
+#: httpx's Python (a dozen generators and context managers) and system calls
+#: with the GIL dropped and taken again around each: a 512 x 1024 int8
+#: response (0.7 MB) took ~13 reads.  Taking what the socket holds, up to
+#: this, takes one per piece the server sent (~6).
+READ_BYTES = 1 << 20
 
 
 def capped(timeout: float | None, expired: type[Exception]) -> float | None:
@@ -55,42 +67,83 @@ def capped(timeout: float | None, expired: type[Exception]) -> float | None:
     return left if timeout is None or timeout > left else timeout
 
 
+def readiness(e: OSError, own: int) -> int | None:
+    """What a non-blocking socket raising ``e`` must wait for (``select.POLLIN``
+    or ``POLLOUT``): ``own``, the call's direction, for a ``BlockingIOError``;
+    a TLS socket can need to read to write, and to write to read.  None: ``e``
+    is an error."""
+    if isinstance(e, ssl.SSLWantReadError):
+        return select.POLLIN
+    if isinstance(e, ssl.SSLWantWriteError):
+        return select.POLLOUT
+    return own if isinstance(e, BlockingIOError) else None
+
+
+def wait(sock: socket.socket, events: int, timeout: float | None, expired: type[Exception]) -> None:
+    """Until ``sock`` is ready for ``events`` (``select.POLLIN``/``POLLOUT``),
+    at most ``timeout`` seconds (None: no limit), capped at the attempt's
+    deadline; ``expired`` (an httpcore timeout) when the time is up."""
+    limit = capped(timeout, expired)
+    poll = select.poll()
+    poll.register(sock, events)
+    if not poll.poll(None if limit is None else math.ceil(limit * 1000)):
+        raise expired("timed out")
+
+
 class DeadlineStream(httpcore.NetworkStream):
     """httpcore's socket stream, each of whose waits (a read, a send, the TLS
     handshake) ends by the deadline of the attempt running in the thread:
     httpx's timeouts bound each read, so a server sending a byte now and
     then, in its headers as well as its body, could hold a sync attempt
-    forever.  One cap per read of up to 64 KiB: no per-byte work."""
+    forever.  One cap per wait of up to READ_BYTES: no per-byte work.
+
+    Reads and sends are our own, on the socket made non-blocking once: each
+    tries first and waits (``poll``, capped) only when the socket says it must.
+    A read of data already there is then one system call, where httpcore's
+    (and CPython's, for a socket with a timeout) is three: ``settimeout``'s
+    ``ioctl``, ``poll``, ``recv``, each dropping the GIL and taking it again;
+    a send to a socket with room, the same."""
 
     def __init__(self, stream: httpcore.NetworkStream):
         self._stream = stream
+        self._sock: socket.socket = stream.get_extra_info("socket")
+        self._sock.settimeout(0.0)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        with watched(self._stream):
-            return self._stream.read(max_bytes, capped(timeout, httpcore.ReadTimeout))
+        # up to READ_BYTES, what the socket holds, whatever httpcore asks for (h11 takes any amount)
+        sock, size = self._sock, max(max_bytes, READ_BYTES)
+        with watched(self._sock):
+            while True:
+                try:
+                    return sock.recv(size)
+                except OSError as e:
+                    events = readiness(e, select.POLLIN)
+                    if events is None:
+                        raise httpcore.ReadError(str(e)) from e
+                wait(sock, events, timeout, httpcore.ReadTimeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         # httpcore's own write gives each send() the whole timeout, so a server
-        # reading slowly could hold one write call: cap every send instead.
-        sock = self._stream.get_extra_info("socket")
-        view = memoryview(buffer)
-        try:
-            with watched(self._stream):
-                while view:
-                    sock.settimeout(capped(timeout, httpcore.WriteTimeout))
+        # reading slowly could hold one write call: cap every wait instead.
+        sock, view = self._sock, memoryview(buffer)
+        with watched(self._sock):
+            while view:
+                try:
                     view = view[sock.send(view):]
-        except TimeoutError as e:
-            raise httpcore.WriteTimeout(str(e)) from e
-        except OSError as e:
-            raise httpcore.WriteError(str(e)) from e
+                    continue
+                except OSError as e:
+                    events = readiness(e, select.POLLOUT)
+                    if events is None:
+                        raise httpcore.WriteError(str(e)) from e
+                wait(sock, events, timeout, httpcore.WriteTimeout)
 
     def close(self) -> None:
         self._stream.close()
 
     def start_tls(self, ssl_context, server_hostname: str | None = None,
                   timeout: float | None = None) -> httpcore.NetworkStream:
-        # (CPython bounds the whole handshake by the socket's timeout)
-        with watched(self._stream):
+        # (CPython bounds the whole handshake by the socket's timeout, which httpcore sets)
+        with watched(self._sock):
             return DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
                                                           capped(timeout, httpcore.ConnectTimeout)))
 

@@ -73,8 +73,14 @@ class _Base:
         return f"{type(self).__name__}(base_url={self.base_url!r}, max_retries={self.max_retries}, " \
                f"max_concurrency={self.max_concurrency})"
 
-    def _url(self, contextual: bool) -> str:
-        return self.base_url + ("/v1/contextualizedembeddings" if contextual else "/v1/embeddings")
+    def _url(self, contextual: bool) -> httpx.URL:
+        # parsed once per client: httpx parses a str URL again on every request
+        urls = self.__dict__.setdefault("_urls", {})
+        url = urls.get(contextual)
+        if url is None:
+            url = urls[contextual] = httpx.URL(
+                self.base_url + ("/v1/contextualizedembeddings" if contextual else "/v1/embeddings"))
+        return url
 
 
 def _texts_plan(texts, model, dimensions, encoding_format, bitorder) -> Plan:
