@@ -47,7 +47,7 @@
  * 64-byte stack struct and one LDTILECFG, which Intel's guidance describes
  * as high-latency (to be issued no more often than needed) without a cycle
  * count; none is claimed here.  Against it, a call from the scans covers
- * ~64 KiB of rows (pplx_tile_rows) per 16 queries: 64 TMULs, ~1000 cycles
+ * ~64 KiB of rows (pplx_tile8_rows) per 16 queries: 64 TMULs, ~1000 cycles
  * at the documented rate.  If hardware shows it matters, the fix is to keep
  * the configuration across calls (per thread, keyed by nq), which the
  * TILERELEASE at the end of every call now rules out: tile state is volatile
