@@ -98,6 +98,19 @@ def test_a_quiet_machine_takes_only_the_samples_wanted(monkeypatch):
     assert len(series.times) == 5 and series.figures()[2] is None
 
 
+def test_probes_run_between_rounds_spread_over_the_case(monkeypatch):
+    """A batched case's peak loops run between its rounds (every want // runs rounds), so they
+    meet the same conditions as the rows; the runs the rounds did not reach, at the end."""
+    log: list = []
+    monkeypatch.setattr(_sampling, "_calibrate", lambda impl, budget, repeats, least: _sampling.Series(impl, 1, 6, 6))
+    impl = Impl("a", lambda: log.append("row"))
+    _sampling.sample_case([impl], 0.1, 6, 3, [lambda: log.append("probe")], probe_runs=3)
+    assert log == ["row", "probe", "row", "row", "probe", "row", "row", "probe", "row"]
+    log.clear()
+    _sampling.sample_case([impl], 0.1, 6, 3, [lambda: log.append("p1"), lambda: log.append("p2")], probe_runs=8)
+    assert log == ["row", "p1", "p2"] * 6 + ["p1", "p2"] * 2
+
+
 # ----------------------------------------------------------------- the peaks
 
 
@@ -160,3 +173,14 @@ def test_measure_per_core_and_threads(monkeypatch):
     assert peaks.describe(0.63, p) == f"63% of {active} popcount peak (1 thread)"
     lines = peaks.header(got, quick=True)
     assert lines[0].startswith("compute peaks (") and len(lines) == 3
+    # the meter: a batched case's probes are its kind only, its rows' tiers, 1 thread and theirs
+    meter = peaks.Meter(active, quick=True)
+    case = Case("search", "batched", 1, 1, [Impl("ours", lambda: 1, True, threads=2), Impl("peer", lambda: 1)],
+                peak=("mac", 1e6))
+    todo = meter.probes(case)
+    assert {(p.tier, p.kind, p.threads) for p in todo} == {(active, "mac", 1), (active, "mac", 2)}
+    assert len(todo) == 2 * len(_peaks.forms(active, "mac")) and meter.probes(_case()) == []
+    for p in todo:
+        p()
+    meter.collect(case, todo)
+    assert set(case.peaks) == {(active, "mac", 1), (active, "mac", 2)} and set(meter.peaks()) == set(case.peaks)

@@ -25,6 +25,7 @@ cdef extern from "simd/peak/peak.h":
         const char *name
         pplx_peak_loop loop
         double units_per_rep
+        size_t span
         int kind
         int tiles
     ctypedef struct pplx_peak_result:

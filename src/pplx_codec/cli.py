@@ -108,24 +108,9 @@ def _json_target(path: str) -> None:
         raise _Refused(f"cannot write --json {path}: {directory} is not writable")
 
 
-def _bench_peaks(cases: list, tiers: list[str], quick: bool) -> dict | None:
-    """The compute peaks of the tiers our rows run under, when a batched case (``Case.peak``)
-    is selected, for one thread and the threads its rows use; printed as the table's header."""
-    batched = [c for c in cases if c.peak is not None]
-    if not batched:
-        return None
-    from .benchmarks import peaks as peak_mod
-
-    print("  measuring compute peaks ...", file=sys.stderr, flush=True)
-    threads = sorted({impl.threads for c in batched for impl in c.impls if impl.ours})
-    peaks = peak_mod.measure(tiers, threads, quick=quick)
-    for line in peak_mod.header(peaks, quick=quick):
-        print(line)
-    return peaks
-
-
 def cmd_bench(args) -> int:
     from .benchmarks import families, format_table, hardware, report, run_cases, with_tiers
+    from .benchmarks import peaks as peak_mod
 
     fams = families()
     chosen = args.family or list(fams)
@@ -159,11 +144,15 @@ def cmd_bench(args) -> int:
         for peer, info in peer_kernels.items():
             version = "" if peer == "numpy BLAS" else f" {dist_version(_PEER_DIST[peer])}"
             print(f"  {peer}{version}: {info['detail']}")
-    peaks = _bench_peaks(cases, tiers or [caps["active"]], args.quick)
-    results = run_cases(cases, quick=args.quick,
+    # the compute peaks, measured inside the batched cases (Case.peak) when any is selected
+    meter = peak_mod.Meter(caps["active"], quick=args.quick) if any(c.peak for c in cases) else None
+    results = run_cases(cases, quick=args.quick, meter=meter,
                         progress=lambda name: print(f"  running {name} ...", file=sys.stderr, flush=True))
+    peaks = meter.peaks() if meter is not None else None
+    for line in peak_mod.header(peaks, quick=args.quick) if peaks else []:
+        print(line)
     print(format_table(results, default_tier=caps["active"],
-                       kernels={k: v["kernels"] for k, v in peer_kernels.items()}, peaks=peaks))
+                       kernels={k: v["kernels"] for k, v in peer_kernels.items()}))
     missing = sorted({m for c in cases for m in c.missing})
     if missing:
         print(f"\nPeers not installed: {', '.join(missing)}. "

@@ -60,6 +60,7 @@ typedef struct {
     const char *name;     /* the instruction form, e.g. "VPOPCNTQ zmm" */
     pplx_peak_loop loop;
     double units_per_rep; /* bytes popcounted or multiply-adds per repeat */
+    size_t span;          /* the operand's bytes one repeat reads (its first span bytes) */
     int kind;             /* PPLX_PEAK_POPCOUNT or PPLX_PEAK_MAC */
     int tiles;            /* the AMX loop: tile-resident operands (its own reference sum) */
 } pplx_peak_form;
@@ -82,6 +83,7 @@ static int pplx_peak_forms(int isa, int kind, pplx_peak_form *out) {
         out[n].name = NAME;                                                                                  \
         out[n].loop = LOOP;                                                                                  \
         out[n].units_per_rep = UNITS;                                                                        \
+        out[n].span = PPLX_PEAK_BYTES;                                                                       \
         out[n].kind = kind;                                                                                  \
         out[n].tiles = TILES;                                                                                \
         n++;                                                                                                 \
@@ -90,8 +92,13 @@ static int pplx_peak_forms(int isa, int kind, pplx_peak_form *out) {
     if (kind != PPLX_PEAK_POPCOUNT && kind != PPLX_PEAK_MAC) return 0;
     switch (isa) {
     case PPLX_ISA_SERIAL:
-        if (pop) PPLX_PEAK_FORM("SWAR popcount of 64-bit words", pplx_peak_popcount_serial, bytes, 0);
-        else PPLX_PEAK_FORM("C int32 multiply-add (baseline build)", pplx_peak_mac_serial, macs, 0);
+        if (pop) {
+            PPLX_PEAK_FORM("SWAR popcount of 64-bit words", pplx_peak_popcount_serial, bytes, 0);
+        } else {
+            PPLX_PEAK_FORM("C int16 multiply-add (baseline build)", pplx_peak_mac_serial,
+                           (double)(PPLX_PEAK_NQ * PPLX_PEAK_SERIAL_SPAN), 0);
+            out[n - 1].span = PPLX_PEAK_SERIAL_SPAN;
+        }
         break;
 #if PPLX_COMPILE_AVX2
     case PPLX_ISA_AVX2:
@@ -139,7 +146,7 @@ static int pplx_peak_forms(int isa, int kind, pplx_peak_form *out) {
 static uint64_t pplx_peak_expect(const pplx_peak_form *f, const uint8_t *buf, uint64_t reps) {
     if (f->kind == PPLX_PEAK_POPCOUNT) {
         uint64_t bits = 0;
-        for (size_t i = 0; i < PPLX_PEAK_BYTES; i++)
+        for (size_t i = 0; i < f->span; i++)
             for (uint8_t b = buf[i]; b; b &= (uint8_t)(b - 1)) bits++;
         return reps * bits;
     }
@@ -153,7 +160,7 @@ static uint64_t pplx_peak_expect(const pplx_peak_form *f, const uint8_t *buf, ui
         return (uint32_t)(sum * (uint32_t)(reps * PPLX_PEAK_AMX_STEPS));
 #endif
     }
-    for (size_t i = 0; i < PPLX_PEAK_BYTES; i++)
+    for (size_t i = 0; i < f->span; i++)
         for (int k = 0; k < PPLX_PEAK_NQ; k++) sum += (uint32_t)((int32_t)(int8_t)buf[i] * pplx_peak_q[k][i % 4]);
     return (uint32_t)(sum * (uint32_t)reps);
 }

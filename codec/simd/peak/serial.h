@@ -6,12 +6,17 @@
  * on 8-byte words of the L1-resident buffer, four independent sums so the
  * adds of one word do not wait for the previous word's.
  *
- * Multiply-add: the serial dot kernel's arithmetic (int8 row bytes times
- * small signed query values, products summed in 32 bits), 4 queries per row
- * byte as a 4-query block does, whatever the compiler makes of it at the
- * build's baseline (GCC -O3 vectorises it with SSE2): the serial tier's
- * rate, not a hand-written one.  Sums are kept modulo 2^32 in unsigned
- * arithmetic (a long run overflows int32, which C leaves undefined).
+ * Multiply-add: the serial scans' inner loop (dot/serial.h's dot16_block:
+ * the tile's rows widened to int16 once, then int16 x int16 products summed
+ * in 32 bits), whatever the compiler makes of it at the build's baseline
+ * (GCC -O3: SSE2 pmaddwd, 8 multiply-adds per instruction): the serial
+ * tier's rate, not a hand-written one.  Rows of 1024 dims as the batched
+ * cases' (the first 8 KiB of the operand, widened once per call: 16 KiB of
+ * int16) against 4 queries (8 KiB), so the per-row reduction costs what it
+ * costs the kernel.  (A first version multiplied the int8 bytes directly, 4
+ * queries per 4 bytes: GCC vectorised it poorly, and the serial search ran
+ * at 107% of that "peak".)  Each dot product stays below 2^31 (1024 x 127
+ * x 127); their sum is kept modulo 2^32 in unsigned arithmetic.
  */
 #ifndef PPLX_PEAK_SERIAL_H
 #define PPLX_PEAK_SERIAL_H
@@ -33,20 +38,25 @@ static uint64_t pplx_peak_popcount_serial(const uint8_t *buf, size_t reps) {
     return a0 + a1 + a2 + a3;
 }
 
+#define PPLX_PEAK_SERIAL_DIM 1024
+#define PPLX_PEAK_SERIAL_SPAN ((size_t)8192) /* operand bytes the multiply-add loop reads */
+
 static uint64_t pplx_peak_mac_serial(const uint8_t *buf, size_t reps) {
-    uint32_t acc[PPLX_PEAK_NQ] = {0};
+    int16_t x[PPLX_PEAK_SERIAL_SPAN], q[PPLX_PEAK_NQ][PPLX_PEAK_SERIAL_DIM];
+    for (size_t i = 0; i < PPLX_PEAK_SERIAL_SPAN; i++) x[i] = (int16_t)(int8_t)buf[i];
+    for (int k = 0; k < PPLX_PEAK_NQ; k++)
+        for (size_t j = 0; j < PPLX_PEAK_SERIAL_DIM; j++) q[k][j] = pplx_peak_q[k][j % 4];
+    uint32_t acc = 0;
     for (size_t r = 0; r < reps; r++) {
-        PPLX_PEAK_CLOBBER(buf);
-        for (size_t i = 0; i < PPLX_PEAK_BYTES; i += 4) {
-            const int32_t x0 = (int8_t)buf[i], x1 = (int8_t)buf[i + 1], x2 = (int8_t)buf[i + 2],
-                          x3 = (int8_t)buf[i + 3];
+        PPLX_PEAK_CLOBBER(x);
+        for (size_t row = 0; row < PPLX_PEAK_SERIAL_SPAN; row += PPLX_PEAK_SERIAL_DIM)
             for (int k = 0; k < PPLX_PEAK_NQ; k++) {
-                const int8_t *q = pplx_peak_q[k];
-                acc[k] += (uint32_t)(x0 * q[0] + x1 * q[1] + x2 * q[2] + x3 * q[3]);
+                int32_t s = 0;
+                for (size_t j = 0; j < PPLX_PEAK_SERIAL_DIM; j++) s += (int32_t)x[row + j] * q[k][j];
+                acc += (uint32_t)s;
             }
-        }
     }
-    return (uint32_t)(acc[0] + acc[1] + acc[2] + acc[3]);
+    return acc;
 }
 
 #endif

@@ -82,6 +82,8 @@ class Case:
     # "mac" (int8 multiply-adds): our rows show their work rate as a fraction of the machine's
     # peak of that kind under their tier (benchmarks.peaks)
     peak: tuple[str, float] | None = None
+    # set by run_cases with a peak meter: (tier, kind, threads) -> the peak measured during this case
+    peaks: dict = field(default_factory=dict)
 
     @property
     def kernel(self) -> bool:
@@ -139,7 +141,8 @@ def _timed_check(case: Case, impl: Impl) -> tuple[float, float, dict]:
     return t, cpu, {"samples": 1, "taken": 1, "loops": 1, "q1": t, "q3": t}
 
 
-def run_cases(cases: list[Case], quick: bool = False, progress: Callable[[str], None] | None = None):
+def run_cases(cases: list[Case], quick: bool = False, progress: Callable[[str], None] | None = None,
+              meter=None):
     """Check then time every implementation; returns [(case, [(impl, seconds)])].
 
     Each case's implementations are timed together, in interleaved rounds
@@ -147,7 +150,9 @@ def run_cases(cases: list[Case], quick: bool = False, progress: Callable[[str], 
     quartiles of about a second of samples each (0.15 s with ``quick``).  The
     share of the CPUs other processes used during the kept samples is left in
     ``case.other_load`` for the table.  A ``timed_by_check`` case (an expensive
-    job in a fresh process) is timed by its one checked run.
+    job in a fresh process) is timed by its one checked run.  ``meter``
+    (``peaks.Meter``): the compute peaks a batched case (``Case.peak``) is
+    compared with are measured between its rounds, into ``case.peaks``.
 
     An implementation with ``isa`` set (ours, see ``with_tiers``) is checked and timed under
     that tier (``running``); the figures are keyed by ``Impl.label``."""
@@ -175,11 +180,15 @@ def run_cases(cases: list[Case], quick: bool = False, progress: Callable[[str], 
             collecting = gc.isenabled()
             gc.collect()
             gc.disable()
+            probes = meter.probes(case) if meter is not None else []
             try:
-                all_series = sample_case(case.impls, budget, repeats, least)
+                all_series = sample_case(case.impls, budget, repeats, least, probes,
+                                         meter.runs if probes else 0)
             finally:
                 if collecting:
                     gc.enable()
+            if probes:
+                meter.collect(case, probes)
             for impl, series in zip(case.impls, all_series, strict=True):
                 t, cpu, load, stats = series.figures()
                 timings.append((impl, t))

@@ -209,9 +209,16 @@ def _sample(series: Series) -> tuple[float, float]:
         return t / loops, (time.process_time() - c0) / loops
 
 
-def sample_case(impls: list, budget: float, repeats: int, min_samples: int) -> list[Series]:
-    """Time ``impls`` (one case's) in interleaved rounds; their series, in the same order."""
+def sample_case(impls: list, budget: float, repeats: int, min_samples: int, probes: list | tuple = (),
+                probe_runs: int = 0) -> list[Series]:
+    """Time ``impls`` (one case's) in interleaved rounds; their series, in the same order.
+
+    ``probes``: callables (a compute-peak loop each, ``peaks.Probe``) called ``probe_runs``
+    times, between rounds spread over the case (every few rounds, the rest at the end), so
+    what they measure is measured under the same conditions as the rows."""
     series = [_calibrate(impl, budget, repeats, min_samples) for impl in impls]
+    every = max(1, max(s.want for s in series) // probe_runs) if probe_runs else 0
+    probed = 0
     before = cpu_sample()
     rounds = 0
     while pending := [s for s in series if s.needs()]:
@@ -219,10 +226,18 @@ def sample_case(impls: list, budget: float, repeats: int, min_samples: int) -> l
         taken = [(s, *_sample(s)) for s in pending[start:] + pending[:start]]
         after = cpu_sample()
         load = other_load(before, after)
-        before = after
         for s, t, cpu in taken:
             s.times.append(t)
             s.cpus.append(cpu)
             s.loads.append(load)
+        if probes and probed < probe_runs and rounds % every == 0:
+            for probe in probes:
+                probe()
+            probed += 1
+            after = cpu_sample()  # the probes' time is no row's
+        before = after
         rounds += 1
+    for _ in range(probed, probe_runs if probes else 0):
+        for probe in probes:
+            probe()
     return series

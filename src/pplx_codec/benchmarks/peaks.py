@@ -5,11 +5,18 @@ Two kinds: ``popcount`` (bytes popcounted per second) and ``mac`` (int8
 multiply-adds per second), per kernel tier, with that tier's instructions
 (the loops and why each is the peak: ``codec/simd/peak/peak.h``; the wrapper:
 ``_peaks``), per core (1 thread) and for the threads the batched cases use.
-A tier this CPU does not run gets no figure.  Each figure is the median of a
-few short runs (the rounds interleave every tier, form and thread count, as
-the cases' samples do), the best instruction form's where a tier has several;
-each run's result is checked against the loops' oracle before its rate
-counts.
+A tier this CPU does not run gets no figure.  Each run's result is checked
+against the loops' oracle before its rate counts; a figure is the median of
+its runs, the best instruction form's where a tier has several.
+
+Measured inside the batched cases (``Meter``): each round of a case's samples
+(``_sampling``) is followed, every few rounds, by one short run of each peak
+loop the case's rows need, so the peak and the rows it is compared with are
+measured in the same minutes, under the same load.  Why that matters here:
+on this project's shared 2-core KVM machine the same serial loop ran at 7.6
+and at 14 GMAC/s a few seconds apart (the host's load, invisible from inside),
+so a peak measured at the start of a run could be off by 2x by the time the
+case ran.
 
 A case with ``Case.peak = (kind, work per call)`` shows, beside each of our
 rows, ``work / median / peak``: the peak of the kind under the tier the row ran
@@ -91,27 +98,86 @@ def _run(tier: str, kind: str, form: int, threads: int, seconds: float) -> float
     return rate
 
 
-def measure(tiers: list[str], threads: list[int], quick: bool = False) -> dict[tuple[str, str, int], Peak]:
-    """Peaks keyed by (tier, kind, threads) for each detected tier of ``tiers`` (other names
-    through ``TIER_OF``) and each thread count (1 is always measured)."""
-    seconds, repeats = (0.02, 3) if quick else (0.03, 5)
+class Probe:
+    """One peak loop (tier, kind, form) on ``threads`` threads: each call adds one run's rate."""
+
+    def __init__(self, tier: str, kind: str, form: int, name: str, threads: int, seconds: float):
+        self.tier, self.kind, self.form, self.name, self.threads = tier, kind, form, name, threads
+        self.seconds = seconds
+        self.rates: list[float] = []
+
+    def __call__(self) -> None:
+        self.rates.append(_run(self.tier, self.kind, self.form, self.threads, self.seconds))
+
+
+def _settings(quick: bool) -> tuple[float, int]:
+    """(seconds of a run, runs per figure)."""
+    return (0.02, 3) if quick else (0.03, 5)
+
+
+def probes(tiers: list[str], kinds: list[str] | tuple[str, ...], threads: list[int], quick: bool) -> list[Probe]:
+    """A probe per form of each kind of each detected tier of ``tiers`` (other names through
+    ``TIER_OF``), on 1 thread and each of ``threads``."""
+    seconds, _ = _settings(quick)
     detected = capabilities()["detected"]
-    real = list(dict.fromkeys(tier_for(t, kind) for t in tiers for kind in KINDS))
-    counts = sorted({1, *threads})
-    jobs = [(tier, kind, i, name, n) for tier in real if tier in detected for kind in KINDS
-            for i, name in enumerate(_peaks.forms(tier, kind)) for n in counts]
-    runs: dict[tuple, list[float]] = {job: [] for job in jobs}
-    for _ in range(repeats):
-        for job in jobs:
-            tier, kind, i, _name, n = job
-            runs[job].append(_run(tier, kind, i, n, seconds))
-    peaks: dict[tuple[str, str, int], Peak] = {}
-    for (tier, kind, _i, name, n), rates in runs.items():
-        rate = statistics.median(rates)
-        best = peaks.get((tier, kind, n))
-        if best is None or rate > best.per_s:
-            peaks[(tier, kind, n)] = Peak(tier, kind, n, rate, name, rates)
-    return peaks
+    real = [t for t in dict.fromkeys(tier_for(t, k) for t in tiers for k in kinds) if t in detected]
+    return [Probe(tier, kind, i, name, n, seconds) for tier in real for kind in kinds
+            for i, name in enumerate(_peaks.forms(tier, kind)) for n in sorted({1, *threads})]
+
+
+def figures(done: list[Probe]) -> dict[tuple[str, str, int], Peak]:
+    """Per (tier, kind, threads): the median of the best form's runs."""
+    best: dict[tuple[str, str, int], Peak] = {}
+    for p in done:
+        if not p.rates:
+            continue
+        rate = statistics.median(p.rates)
+        key = (p.tier, p.kind, p.threads)
+        if key not in best or rate > best[key].per_s:
+            best[key] = Peak(p.tier, p.kind, p.threads, rate, p.name, list(p.rates))
+    return best
+
+
+def measure(tiers: list[str], threads: list[int], quick: bool = False) -> dict[tuple[str, str, int], Peak]:
+    """Peaks keyed by (tier, kind, threads), both kinds, measured now: the runs of every
+    probe interleaved, round by round."""
+    todo = probes(tiers, KINDS, threads, quick)
+    for _ in range(_settings(quick)[1]):
+        for probe in todo:
+            probe()
+    return figures(todo)
+
+
+class Meter:
+    """The peaks of the batched cases of one run, measured inside them (``run_cases``):
+    ``probes(case)`` before a case's rounds, ``collect(case, probes)`` after."""
+
+    def __init__(self, default_tier: str, quick: bool = False):
+        self.default_tier, self.quick = default_tier, quick
+        self.runs = _settings(quick)[1]  # runs of each probe per case
+        self.done: list[Probe] = []
+
+    def probes(self, case) -> list[Probe]:
+        if case.peak is None:
+            return []
+        ours = [impl for impl in case.impls if impl.ours]
+        tiers = list(dict.fromkeys(impl.isa or self.default_tier for impl in ours))
+        return probes(tiers, [case.peak[0]], [impl.threads for impl in ours], self.quick)
+
+    def collect(self, case, done: list[Probe]) -> None:
+        """The case's own peaks (``case.peaks``: what its rows' fractions use) and the run's."""
+        case.peaks = figures(done)
+        self.done += done
+
+    def peaks(self) -> dict[tuple[str, str, int], Peak]:
+        """The run's peaks (the header's, the JSON's): every case's runs of each loop together."""
+        merged: dict[tuple, Probe] = {}
+        for p in self.done:
+            key = (p.tier, p.kind, p.form, p.threads)
+            if key not in merged:
+                merged[key] = Probe(p.tier, p.kind, p.form, p.name, p.threads, p.seconds)
+            merged[key].rates += p.rates
+        return figures(list(merged.values()))
 
 
 def peak_for(peaks: dict, tier: str | None, kind: str, threads: int) -> Peak | None:
@@ -136,9 +202,9 @@ def describe(frac: float, peak: Peak) -> str:
 
 def header(peaks: dict, quick: bool = False) -> list[str]:
     """The lines that state the peaks: per tier and kind, per core and for each thread count."""
-    seconds, repeats = (0.02, 3) if quick else (0.03, 5)
-    lines = [f"compute peaks (codec/simd/peak: L1-resident loops, rates by each thread's {CLOCK}; median of "
-             f"{repeats} runs of {seconds * 1e3:.0f} ms):"]
+    seconds, _ = _settings(quick)
+    lines = [f"compute peaks (codec/simd/peak: L1-resident loops of {seconds * 1e3:.0f} ms, rates by {CLOCK}, "
+             "medians of the runs made during the batched cases; per core, and all threads at once):"]
     for tier, kind in dict.fromkeys((p.tier, p.kind) for p in peaks.values()):
         _, unit, scale = UNITS[kind]
         mine = sorted((p for p in peaks.values() if (p.tier, p.kind) == (tier, kind)), key=lambda p: p.threads)

@@ -20,9 +20,9 @@ The JSON file (``"schema": 1``) holds every row of one run with where it ran:
   tier), ``speedup_over`` (our rows, when several tiers ran: the first tier ->
   this row's speed over the same row under it), ``per_item``, ``peak`` (our
   rows of a batched case: ``kind``, ``tier``, ``threads``, ``work`` per call
-  and ``fraction`` = work / median / that peak);
-- ``peaks``: the compute peaks measured in the run (empty when no batched
-  case ran): per ``tier``, ``kind`` ("popcount" or "mac"), ``unit``,
+  and ``fraction`` = work / median / the peak measured during that case);
+- ``peaks``: the compute peaks measured in the run, during the batched cases
+  (empty when none ran): per ``tier``, ``kind`` ("popcount" or "mac"), ``unit``,
   ``threads``: ``per_s`` (units per second, all threads), ``form`` (the
   instruction form that reached it), ``runs_per_s``, ``clock``.
 
@@ -79,7 +79,7 @@ def build(results, *, version: str, mode: str, families: list[str], capabilities
                 row["speedup_over"] = {tiers[0]: base[impl.name] / t if t > 0 else None}
             if case.per_item:
                 row["per_item"] = case.per_item
-            if (peaked := peak_fraction(case, impl, t, default_tier, peaks)) is not None:
+            if (peaked := peak_fraction(case, impl, t, default_tier)) is not None:
                 frac, peak = peaked
                 row["peak"] = {"kind": peak.kind, "tier": peak.tier, "threads": peak.threads, "work": case.peak[1],
                                "fraction": frac}

@@ -136,23 +136,22 @@ def spread(case: Case, impl: Impl, median: float) -> float | None:
     return (stats["q3"] - stats["q1"]) / median
 
 
-def peak_fraction(case: Case, impl: Impl, t: float, default_tier: str | None, peaks: dict | None):
-    """(fraction, peak) of one of our rows of a batched case (``Case.peak``), or None."""
-    if not peaks or case.peak is None or not impl.ours:
+def peak_fraction(case: Case, impl: Impl, t: float, default_tier: str | None):
+    """(fraction, peak) of one of our rows of a batched case (``Case.peak``) against the peak
+    measured during that case (``Case.peaks``), or None."""
+    if not case.peaks or case.peak is None or not impl.ours:
         return None
     kind, work = case.peak
-    return fraction(peaks, work, t, impl.isa or default_tier, kind, impl.threads)
+    return fraction(case.peaks, work, t, impl.isa or default_tier, kind, impl.threads)
 
 
-def format_table(results, default_tier: str | None = None, kernels: dict[str, str] | None = None,
-                 peaks: dict | None = None) -> str:
+def format_table(results, default_tier: str | None = None, kernels: dict[str, str] | None = None) -> str:
     """One table: per case, each implementation's median and spread, GB/s, how many times
     faster ours is (per tier, when ours ran under several), the kernels each row ran and, in
     a batched case, each of our rows' fraction of the compute peak.
 
     ``default_tier``: the tier of our rows that have none of their own (the active one);
-    ``kernels``: peer (``hardware.peer_of``) -> the kernels it uses here; ``peaks``:
-    ``peaks.measure``'s."""
+    ``kernels``: peer (``hardware.peer_of``) -> the kernels it uses here."""
     kernels = kernels or {}
     tiers = tiers_of(results)
     multi = len(tiers) > 1
@@ -190,7 +189,7 @@ def format_table(results, default_tier: str | None = None, kernels: dict[str, st
                 row += f"  {case.per_item / t:>9,.0f} {case.item}s/s"
                 if cpu is not None:
                     row += f", cpu {cpu / case.per_item * 1e6:7.2f} us/{case.item}"
-            if (peaked := peak_fraction(case, impl, t, default_tier, peaks)) is not None:
+            if (peaked := peak_fraction(case, impl, t, default_tier)) is not None:
                 row += f"  {describe(*peaked)}"
             load = case.other_load.get(impl.label)
             if load is not None and load > OTHER_LOAD_FLAG:
@@ -221,9 +220,9 @@ def format_table(results, default_tier: str | None = None, kernels: dict[str, st
                  "  this CPU has, which a kernel may not use; usearch: its kernel for the row's metric).")
     lines.append("median, iqr = of the kept samples (each the mean of a loop of calls, taken in rounds that interleave "
                  "the case's rows);\n  iqr = inter-quartile range / median (the samples' spread).")
-    if peaks and any(case.peak for case, _ in results):
-        lines.append("N% of <tier> <kind> peak = the row's work per second / the compute peak of its tier (header) "
-                     "for its threads\n  (popcount: bytes popcounted; mac: int8 multiply-adds).")
+    if any(case.peaks for case, _ in results):
+        lines.append("N% of <tier> <kind> peak = the row's work per second / the compute peak of its tier for its "
+                     "threads, measured during\n  that case (popcount: bytes popcounted; mac: int8 multiply-adds).")
     if any(case.per_item for case, _ in results):
         lines.append("cpu = CPU time of this process (all its threads, user + system; not child processes) "
                      "per item, median over the samples.")
