@@ -170,3 +170,33 @@ def test_the_int16_copy_of_the_queries_only_where_a_kernel_reads_it(call):
             assert peak < copy // 4, (name, peak)
         elif name in INT16_QUERY_TIERS:
             assert peak >= copy, (name, peak)
+
+
+@pytest.mark.parametrize("name", DETECTED)
+@pytest.mark.parametrize("gap", [0, 5])
+def test_rows_in_reverse_memory_order(name, gap):
+    """Rows at a negative stride (X[::-1], packed or with gaps between rows)
+    searched with several query groups, over more than one tile: the answer
+    of the numpy oracle, on every tier serial included.  The scans pass the
+    stride on as a wrapped size_t; the next-tile prefetch of issue 25 once
+    sized a byte range from it and looped ~2^58 times (the fuzz test found
+    it hanging CI), so this runs the case every time, not by chance."""
+    import reference as ref
+
+    rng = np.random.default_rng(gap)
+    for dim in (64, 1024, 1995):
+        n = 2 * tile8_rows(dim) + 5
+        buf = rng.integers(-128, 128, (n, dim + gap), dtype=np.int8)
+        X = buf[::-1, :dim]
+        assert X.strides[0] < 0
+        for m in (1, 5, 9, 17, 33):
+            Q = rng.integers(-128, 128, (m, dim), dtype=np.int8)
+            with pc.use_isa(name):
+                for threads in (1, 2):
+                    for metric in ("cosine", "dot"):
+                        assert_same(search.search_int8(Q, X, 10, metric=metric, threads=threads),
+                                    ref.search_int8(Q, X, 10, metric))
+                    np.testing.assert_array_equal(search.dot_matrix(Q, X, threads=threads), ref.dot_matrix(Q, X))
+                    codes, qcodes = X.view(np.uint8)[:, :dim // 8], Q.view(np.uint8)[:, :dim // 8]
+                    assert_same(search.search_binary(qcodes, codes, 10, threads=threads),
+                                ref.search_binary(qcodes, codes, 10))

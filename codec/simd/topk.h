@@ -334,14 +334,22 @@ static void pplx_offer_group(int metric, const int32_t *buf, size_t ng, size_t n
                             hi + q * k);
 }
 
-/* Ask for the lines [l0, l1) of the n bytes at p to be brought into the
- * L2 cache, when the compiler has a way to say so (a hint: nothing else
- * depends on it). */
-static inline void pplx_prefetch_lines(const void *p, size_t n, size_t l0, size_t l1) {
+/* Ask for rows [r0, r1) of the rows at X (dim bytes each, xstride apart)
+ * to be brought into the L2 cache, when the compiler has a way to say so (a
+ * hint: nothing else depends on it).  Row by row, never as one byte range:
+ * rows may be in reverse memory order (xstride is then a wrapped negative
+ * size_t, and "the bytes from the first row to the last" is no range at
+ * all: sizing one from it once made a 2^58-line loop), or have gaps. */
+static inline void pplx_prefetch_rows(const int8_t *X, size_t xstride, size_t dim, size_t r0, size_t r1) {
 #if defined(__GNUC__) || defined(__clang__)
-    for (size_t l = l0; l < l1 && 64 * l < n; l++) __builtin_prefetch((const char *)p + 64 * l, 0, 2);
+    if (dim == 0) return;
+    for (size_t r = r0; r < r1; r++) {
+        const char *row = (const char *)X + r * xstride;
+        for (size_t o = 0; o < dim; o += 64) __builtin_prefetch(row + o, 0, 2);
+        __builtin_prefetch(row + dim - 1, 0, 2); /* the last line, when the row starts mid-line */
+    }
 #else
-    (void)p, (void)n, (void)l0, (void)l1;
+    (void)X, (void)xstride, (void)dim, (void)r0, (void)r1;
 #endif
 }
 
@@ -366,15 +374,15 @@ static void pplx_scan_int8(const pplx_table *T, const int8_t *Q8, size_t q8strid
     int16_t *W = pplx_widen_scratch(T, nq, tile, dim);
     for (size_t t = r0; t < r1; t += tile) {
         size_t nt = r1 - t < tile ? r1 - t : tile;
-        /* the next tile, as bytes, and its lines */
-        const size_t nn = r1 - t - nt < tile ? r1 - t - nt : tile, nbytes = nn ? (nn - 1) * xstride + dim : 0;
+        /* the next tile's rows (at most PPLX_TILE_MAX: the shares cannot overflow) */
+        const size_t nn = r1 - t - nt < tile ? r1 - t - nt : tile;
         const int8_t *next = X + (t + nt) * xstride;
         if (W) pplx_widen_tile(X + t * xstride, nt, dim, xstride, W);
         for (size_t g = 0; g < nq; g += qb) {
             size_t ng = nq - g < qb ? nq - g : qb;
-            if (ngroups > 1 && nbytes) {
-                const size_t lines = (nbytes + 63) / 64, gi = g / qb;
-                pplx_prefetch_lines(next, nbytes, lines * gi / ngroups, lines * (gi + 1) / ngroups);
+            if (ngroups > 1 && nn) {
+                const size_t gi = g / qb;
+                pplx_prefetch_rows(next, xstride, dim, nn * gi / ngroups, nn * (gi + 1) / ngroups);
             }
             pplx_dot_tile(T, Q8 + g * q8stride, q8stride, Q16 ? Q16 + g * qstride : NULL, ng, qstride,
                           X + t * xstride, nt, dim, xstride, W, buf);
