@@ -51,7 +51,7 @@ class Exchange:
     Content-Encoding), the error is raised with the part that did.
     """
 
-    def __init__(self, config: Config, url: str, plan: Plan, b: Batch):
+    def __init__(self, config: Config, url: httpx.URL, plan: Plan, b: Batch):
         self.url, self.plan, self.batch = url, plan, b
         self.body = plan.body(b)
         self.headers = config.headers()
