@@ -166,12 +166,13 @@ static inline size_t pplx_tile_rows(size_t row_bytes) {
 #ifndef PPLX_TILE16_BYTES
 #define PPLX_TILE16_BYTES (64 << 10)
 #endif
-/* Rows per widened (int16) tile: a multiple of 3 (the kernel's row block).
- * Zero-width rows (dim 0) take the largest tile: there is nothing to widen. */
+/* Rows per widened (int16) tile: even (the avx2 and neon kernels multiply
+ * 4 queries by 2 rows per step).  Zero-width rows (dim 0) take the largest
+ * tile: there is nothing to widen. */
 static inline size_t pplx_tile16_rows(size_t dim) {
-    if (dim == 0) return PPLX_TILE_MAX / 3 * 3;
-    size_t t = PPLX_TILE16_BYTES / (2 * dim) / 3 * 3;
-    return t < 3 ? 3 : t > PPLX_TILE_MAX ? PPLX_TILE_MAX / 3 * 3 : t;
+    if (dim == 0) return PPLX_TILE_MAX;
+    size_t t = PPLX_TILE16_BYTES / (2 * dim) / 2 * 2;
+    return t < 2 ? 2 : t > PPLX_TILE_MAX ? PPLX_TILE_MAX : t;
 }
 
 /* Rows [r0, r1) of X against queries Q[0..nq); heaps hk/hi hold k entries per

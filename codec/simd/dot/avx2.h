@@ -72,48 +72,48 @@ PPLX_TARGET_AVX2 static void pplx_dot_block_avx2(const int16_t *Q, size_t nq, si
 }
 #undef PPLX_DOT_ROWS
 
-/* int16 rows (a widened tile): NQ queries x NR rows, NR <= 3, constants after
- * inlining.  4 x 3 = 12 accumulators + 3 row vectors + 1 query vector = 16
- * ymm registers: written out by name, GCC keeps them all in registers (an
- * array-of-vectors version spilled half of them). */
+/* int16 rows (a widened tile): NQ queries x NR rows, NR <= 2, constants after
+ * inlining.  Per 16 elements: 2 row loads, 4 query loads (memory operands of
+ * vpmaddwd), 8 vpmaddwd and 8 vpaddd into 8 accumulators: 8 + 2 + a
+ * product = 11 ymm registers, so every accumulator stays in a register.
+ * (A 4 x 3 block needs all 16 and more for the products: GCC 12 kept 8 of
+ * its 12 accumulators on the stack, a load, add and store each per step,
+ * and the stores' forwarding chain held it to ~35% of vpmaddwd's rate on
+ * Zen 3.)  Zen 3 and Zen 4 issue two vpmaddwd a cycle, on the same pipes
+ * as vpmaddubsw: this is the tier's multiply-add ceiling with int16 data. */
 #define PPLX_MADD(A, Q, R) A = _mm256_add_epi32(A, _mm256_madd_epi16(Q, R))
 __attribute__((always_inline)) PPLX_TARGET_AVX2 static inline void pplx_dot16_tile_avx2(
-        const int16_t *Q, size_t qstride, int nq, const int16_t *x0, const int16_t *x1, const int16_t *x2, int nr,
-        size_t dim, int32_t *out, size_t ostride) {
-    __m256i a00 = _mm256_setzero_si256(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00;
-    __m256i a20 = a00, a21 = a00, a22 = a00, a30 = a00, a31 = a00, a32 = a00;
+        const int16_t *Q, size_t qstride, int nq, const int16_t *x0, const int16_t *x1, int nr, size_t dim,
+        int32_t *out, size_t ostride) {
+    __m256i a00 = _mm256_setzero_si256(), a01 = a00, a10 = a00, a11 = a00;
+    __m256i a20 = a00, a21 = a00, a30 = a00, a31 = a00;
     const int16_t *q0 = Q, *q1 = Q + qstride, *q2 = Q + 2 * qstride, *q3 = Q + 3 * qstride;
     size_t j = 0;
     for (; j + 16 <= dim; j += 16) {
-        __m256i r0 = _mm256_loadu_si256((const __m256i *)(x0 + j));
-        __m256i r1 = nr > 1 ? _mm256_loadu_si256((const __m256i *)(x1 + j)) : r0;
-        __m256i r2 = nr > 2 ? _mm256_loadu_si256((const __m256i *)(x2 + j)) : r0;
+        const __m256i r0 = _mm256_loadu_si256((const __m256i *)(x0 + j));
+        const __m256i r1 = nr > 1 ? _mm256_loadu_si256((const __m256i *)(x1 + j)) : r0;
         __m256i q = _mm256_loadu_si256((const __m256i *)(q0 + j));
         PPLX_MADD(a00, q, r0);
         if (nr > 1) PPLX_MADD(a01, q, r1);
-        if (nr > 2) PPLX_MADD(a02, q, r2);
         if (nq > 1) {
             q = _mm256_loadu_si256((const __m256i *)(q1 + j));
             PPLX_MADD(a10, q, r0);
             if (nr > 1) PPLX_MADD(a11, q, r1);
-            if (nr > 2) PPLX_MADD(a12, q, r2);
         }
         if (nq > 2) {
             q = _mm256_loadu_si256((const __m256i *)(q2 + j));
             PPLX_MADD(a20, q, r0);
             if (nr > 1) PPLX_MADD(a21, q, r1);
-            if (nr > 2) PPLX_MADD(a22, q, r2);
         }
         if (nq > 3) {
             q = _mm256_loadu_si256((const __m256i *)(q3 + j));
             PPLX_MADD(a30, q, r0);
             if (nr > 1) PPLX_MADD(a31, q, r1);
-            if (nr > 2) PPLX_MADD(a32, q, r2);
         }
     }
-    const __m256i acc[4][3] = {{a00, a01, a02}, {a10, a11, a12}, {a20, a21, a22}, {a30, a31, a32}};
+    const __m256i acc[4][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
     const int16_t *qs[4] = {q0, q1, q2, q3};
-    const int16_t *xs[3] = {x0, x1, x2};
+    const int16_t *xs[2] = {x0, x1};
     for (int i = 0; i < nq; i++)
         for (int c = 0; c < nr; c++) {
             int32_t t = pplx_hsum_epi32(acc[i][c]);
@@ -126,14 +126,10 @@ __attribute__((always_inline)) PPLX_TARGET_AVX2 static inline void pplx_dot16_ti
 #define PPLX_DOT16_ROWS(NQ)                                                                            \
     {                                                                                                  \
         size_t r = 0;                                                                                  \
-        for (; r + 3 <= nrows; r += 3)                                                                 \
-            pplx_dot16_tile_avx2(Q, qstride, NQ, X + r * xstride, X + (r + 1) * xstride,               \
-                                 X + (r + 2) * xstride, 3, dim, out + r, ostride);                     \
-        if (nrows - r == 2)                                                                            \
-            pplx_dot16_tile_avx2(Q, qstride, NQ, X + r * xstride, X + (r + 1) * xstride, X, 2, dim,    \
+        for (; r + 2 <= nrows; r += 2)                                                                 \
+            pplx_dot16_tile_avx2(Q, qstride, NQ, X + r * xstride, X + (r + 1) * xstride, 2, dim,       \
                                  out + r, ostride);                                                    \
-        else if (nrows - r == 1)                                                                       \
-            pplx_dot16_tile_avx2(Q, qstride, NQ, X + r * xstride, X, X, 1, dim, out + r, ostride);     \
+        if (r < nrows) pplx_dot16_tile_avx2(Q, qstride, NQ, X + r * xstride, X, 1, dim, out + r, ostride); \
     }
 
 PPLX_TARGET_AVX2 static void pplx_dot16_block_avx2(const int16_t *Q, size_t nq, size_t qstride, const int16_t *X,
