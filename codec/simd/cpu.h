@@ -273,7 +273,7 @@ static inline int pplx_cpu_identity(char *buf, size_t n) {
     unsigned family = (a >> 8) & 0xF, model = (a >> 4) & 0xF, stepping = a & 0xF;
     if (family == 0xF) family += (a >> 20) & 0xFF;
     if (family == 0x6 || family >= 0xF) model |= ((a >> 16) & 0xF) << 4;
-    if (__get_cpuid_max(0x80000000, 0) >= 0x80000004)
+    if ((unsigned)__get_cpuid_max(0x80000000, 0) >= 0x80000004u) /* int in clang's cpuid.h, unsigned in GCC's */
         for (unsigned i = 0; i < 3; i++)
             __get_cpuid(0x80000002 + i, &brand[4 * i], &brand[4 * i + 1], &brand[4 * i + 2], &brand[4 * i + 3]);
     char name[49] = {0};
