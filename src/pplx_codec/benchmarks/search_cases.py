@@ -339,9 +339,12 @@ def cases(quick: bool = False, small: bool = False) -> list[Case]:
 
     s = 10 if small else 1
     n_many = 10_000 if small else 25_000 if quick else 100_000
+    # Hamming 100 x 100,000 against faiss: 3.5x where our avx512 tier runs (VPOPCNTDQ; faiss
+    # then runs AVX512_VPOPCNT too), 2.5x elsewhere (issue 25 raised the first only)
+    many_hamming = 3.5 if "avx512" in pc.capabilities()["detected"] else 2.5
     return [
         _hamming_case(1, 1_000_000 // s, peers, missing, ("", 1.6), limit=True),
-        _hamming_case(100, 100_000 // s, peers, missing, ("faiss", 3.5), limit=False),
+        _hamming_case(100, 100_000 // s, peers, missing, ("faiss", many_hamming), limit=False),
         _int8_case(1, 200_000 // s, peers, missing, ("", 1.4), limit=True, blas_pin=blas_pin),
         _int8_case(256, n_many, peers, missing, ("faiss IndexFlatIP", 1.3), limit=False, blas_pin=blas_pin),
     ]
