@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pplx_codec as pc
+import reference as ref
 from pplx_codec import search
 
 DETECTED = pc.capabilities()["detected"]
@@ -181,8 +182,6 @@ def test_rows_in_reverse_memory_order(name, gap):
     stride on as a wrapped size_t; the next-tile prefetch of issue 25 once
     sized a byte range from it and looped ~2^58 times (the fuzz test found
     it hanging CI), so this runs the case every time, not by chance."""
-    import reference as ref
-
     rng = np.random.default_rng(gap)
     for dim in (64, 1024, 1995):
         n = 2 * tile8_rows(dim) + 5

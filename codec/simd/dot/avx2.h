@@ -79,8 +79,9 @@ PPLX_TARGET_AVX2 static void pplx_dot_block_avx2(const int16_t *Q, size_t nq, si
  * (A 4 x 3 block needs all 16 and more for the products: GCC 12 kept 8 of
  * its 12 accumulators on the stack, a load, add and store each per step,
  * and the stores' forwarding chain held it to ~35% of vpmaddwd's rate on
- * Zen 3.)  Zen 3 and Zen 4 issue two vpmaddwd a cycle, on the same pipes
- * as vpmaddubsw: this is the tier's multiply-add ceiling with int16 data. */
+ * Zen 3.)  Zen 3 issues two vpmaddwd a cycle, on the same pipes as
+ * vpmaddubsw (measured): int16 data needs two vector instructions per 16
+ * multiply-adds, so this block's ceiling is 3/4 of the vpmaddubsw chain's. */
 #define PPLX_MADD(A, Q, R) A = _mm256_add_epi32(A, _mm256_madd_epi16(Q, R))
 __attribute__((always_inline)) PPLX_TARGET_AVX2 static inline void pplx_dot16_tile_avx2(
         const int16_t *Q, size_t qstride, int nq, const int16_t *x0, const int16_t *x1, int nr, size_t dim,
