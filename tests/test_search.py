@@ -402,6 +402,28 @@ def big_int8(n, d, kind, seed):
     return random_int8(rng, (n, d), kind), random_int8(rng, (12, d), kind)
 
 
+@settings(max_examples=examples(60))
+@given(m=st.integers(5, 33), words=st.one_of(st.sampled_from([1, 2, 3, 15, 16, 17, 40]), st.integers(1, 48)),
+       n=st.one_of(st.integers(0, 40), st.integers(500, 1100)), threads=thread_counts, data=st.data())
+def test_search_binary_eight_queries_a_pass(isa, m, words, n, threads, data):
+    """5 or more queries of whole 64-bit words: where the tier has one, the
+    fused scan (eight queries a kernel call, the top-k test in the kernel,
+    codec/simd/topk.h) runs, in groups of 8 and a remainder, over more than
+    one tile; ties (tiny alphabets, pools of repeated rows) go to the lower
+    row as on every other path."""
+    w = 8 * words
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    kind = data.draw(st.sampled_from(["uniform", "tiny", "pool"]), label="kind")
+    if kind == "pool":
+        pool = random_codes(rng, (data.draw(st.integers(1, 4), label="pool rows"), w), "uniform")
+        X, Q = from_pool(rng, pool, n), from_pool(rng, pool, m)
+    else:
+        X, Q = random_codes(rng, (n, w), kind), random_codes(rng, (m, w), kind)
+    k = data.draw(ks(n), label="k")
+    Xl = relayout(X, data.draw(st.sampled_from(LAYOUTS), label="layout"))
+    assert_same(search.search_binary(Q, Xl, k, threads=threads), ref.search_binary(Q, X, k))
+
+
 # (width, n): n one below / at / above one and two tiles, and around 4096 rows
 # where the row split across threads starts (6144: three parts for 3 threads).
 BINARY_BIG = [

@@ -52,6 +52,9 @@ typedef struct pplx_cal {
     uint8_t *text;    /* JSON string content: base64 letters, no quote until the end */
     int16_t *q16;     /* PPLX_CAL_QUERIES x DIM */
     int32_t *out;     /* PPLX_CAL_QUERIES x PPLX_CAL_ROWS scores */
+    uint64_t *qt;     /* the first 8 codes transposed (hamming8_filter's layout) */
+    uint32_t *hrow;   /* hamming8_filter's kept rows: 4 x PPLX_CAL_ROWS */
+    int32_t *hd;      /* and their distances: 8 per row */
     volatile uint64_t sink; /* keeps results that are only returned (sums, offsets) */
 } pplx_cal;
 
@@ -69,6 +72,9 @@ static void pplx_cal_free(pplx_cal *c) {
     free(c->text);
     free(c->q16);
     free(c->out);
+    free(c->qt);
+    free(c->hrow);
+    free(c->hd);
     free(c);
 }
 
@@ -87,8 +93,11 @@ static pplx_cal *pplx_cal_new(void) {
     c->text = (uint8_t *)malloc(PPLX_CAL_TEXT + 1);
     c->q16 = (int16_t *)malloc((size_t)PPLX_CAL_QUERIES * PPLX_CAL_DIM * sizeof(int16_t));
     c->out = (int32_t *)malloc((size_t)PPLX_CAL_QUERIES * PPLX_CAL_ROWS * sizeof(int32_t));
+    c->qt = (uint64_t *)malloc((size_t)PPLX_CAL_CODE * 8);
+    c->hrow = (uint32_t *)malloc((size_t)4 * PPLX_CAL_ROWS * sizeof(uint32_t));
+    c->hd = (int32_t *)malloc((size_t)4 * PPLX_CAL_ROWS * 8 * sizeof(int32_t));
     if (!c->rows || !c->rows16 || !c->f32 || !c->f32_out || !c->codes || !c->u8_out || !c->b64 || !c->text ||
-        !c->q16 || !c->out) {
+        !c->q16 || !c->out || !c->qt || !c->hrow || !c->hd) {
         pplx_cal_free(c);
         return NULL;
     }
@@ -101,6 +110,8 @@ static pplx_cal *pplx_cal_new(void) {
     for (size_t i = 0; i < (size_t)64 * PPLX_CAL_DIM; i++) c->f32[i] = (float)c->rows[i] * 0.25f;
     memcpy(c->codes, c->rows, (size_t)4 * PPLX_CAL_ROWS * PPLX_CAL_CODE);
     for (size_t i = 0; i < (size_t)PPLX_CAL_QUERIES * PPLX_CAL_DIM; i++) c->q16[i] = c->rows[i];
+    for (size_t q = 0; q < 8; q++)
+        for (size_t j = 0; j < PPLX_CAL_CODE / 8; j++) memcpy(c->qt + 8 * j + q, c->codes + q * PPLX_CAL_CODE + 8 * j, 8);
     /* base64 of the rows: short strings of codes, long ones of int8 rows, one blob */
     uint8_t *t = c->b64;
     for (size_t i = 0; i < 512; i++) t += pplx_b64_encode_serial(c->codes + i * PPLX_CAL_CODE, PPLX_CAL_CODE, t);
@@ -182,9 +193,18 @@ static double pplx_cal_run(const pplx_table *T, pplx_cal *c, int f, int shape) {
     case PPLX_FAM_INT8 * PPLX_CAL_SHAPES_MAX + 1:
         for (size_t i = 0; i < 64; i++) T->i8_to_f32(c->rows + i * dim, dim, 3.0f, c->f32_out + i * dim);
         break;
-    /* hamming: a block of 4 queries (batched search) and one query */
+    /* hamming: 8 queries (batched search, as the scans run them: the fused
+     * kernel where the table has one, with bounds no row passes, as after the
+     * first tiles; else two blocks of 4) and one query */
     case PPLX_FAM_HAMMING * PPLX_CAL_SHAPES_MAX + 0:
-        T->hamming_block(c->codes, 4, cw, c->codes, 4 * PPLX_CAL_ROWS, cw, cw, c->out, 4 * PPLX_CAL_ROWS);
+        if (T->hamming8_filter) {
+            static const int32_t none[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            acc += T->hamming8_filter(c->qt, cw / 8, c->codes, 4 * PPLX_CAL_ROWS, cw, none, c->hrow, c->hd);
+        } else {
+            T->hamming_block(c->codes, 4, cw, c->codes, 4 * PPLX_CAL_ROWS, cw, cw, c->out, 4 * PPLX_CAL_ROWS);
+            T->hamming_block(c->codes + 4 * cw, 4, cw, c->codes, 4 * PPLX_CAL_ROWS, cw, cw, c->out,
+                             4 * PPLX_CAL_ROWS);
+        }
         break;
     case PPLX_FAM_HAMMING * PPLX_CAL_SHAPES_MAX + 1:
         T->hamming_block(c->codes, 1, cw, c->codes, 4 * PPLX_CAL_ROWS, cw, cw, c->out, 4 * PPLX_CAL_ROWS);

@@ -59,6 +59,7 @@ static void pplx_fill_serial(pplx_table *t) {
     t->sumsq_i8 = pplx_sumsq_i8_serial;
     t->i8_to_f32 = pplx_i8_to_f32_serial;
     t->hamming_block = pplx_hamming_block_serial;
+    t->hamming8_filter = NULL; /* the serial scan keeps the block path: the oracle the fused one is tested against */
     t->dot_block = pplx_dot_block_serial;
     t->dot16_block = pplx_dot16_block_serial;
     t->i8_qblock = 0;
@@ -105,6 +106,7 @@ static void pplx_fill_avx512(pplx_table *t) {
     t->i8_to_f32 = pplx_i8_to_f32_avx512;
     /* hamming */
     t->hamming_block = pplx_hamming_block_avx512;
+    t->hamming8_filter = pplx_hamming8_filter_avx512;
     /* dot */
     t->dot_block = pplx_dot_block_avx512;
     t->dot16_block = pplx_dot16_block_avx512;
@@ -195,7 +197,7 @@ static int pplx_family_same(const pplx_table *a, const pplx_table *b, int f) {
     case PPLX_FAM_INT8:
         return a->sumsq_i8 == b->sumsq_i8 && a->i8_to_f32 == b->i8_to_f32;
     case PPLX_FAM_HAMMING:
-        return a->hamming_block == b->hamming_block;
+        return a->hamming_block == b->hamming_block && a->hamming8_filter == b->hamming8_filter;
     case PPLX_FAM_DOT:
         return a->dot_block == b->dot_block && a->dot16_block == b->dot16_block && a->i8_qblock == b->i8_qblock &&
                a->dot_i8_block == b->dot_i8_block;
@@ -230,6 +232,7 @@ static void pplx_table_take(pplx_table *dst, const pplx_table *src, int f) {
         break;
     case PPLX_FAM_HAMMING:
         dst->hamming_block = src->hamming_block;
+        dst->hamming8_filter = src->hamming8_filter;
         break;
     case PPLX_FAM_DOT:
         dst->dot_block = src->dot_block;

@@ -36,7 +36,7 @@ enum pplx_family {
     PPLX_FAM_BASE64 = 0, /* b64_decode, b64_encode */
     PPLX_FAM_BITS,       /* pack_*, unpack_*, reverse_bits */
     PPLX_FAM_INT8,       /* sumsq_i8, i8_to_f32 */
-    PPLX_FAM_HAMMING,    /* hamming_block */
+    PPLX_FAM_HAMMING,    /* hamming_block, hamming8_filter */
     PPLX_FAM_DOT,        /* dot_block, dot16_block, i8_qblock, dot_i8_block */
     PPLX_FAM_JSON,       /* the JSON byte scanners */
     PPLX_FAM_COUNT
@@ -67,6 +67,13 @@ typedef struct pplx_table {
      * (any other nq writes nothing, in every tier) */
     void (*hamming_block)(const uint8_t *Q, size_t nq, size_t qstride, const uint8_t *X, size_t nrows, size_t w,
                           size_t xstride, int32_t *out, size_t ostride);
+    /* Eight queries at once with the top-k test fused (optional: NULL in tiers without one; the scans then
+     * use hamming_block).  Qt holds the queries transposed, word j (8 bytes) of query i at Qt[8 * j + i]; rows
+     * are their first 8 * nw bytes.  For each row r < nrows in increasing order whose distance d[i] to some
+     * query is below worst[i]: hrow[h] = r and hd[8 * h + i] = d[i] for all 8 i; returns the number of such
+     * rows (at most nrows).  The reference is pplx_hamming8_filter_serial (hamming/serial.h). */
+    size_t (*hamming8_filter)(const uint64_t *Qt, size_t nw, const uint8_t *X, size_t nrows, size_t xstride,
+                              const int32_t *worst, uint32_t *hrow, int32_t *hd);
     void (*dot_block)(const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X, size_t nrows, size_t dim,
                       size_t xstride, int32_t *out, size_t ostride);
     void (*dot16_block)(const int16_t *Q16, size_t nq, size_t qstride, const int16_t *X16, size_t nrows,

@@ -175,6 +175,71 @@ static inline size_t pplx_tile16_rows(size_t dim) {
     return t < 2 ? 2 : t > PPLX_TILE_MAX ? PPLX_TILE_MAX : t;
 }
 
+/* The fused Hamming scan (T->hamming8_filter: eight queries a call, the top-k
+ * test in the kernel) is used from this many queries on, for codes of whole
+ * 64-bit words.  With fewer queries the block kernel's groups of 4 do the
+ * same passes over the tiles without the idle lanes. */
+#define PPLX_H8_MIN_QUERIES 5
+/* Codes of up to 2^27 bytes: every lane count of the fused kernel stays
+ * below 2^31 (hamming/avx512.h). */
+#define PPLX_H8_MAX_WIDTH ((size_t)1 << 27)
+
+/* Scratch of the fused scan: the queries transposed in groups of 8 (word j
+ * of query g * 8 + i at qt[g * nw * 8 + 8 * j + i]; the lanes past the last
+ * query are zero and never reported), and one tile's kept rows. */
+typedef struct pplx_h8_scratch {
+    uint64_t *qt;
+    uint32_t hrow[PPLX_TILE_MAX];
+    int32_t hd[8 * PPLX_TILE_MAX];
+} pplx_h8_scratch;
+
+/* The scratch for a fused scan of these queries, or NULL when the fused path
+ * does not apply (no kernel, too few queries, a width that is not whole
+ * words) or memory is short, which only costs speed: the block path runs. */
+static pplx_h8_scratch *pplx_h8_prepare(const pplx_table *T, const uint8_t *Q, size_t nq, size_t qstride,
+                                        size_t w) {
+    if (!T->hamming8_filter || nq < PPLX_H8_MIN_QUERIES || w == 0 || w % 8 || w > PPLX_H8_MAX_WIDTH) return NULL;
+    const size_t nw = w / 8;
+    pplx_h8_scratch *s = (pplx_h8_scratch *)malloc(sizeof *s);
+    if (!s) return NULL;
+    s->qt = (uint64_t *)calloc((nq + 7) / 8 * nw * 8, sizeof(uint64_t));
+    if (!s->qt) {
+        free(s);
+        return NULL;
+    }
+    for (size_t q = 0; q < nq; q++)
+        for (size_t j = 0; j < nw; j++) memcpy(s->qt + (q / 8 * nw + j) * 8 + q % 8, Q + q * qstride + 8 * j, 8);
+    return s;
+}
+
+static void pplx_h8_release(pplx_h8_scratch *s) {
+    if (s) free(s->qt);
+    free(s);
+}
+
+/* The fused scan of rows [t, t + nt) for the queries' groups of 8: each
+ * group's kernel call keeps the rows some query's heap might take (bound:
+ * the heap's worst key before the tile, which only tightens as rows enter)
+ * and those rows are offered in increasing order, as the block path offers
+ * them, so the heaps end the same. */
+static void pplx_h8_tile(const pplx_table *T, pplx_h8_scratch *s, size_t nq, const uint8_t *X, size_t t, size_t nt,
+                         size_t w, size_t xstride, size_t k, int64_t base, int32_t *hk, int64_t *hi) {
+    const size_t nw = w / 8;
+    for (size_t g = 0; g < nq; g += 8) {
+        const size_t ng = nq - g < 8 ? nq - g : 8;
+        int32_t worst[8];
+        for (size_t i = 0; i < 8; i++) worst[i] = i < ng ? hk[(g + i) * k] : INT32_MIN; /* an empty lane: never */
+        const size_t nh = T->hamming8_filter(s->qt + g * nw, nw, X + t * xstride, nt, xstride, worst, s->hrow,
+                                             s->hd);
+        for (size_t h = 0; h < nh; h++)
+            for (size_t i = 0; i < ng; i++) {
+                int32_t *key = hk + (g + i) * k;
+                const int32_t d = s->hd[8 * h + i];
+                if (d < key[0]) pplx_heap_replace(key, hi + (g + i) * k, k, d, base + (int64_t)(t + s->hrow[h]));
+            }
+    }
+}
+
 /* Rows [r0, r1) of X against queries Q[0..nq); heaps hk/hi hold k entries per
  * query; reported row numbers are base + r. */
 static void pplx_scan_hamming(const pplx_table *T, const uint8_t *Q, size_t nq, size_t qstride, const uint8_t *X,
@@ -183,6 +248,13 @@ static void pplx_scan_hamming(const pplx_table *T, const uint8_t *Q, size_t nq, 
     int32_t buf[4 * PPLX_TILE_MAX];
     if (k == 0) return; /* an empty heap keeps nothing (and has no root to compare with) */
     const size_t tile = pplx_tile_rows(xstride);
+    pplx_h8_scratch *s = pplx_h8_prepare(T, Q, nq, qstride, w);
+    if (s) {
+        for (size_t t = r0; t < r1; t += tile)
+            pplx_h8_tile(T, s, nq, X, t, r1 - t < tile ? r1 - t : tile, w, xstride, k, base, hk, hi);
+        pplx_h8_release(s);
+        return;
+    }
     for (size_t t = r0; t < r1; t += tile) {
         size_t nt = r1 - t < tile ? r1 - t : tile;
         for (size_t g = 0; g < nq; g += 4) {

@@ -582,6 +582,98 @@ static void test_blocks(void) {
         }
 }
 
+/* ---- hamming8_filter: eight transposed queries, the top-k test fused ------- */
+
+/* One call of each tier's filter (and the serial reference) on nrows rows of
+ * nw words (xstride bytes apart, starting off bytes past a 64-byte boundary,
+ * in exact-size buffers) against 8 queries, with bounds of kind: 0 every row
+ * passes (INT32_MAX), 1 none can (0, and INT32_MIN for "no query in this
+ * lane"), 2 each query's bound its distance to one row (that row does not
+ * pass for it: the test is strict), 3 random bounds around the median
+ * distance.  Kept rows, their order and all 8 distances must be the
+ * reference's; nothing is written past the kept rows. */
+static void h8_case(size_t nw, size_t nrows, size_t xstride, size_t off, int kind) {
+    const size_t w = 8 * nw, xbytes = span(nrows, xstride, w);
+    AT("hamming8_filter nw=%zu nrows=%zu xstride=%zu off=%zu kind=%d", nw, nrows, xstride, off, kind);
+    uint8_t *X = xalloc(xbytes, off), *Qc = malloc(8 * w + 1);
+    uint64_t *Qt = xalloc(nw * 64 + 1, 0);
+    fill_random(X, xbytes);
+    fill_random(Qc, 8 * w);
+    if (nrows > 1) memcpy(X + xstride, Qc + 2 * w, w); /* query 2 at distance 0 from row 1 */
+    if (nrows > 2 && w) memset(X + 2 * xstride, 0xFF, w);  /* every bit set */
+    for (size_t i = 0; i < 8; i++)
+        for (size_t j = 0; j < nw; j++) memcpy(Qt + 8 * j + i, Qc + i * w + 8 * j, 8);
+    int32_t worst[8];
+    for (size_t i = 0; i < 8; i++) {
+        const size_t r = nrows ? (i * 7) % nrows : 0;
+        worst[i] = kind == 0 ? INT32_MAX
+                 : kind == 1 ? (i % 3 ? 0 : INT32_MIN)
+                 : kind == 2 ? (nrows ? ref_hamming(Qc + i * w, X + r * xstride, w) : 0)
+                             : (int32_t)(w * 4) + (int32_t)(rnd() % 9) - 4;
+    }
+    /* the reference, from ref_hamming */
+    uint32_t *rrow = malloc(nrows * 4 + 4);
+    int32_t *rd = malloc(nrows * 32 + 4);
+    size_t rn = 0;
+    for (size_t r = 0; r < nrows; r++) {
+        int32_t d[8];
+        int hit = 0;
+        for (size_t i = 0; i < 8; i++) {
+            d[i] = ref_hamming(Qc + i * w, X + r * xstride, w);
+            hit |= d[i] < worst[i];
+        }
+        if (!hit) continue;
+        rrow[rn] = (uint32_t)r;
+        memcpy(rd + 8 * rn, d, sizeof d);
+        rn++;
+    }
+    for (int t = -1; t < ntab; t++) {
+        if (t >= 0 && !tabs[t].hamming8_filter) continue;
+        check_tier = t < 0 ? "serial reference" : pplx_isa_names[tabs[t].isa];
+        /* room for every row, junk beyond what the reference keeps */
+        uint32_t *hrow = xalloc(nrows * 4, 0);
+        int32_t *hd = xalloc(nrows * 32, 0);
+        memset(hrow, JUNK, nrows * 4);
+        memset(hd, JUNK, nrows * 32);
+        const size_t n = t < 0 ? pplx_hamming8_filter_serial(Qt, nw, X, nrows, xstride, worst, hrow, hd)
+                               : tabs[t].hamming8_filter(Qt, nw, X, nrows, xstride, worst, hrow, hd);
+        CHECK(n == rn, "hamming8_filter nw=%zu nrows=%zu xstride=%zu kind=%d: kept %zu rows, want %zu", nw, nrows,
+              xstride, kind, n, rn);
+        size_t bad = SIZE_MAX;
+        for (size_t h = 0; h < (n < rn ? n : rn) && bad == SIZE_MAX; h++)
+            if (hrow[h] != rrow[h] || memcmp(hd + 8 * h, rd + 8 * h, 32)) bad = h;
+        CHECK(bad == SIZE_MAX, "hamming8_filter nw=%zu nrows=%zu xstride=%zu kind=%d: kept row %zu is %u, want %u",
+              nw, nrows, xstride, kind, bad, bad == SIZE_MAX ? 0 : hrow[bad], bad == SIZE_MAX ? 0 : rrow[bad]);
+        int junk = 1;
+        for (size_t h = n; h < nrows; h++) junk &= hrow[h] == 0xA5A5A5A5u && hd[8 * h] == JUNK32;
+        CHECK(junk, "hamming8_filter nw=%zu nrows=%zu: wrote past the %zu kept rows", nw, nrows, n);
+        xfree(hrow, 0);
+        xfree(hd, 0);
+    }
+    check_tier = "";
+    free(rrow);
+    free(rd);
+    free(Qc);
+    xfree(Qt, 0);
+    xfree(X, off);
+}
+
+static void test_hamming8_filters(void) {
+    /* words: 1024 dims (16, the kernels' register-held width) and around it,
+     * 2560 dims (40), and 0 (every distance 0) */
+    static const size_t nws[] = {0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 40};
+    /* around the 4-row steps, and one scan tile */
+    static const size_t rows[] = {0, 1, 2, 3, 4, 5, 6, 7, 9, 13, 512};
+    for (size_t wi = 0; wi < NELEM(nws); wi++)
+        for (size_t ri = 0; ri < NELEM(rows); ri++)
+            for (int kind = 0; kind < 4; kind++)
+                for (int gap = 0; gap < 2; gap++) {
+                    if (rows[ri] == 512 && (gap || kind == 2)) continue;
+                    /* padded rows start off 8-byte alignment: rows are read a word at a time */
+                    h8_case(nws[wi], rows[ri], 8 * nws[wi] + (gap ? 3 : 0), gap ? 1 + ri % 3 : 0, kind);
+                }
+}
+
 /* ---- fused top-k drivers --------------------------------------------------- */
 
 enum { M_HAMMING, M_DOT, M_COSINE, NMETRIC };
@@ -869,6 +961,7 @@ static void test_base64_blocks(void);
 static void test_json_scanners(void);
 static void test_dot_i8_blocks(void);
 static void test_calibration(void);
+static void test_hamming8_filters(void);
 
 #include "peaks.h"
 
@@ -887,6 +980,7 @@ int main(void) {
     test_bits();
     test_int8();
     test_blocks();
+    test_hamming8_filters();
     test_drivers();
     test_reverse_avx512_variants();
     test_base64_blocks();

@@ -62,4 +62,36 @@ static void pplx_hamming_block_serial(const uint8_t *Q, size_t nq, size_t qstrid
             out[q * ostride + r] = pplx_hamming_one_serial(Q + q * qstride, X + r * xstride, w);
 }
 
+/* hamming8_filter (kernels.h): the distances of eight queries to each row,
+ * kept only for the rows where some query's distance is below its bound.
+ * The queries come transposed (word j of query i at Qt[8 * j + i]) because
+ * that is the layout the vector kernels want: one 64-bit word of a row,
+ * broadcast, is compared with the same word of all eight queries at once,
+ * so each distance ends in its own lane and no lanes are ever summed
+ * (hamming/avx512.h).  A scan gives each query's heap worst key as its
+ * bound: a row whose distances all reach their bounds cannot enter any
+ * heap, and the rest are offered as before.  This is the readable
+ * reference the vector kernels are tested against (tests/c); the serial
+ * table itself keeps the block path, so the fused scans of the other tiers
+ * are checked against a scan that does not use them. */
+static size_t pplx_hamming8_filter_serial(const uint64_t *Qt, size_t nw, const uint8_t *X, size_t nrows,
+                                          size_t xstride, const int32_t *worst, uint32_t *hrow, int32_t *hd) {
+    size_t nh = 0;
+    for (size_t r = 0; r < nrows; r++) {
+        int32_t d[8];
+        int hit = 0;
+        for (size_t i = 0; i < 8; i++) {
+            d[i] = 0;
+            for (size_t j = 0; j < nw; j++)
+                d[i] += pplx_popcount64_swar(Qt[8 * j + i] ^ pplx_load_u64(X + r * xstride + 8 * j));
+            hit |= d[i] < worst[i];
+        }
+        if (!hit) continue;
+        hrow[nh] = (uint32_t)r;
+        memcpy(hd + 8 * nh, d, sizeof d);
+        nh++;
+    }
+    return nh;
+}
+
 #endif
