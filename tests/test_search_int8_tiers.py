@@ -6,7 +6,9 @@ over as one smaller block, the scans size their tiles for it (a multiple of
 12 rows), prefetch the next tile while the query groups work on this one,
 and offer rows to the heaps in blocks of 16 (a block with no candidate
 skipped whole); the int16 copy of the queries is made only for tables that
-read it.  None of it may change a result: the scores are exact int32 dots
+read it; from 16 queries on, the avx512 scan takes them in whole groups of 16
+(the fused kernel: queries in the lanes, the heap test in the kernel) and the
+rest through the blocks of 8.  None of it may change a result: the scores are exact int32 dots
 (cosines of them), ties go to the lower row, so every tier must return
 exactly what serial returns.  Checked at query counts around the query
 blocks (8 on avx512, 16 on amx) and the threads' query split, row counts
@@ -35,8 +37,9 @@ INT16_QUERY_TIERS = {"serial", "avx2"}
 DIMS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257,
         1023, 1024, 1025, 2560]
 # 1..9: every query count of one avx512 group and one over; 15..17, 23..25,
-# 33: around two, three and four groups of 8 (one and two of 16 for amx).
-QUERY_COUNTS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 23, 24, 25, 33]
+# 33: around two, three and four groups of 8 (one and two of 16 for amx and
+# the avx512 fused scan), 47..49: three fused groups and a block remainder.
+QUERY_COUNTS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 23, 24, 25, 33, 47, 48, 49]
 
 
 def tile8_rows(row_bytes: int) -> int:

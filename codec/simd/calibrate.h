@@ -54,7 +54,9 @@ typedef struct pplx_cal {
     int32_t *out;     /* PPLX_CAL_QUERIES x PPLX_CAL_ROWS scores */
     uint64_t *qt;     /* the first 8 codes transposed (hamming8_filter's layout) */
     uint32_t *hrow;   /* hamming8_filter's kept rows: 4 x PPLX_CAL_ROWS */
-    int32_t *hd;      /* and their distances: 8 per row */
+    int32_t *hd;      /* and their distances: 8 per row (dot_i8t_filter's dots: 16 per row, 64 rows) */
+    uint8_t *qt8;     /* the first 16 int8 rows as dot_i8t_filter's queries (transposed, biased) */
+    int32_t *rowsum;  /* dot_i8t_filter's row sums: PPLX_CAL_ROWS */
     volatile uint64_t sink; /* keeps results that are only returned (sums, offsets) */
 } pplx_cal;
 
@@ -75,6 +77,8 @@ static void pplx_cal_free(pplx_cal *c) {
     free(c->qt);
     free(c->hrow);
     free(c->hd);
+    free(c->qt8);
+    free(c->rowsum);
     free(c);
 }
 
@@ -96,8 +100,10 @@ static pplx_cal *pplx_cal_new(void) {
     c->qt = (uint64_t *)malloc((size_t)PPLX_CAL_CODE * 8);
     c->hrow = (uint32_t *)malloc((size_t)4 * PPLX_CAL_ROWS * sizeof(uint32_t));
     c->hd = (int32_t *)malloc((size_t)4 * PPLX_CAL_ROWS * 8 * sizeof(int32_t));
+    c->qt8 = (uint8_t *)malloc((size_t)PPLX_CAL_QUERIES * PPLX_CAL_DIM);
+    c->rowsum = (int32_t *)malloc((size_t)PPLX_CAL_ROWS * sizeof(int32_t));
     if (!c->rows || !c->rows16 || !c->f32 || !c->f32_out || !c->codes || !c->u8_out || !c->b64 || !c->text ||
-        !c->q16 || !c->out || !c->qt || !c->hrow || !c->hd) {
+        !c->q16 || !c->out || !c->qt || !c->hrow || !c->hd || !c->qt8 || !c->rowsum) {
         pplx_cal_free(c);
         return NULL;
     }
@@ -112,6 +118,9 @@ static pplx_cal *pplx_cal_new(void) {
     for (size_t i = 0; i < (size_t)PPLX_CAL_QUERIES * PPLX_CAL_DIM; i++) c->q16[i] = c->rows[i];
     for (size_t q = 0; q < 8; q++)
         for (size_t j = 0; j < PPLX_CAL_CODE / 8; j++) memcpy(c->qt + 8 * j + q, c->codes + q * PPLX_CAL_CODE + 8 * j, 8);
+    for (size_t q = 0; q < PPLX_CAL_QUERIES; q++) /* 16 queries: one fused group */
+        for (size_t j = 0; j < PPLX_CAL_DIM; j++)
+            c->qt8[64 * (j / 4) + 4 * q + j % 4] = (uint8_t)(c->rows[q * PPLX_CAL_DIM + j] + 128);
     /* base64 of the rows: short strings of codes, long ones of int8 rows, one blob */
     uint8_t *t = c->b64;
     for (size_t i = 0; i < 512; i++) t += pplx_b64_encode_serial(c->codes + i * PPLX_CAL_CODE, PPLX_CAL_CODE, t);
@@ -123,11 +132,20 @@ static pplx_cal *pplx_cal_new(void) {
 }
 
 /* The int8 x int8 dot of nq queries against nrows rows the way the scans
- * (topk.h) run it for this table: the int8 kernel in groups of i8_qblock
+ * (topk.h) run it for this table: 16 queries through the fused kernel where
+ * the table has one (the row sums computed, as for a tile's first group),
+ * else the int8 kernel in groups of i8_qblock
  * queries where the tier has one, else int16 queries four at a time (on an
  * int16 copy of the tile when more than four queries share it). */
 static void pplx_cal_dot(const pplx_table *T, pplx_cal *c, size_t nq, size_t nrows) {
     const size_t dim = PPLX_CAL_DIM;
+    if (T->dot_i8t_filter && nq == PPLX_CAL_QUERIES) { /* the fused scan's group of 16, bounds no dot passes */
+        static const int32_t none[16] = {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX,
+                                         INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX,
+                                         INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX};
+        c->sink += T->dot_i8t_filter(c->qt8, c->rows, nrows, dim, dim, c->rowsum, 0, none, NULL, NULL, c->hrow, c->hd);
+        return;
+    }
     if (T->dot_i8_block) {
         for (size_t g = 0; g < nq; g += T->i8_qblock) {
             size_t ng = nq - g < T->i8_qblock ? nq - g : T->i8_qblock;

@@ -64,6 +64,7 @@ static void pplx_fill_serial(pplx_table *t) {
     t->dot16_block = pplx_dot16_block_serial;
     t->i8_qblock = 0;
     t->dot_i8_block = NULL;
+    t->dot_i8t_filter = NULL; /* the serial scan keeps the block path (see hamming8_filter) */
 }
 
 #if PPLX_COMPILE_AVX2
@@ -112,6 +113,7 @@ static void pplx_fill_avx512(pplx_table *t) {
     t->dot16_block = pplx_dot16_block_avx512;
     t->i8_qblock = PPLX_DOT_I8_QBLOCK_AVX512;
     t->dot_i8_block = pplx_dot_i8_block_avx512;
+    t->dot_i8t_filter = pplx_dot_i8t_filter_avx512;
     (void)t;
 }
 #endif
@@ -121,6 +123,7 @@ static void pplx_fill_amx(pplx_table *t) {
     /* dot */
     t->i8_qblock = 16;
     t->dot_i8_block = pplx_dot_i8_block_amx;
+    t->dot_i8t_filter = NULL; /* the tile kernel is this tier's many-query path */
     (void)t;
 }
 #endif
@@ -200,7 +203,7 @@ static int pplx_family_same(const pplx_table *a, const pplx_table *b, int f) {
         return a->hamming_block == b->hamming_block && a->hamming8_filter == b->hamming8_filter;
     case PPLX_FAM_DOT:
         return a->dot_block == b->dot_block && a->dot16_block == b->dot16_block && a->i8_qblock == b->i8_qblock &&
-               a->dot_i8_block == b->dot_i8_block;
+               a->dot_i8_block == b->dot_i8_block && a->dot_i8t_filter == b->dot_i8t_filter;
     case PPLX_FAM_JSON:
         return pplx_json_tier(a->fam[f]) == pplx_json_tier(b->fam[f]);
     }
@@ -239,6 +242,7 @@ static void pplx_table_take(pplx_table *dst, const pplx_table *src, int f) {
         dst->dot16_block = src->dot16_block;
         dst->i8_qblock = src->i8_qblock;
         dst->dot_i8_block = src->dot_i8_block;
+        dst->dot_i8t_filter = src->dot_i8t_filter;
         break;
     }
     if (f >= 0 && f < PPLX_FAM_COUNT) dst->fam[f] = src->fam[f];

@@ -37,7 +37,7 @@ enum pplx_family {
     PPLX_FAM_BITS,       /* pack_*, unpack_*, reverse_bits */
     PPLX_FAM_INT8,       /* sumsq_i8, i8_to_f32 */
     PPLX_FAM_HAMMING,    /* hamming_block, hamming8_filter */
-    PPLX_FAM_DOT,        /* dot_block, dot16_block, i8_qblock, dot_i8_block */
+    PPLX_FAM_DOT,        /* dot_block, dot16_block, i8_qblock, dot_i8_block, dot_i8t_filter */
     PPLX_FAM_JSON,       /* the JSON byte scanners */
     PPLX_FAM_COUNT
 };
@@ -85,7 +85,19 @@ typedef struct pplx_table {
     size_t i8_qblock;
     void (*dot_i8_block)(const int8_t *Q, size_t nq, size_t qstride, const int8_t *X, size_t nrows, size_t dim,
                          size_t xstride, int32_t *out, size_t ostride);
+    /* Sixteen int8 queries at once with the top-k test fused (optional: NULL in tiers without one; the scans
+     * then use the kernels above).  Qt: the queries transposed and biased (dot/serial.h says the layout);
+     * rowsum: the rows' sums, computed into it when !sums_known; xn NULL: keep a row where some lane's dot
+     * d > lim[i], else where !((float)d < flim[i] * xn[r]); hrow/hd as hamming8_filter's, 16 per row.
+     * The reference is pplx_dot_i8t_filter_serial (dot/serial.h). */
+    size_t (*dot_i8t_filter)(const uint8_t *Qt, const int8_t *X, size_t nrows, size_t dim, size_t xstride,
+                             int32_t *rowsum, int sums_known, const int32_t *lim, const float *flim, const float *xn,
+                             uint32_t *hrow, int32_t *hd);
 } pplx_table;
+
+/* The largest row length whose int8 dot products cannot overflow int32
+ * (|x y| <= 2^14: 131071 of them sum below 2^31). */
+#define PPLX_DOT_MAX_DIM ((size_t)131071)
 
 /* The most queries a dot_i8_block call takes (sizes the scans' score buffer). */
 #define PPLX_QBLOCK_MAX 16

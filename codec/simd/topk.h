@@ -426,6 +426,87 @@ static inline void pplx_prefetch_rows(const int8_t *X, size_t xstride, size_t di
 #endif
 }
 
+/* One exact score against one heap (the per-row step of pplx_offer_rows
+ * without its float pre-test): dot, key -d; cosine, the key of the cosine
+ * of d with norms qq and x. */
+static inline void pplx_offer_one(int metric, int32_t d, float qq, float x, size_t k, int64_t row, int32_t *key,
+                                  int64_t *idx) {
+    const int32_t c = metric == PPLX_METRIC_DOT ? -d : pplx_key_of_score(pplx_cosine(d, qq, x));
+    if (c < key[0]) pplx_heap_replace(key, idx, k, c, row);
+}
+
+/* The fused int8 scan (T->dot_i8t_filter: sixteen queries a call, the heap
+ * test in the kernel) takes the queries in whole groups of 16 from this
+ * many on; the rest (fewer than 16) go through dot_i8_block, whose blocks
+ * of up to 8 queries waste no lanes on them. */
+#define PPLX_I8T_QUERIES 16
+
+/* Scratch of the fused int8 scan: the queries of the whole groups
+ * transposed and biased (group g at qt + g * 64 * nd, layout in
+ * dot/serial.h), one tile's row sums, its kept rows and their dots. */
+typedef struct pplx_i8t_scratch {
+    uint8_t *qt;
+    size_t nd;
+    int32_t rowsum[PPLX_TILE_MAX];
+    uint32_t hrow[PPLX_TILE_MAX];
+    int32_t hd[PPLX_I8T_QUERIES * PPLX_TILE_MAX];
+} pplx_i8t_scratch;
+
+/* The scratch for a fused scan of the first nq / 16 * 16 queries, or NULL
+ * when it does not apply (no kernel, fewer than 16 queries, rows too long
+ * to be exact) or memory is short, which only costs speed. */
+static pplx_i8t_scratch *pplx_i8t_prepare(const pplx_table *T, const int8_t *Q8, size_t nq, size_t q8stride,
+                                          size_t dim) {
+    if (!T->dot_i8t_filter || nq < PPLX_I8T_QUERIES || dim == 0 || dim > PPLX_DOT_MAX_DIM) return NULL;
+    pplx_i8t_scratch *s = (pplx_i8t_scratch *)malloc(sizeof *s);
+    if (!s) return NULL;
+    s->nd = (dim + 3) / 4;
+    const size_t ng = nq / PPLX_I8T_QUERIES;
+    s->qt = (uint8_t *)calloc(ng * 64 * s->nd, 1); /* bytes past dim stay 0 */
+    if (!s->qt) {
+        free(s);
+        return NULL;
+    }
+    for (size_t q = 0; q < ng * PPLX_I8T_QUERIES; q++) {
+        uint8_t *g = s->qt + q / PPLX_I8T_QUERIES * 64 * s->nd + 4 * (q % PPLX_I8T_QUERIES);
+        for (size_t j = 0; j < dim; j++) g[64 * (j / 4) + j % 4] = (uint8_t)(Q8[q * q8stride + j] + 128);
+    }
+    return s;
+}
+
+static void pplx_i8t_release(pplx_i8t_scratch *s) {
+    if (s) free(s->qt);
+    free(s);
+}
+
+/* Group g (queries [16 g, 16 g + 16)) of the fused scan over tile rows [t,
+ * t + nt): the kernel keeps the rows whose score passes the float test of
+ * pplx_offer_group for some query, with the bound its heap had before the
+ * call (it only tightens), and each kept row's scores are offered exactly,
+ * rows in increasing order: the heaps end as on the block path.  The first
+ * group of a tile has the row sums computed (sums_known 0). */
+static void pplx_i8t_group(const pplx_table *T, pplx_i8t_scratch *s, size_t g, const int8_t *X, size_t t,
+                           size_t nt, size_t dim, size_t xstride, int metric, const float *qn, const float *xn,
+                           size_t k, int64_t base, int32_t *hk, int64_t *hi) {
+    int32_t lim[PPLX_I8T_QUERIES];
+    float flim[PPLX_I8T_QUERIES];
+    const size_t q0 = g * PPLX_I8T_QUERIES;
+    for (size_t i = 0; i < PPLX_I8T_QUERIES; i++) {
+        const int32_t worst = hk[(q0 + i) * k];
+        lim[i] = metric == PPLX_METRIC_DOT ? -worst : 0;
+        flim[i] = metric == PPLX_METRIC_DOT ? 0.0f : pplx_reject_below(worst) * qn[q0 + i];
+    }
+    const float *xt = metric == PPLX_METRIC_DOT ? NULL : xn + t;
+    const size_t nh = T->dot_i8t_filter(s->qt + g * 64 * s->nd, X + t * xstride, nt, dim, xstride, s->rowsum,
+                                        g != 0, lim, flim, xt, s->hrow, s->hd);
+    for (size_t h = 0; h < nh; h++) {
+        const size_t j = s->hrow[h];
+        for (size_t i = 0; i < PPLX_I8T_QUERIES; i++)
+            pplx_offer_one(metric, s->hd[PPLX_I8T_QUERIES * h + i], metric == PPLX_METRIC_DOT ? 0.0f : qn[q0 + i],
+                           xt ? xt[j] : 0.0f, k, base + (int64_t)(t + j), hk + (q0 + i) * k, hi + (q0 + i) * k);
+    }
+}
+
 /* The top-k scan of pplx_scan_hamming for int8 rows: Q8 holds the queries
  * as stored (q8stride bytes apart), Q16 the same widened to int16 (qstride
  * elements apart; read only by tables without dot_i8_block, NULL allowed
@@ -443,18 +524,27 @@ static void pplx_scan_int8(const pplx_table *T, const int8_t *Q8, size_t q8strid
                            int64_t *hi) {
     int32_t buf[PPLX_QBLOCK_MAX * PPLX_TILE_MAX];
     if (k == 0) return; /* an empty heap keeps nothing (and has no root to compare with) */
-    const size_t tile = pplx_int8_tile(T, nq, dim, xstride), qb = pplx_qblock(T), ngroups = (nq + qb - 1) / qb;
+    const size_t tile = pplx_int8_tile(T, nq, dim, xstride), qb = pplx_qblock(T);
     int16_t *W = pplx_widen_scratch(T, nq, tile, dim);
+    /* queries [0, nf) in fused groups of 16, the rest in the block kernel's groups */
+    pplx_i8t_scratch *s = pplx_i8t_prepare(T, Q8, nq, q8stride, dim);
+    const size_t nf = s ? nq / PPLX_I8T_QUERIES * PPLX_I8T_QUERIES : 0;
+    const size_t ngroups = nf / PPLX_I8T_QUERIES + (nq - nf + qb - 1) / qb;
     for (size_t t = r0; t < r1; t += tile) {
         size_t nt = r1 - t < tile ? r1 - t : tile;
         /* the next tile's rows (at most PPLX_TILE_MAX: the shares cannot overflow) */
         const size_t nn = r1 - t - nt < tile ? r1 - t - nt : tile;
         const int8_t *next = X + (t + nt) * xstride;
         if (W) pplx_widen_tile(X + t * xstride, nt, dim, xstride, W);
-        for (size_t g = 0; g < nq; g += qb) {
+        for (size_t g = 0; g < nf; g += PPLX_I8T_QUERIES) {
+            const size_t gi = g / PPLX_I8T_QUERIES;
+            if (ngroups > 1 && nn) pplx_prefetch_rows(next, xstride, dim, nn * gi / ngroups, nn * (gi + 1) / ngroups);
+            pplx_i8t_group(T, s, gi, X, t, nt, dim, xstride, metric, qn, xn, k, base, hk, hi);
+        }
+        for (size_t g = nf; g < nq; g += qb) {
             size_t ng = nq - g < qb ? nq - g : qb;
             if (ngroups > 1 && nn) {
-                const size_t gi = g / qb;
+                const size_t gi = nf / PPLX_I8T_QUERIES + (g - nf) / qb;
                 pplx_prefetch_rows(next, xstride, dim, nn * gi / ngroups, nn * (gi + 1) / ngroups);
             }
             pplx_dot_tile(T, Q8 + g * q8stride, q8stride, Q16 ? Q16 + g * qstride : NULL, ng, qstride,
@@ -463,6 +553,7 @@ static void pplx_scan_int8(const pplx_table *T, const int8_t *Q8, size_t q8strid
                              hk + g * k, hi + g * k);
         }
     }
+    pplx_i8t_release(s);
     free(W);
 }
 

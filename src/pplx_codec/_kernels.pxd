@@ -1,7 +1,7 @@
 # Declarations of the kernel table (simd/kernels.h) and the one way every
 # extension reaches it: a pointer to the active-table pointer owned by
 # pplx_codec._dispatch, handed over once through a capsule at import.
-from libc.stdint cimport int8_t, uint8_t, int16_t, int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, uint8_t, int16_t, int32_t, int64_t
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
 cdef extern from "simd/kernels.h" nogil:
@@ -37,8 +37,6 @@ cdef extern from "simd/kernels.h" nogil:
         void (*i8_to_f32)(const int8_t *x, size_t n, float div, float *y) noexcept nogil
         void (*hamming_block)(const uint8_t *Q, size_t nq, size_t qstride, const uint8_t *X, size_t nrows,
                               size_t w, size_t xstride, int32_t *out, size_t ostride) noexcept nogil
-        size_t (*hamming8_filter)(const uint64_t *Qt, size_t nw, const uint8_t *X, size_t nrows, size_t xstride,
-                                  const int32_t *worst, uint32_t *hrow, int32_t *hd) noexcept nogil
         void (*dot_block)(const int16_t *Q16, size_t nq, size_t qstride, const int8_t *X, size_t nrows,
                           size_t dim, size_t xstride, int32_t *out, size_t ostride) noexcept nogil
         void (*dot16_block)(const int16_t *Q16, size_t nq, size_t qstride, const int16_t *X16, size_t nrows,

@@ -962,6 +962,7 @@ static void test_json_scanners(void);
 static void test_dot_i8_blocks(void);
 static void test_calibration(void);
 static void test_hamming8_filters(void);
+static void test_dot_i8t_filters(void);
 
 #include "peaks.h"
 
@@ -985,6 +986,7 @@ int main(void) {
     test_reverse_avx512_variants();
     test_base64_blocks();
     test_dot_i8_blocks();
+    test_dot_i8t_filters();
     test_json_scanners();
     test_calibration();
     test_peaks();
@@ -1248,6 +1250,104 @@ static void dot_i8_scan_case(size_t dim, size_t nrows, size_t nq, size_t r0) {
     xfree(Q8, 1);
     xfree(Q16, 2);
     xfree(X, 2);
+}
+
+/* dot_i8t_filter: each tier's kernel (and the serial reference) against a
+ * plain int64 reference, on exact-size buffers: 16 queries of fill kind
+ * `kind` (dot_i8_fill: random, all -128, the largest products, extremes)
+ * transposed and biased as topk.h does it, rows xstride apart.  test 0: dot
+ * metric with bounds no dot reaches (INT32_MAX), 1: every row kept
+ * (INT32_MIN), 2: cosine with bounds at a middle cosine and a zero row
+ * norm (kept: 0 < 0 is false), 3: dot with each lane's bound its dot with
+ * one row (that row not kept for it: the test is strict).  The row sums are
+ * computed (sums_known 0) and then given back (1): both must be exact. */
+static void i8t_case(size_t dim, size_t nrows, size_t xstride, int kind, int test) {
+    const size_t nd = (dim + 3) / 4, xbytes = span(nrows, xstride, dim);
+    AT("dot_i8t_filter dim=%zu nrows=%zu xstride=%zu kind=%d test=%d", dim, nrows, xstride, kind, test);
+    int8_t *Qv = malloc(16 * dim + 1), *X = xalloc(xbytes, 1 + nrows % 3);
+    uint8_t *Qt = xalloc(64 * nd, 0);
+    dot_i8_fill(Qv, 16 * dim, kind, 1);
+    dot_i8_fill(X, xbytes, kind, 0);
+    memset(Qt, 0, 64 * nd);
+    for (size_t i = 0; i < 16; i++)
+        for (size_t j = 0; j < dim; j++) Qt[64 * (j / 4) + 4 * i + j % 4] = (uint8_t)(Qv[i * dim + j] + 128);
+    int32_t *want = malloc(nrows * 64 + 4), wsum[600];
+    float *xn = xalloc(nrows * 4 + 4, 0), flim[16];
+    int32_t lim[16];
+    for (size_t r = 0; r < nrows; r++) {
+        int64_t ss = 0, sum = 0;
+        for (size_t j = 0; j < dim; j++) ss += X[r * xstride + j] * X[r * xstride + j], sum += X[r * xstride + j];
+        xn[r] = r == 1 ? 0.0f : (float)sqrt((double)ss);
+        wsum[r] = (int32_t)sum;
+        for (size_t i = 0; i < 16; i++) {
+            int64_t d = 0;
+            for (size_t j = 0; j < dim; j++) d += (int64_t)Qv[i * dim + j] * X[r * xstride + j];
+            want[16 * r + i] = (int32_t)d;
+        }
+    }
+    for (size_t i = 0; i < 16; i++) {
+        lim[i] = test == 0 ? INT32_MAX : test == 1 ? INT32_MIN : nrows ? want[16 * ((i * 5) % nrows) + i] : 0;
+        flim[i] = 0.5f * (float)sqrt((double)(dim * 128 * 128)) * (i % 2 ? 1.0f : -1.0f);
+    }
+    const float *xs = test == 2 ? xn : NULL;
+    for (int t = -1; t < ntab; t++) {
+        if (t >= 0 && !tabs[t].dot_i8t_filter) continue;
+        check_tier = t < 0 ? "serial reference" : pplx_isa_names[tabs[t].isa];
+        for (int known = 0; known < 2; known++) {
+            int32_t *rowsum = xalloc(nrows * 4, 0);
+            uint32_t *hrow = xalloc(nrows * 4, 0);
+            int32_t *hd = xalloc(nrows * 64, 0);
+            memset(hrow, JUNK, nrows * 4);
+            memset(hd, JUNK, nrows * 64);
+            if (known) memcpy(rowsum, wsum, nrows * 4);
+            else memset(rowsum, JUNK, nrows * 4);
+            const size_t n = t < 0 ? pplx_dot_i8t_filter_serial(Qt, X, nrows, dim, xstride, rowsum, known, lim, flim,
+                                                                  xs, hrow, hd)
+                                   : tabs[t].dot_i8t_filter(Qt, X, nrows, dim, xstride, rowsum, known, lim, flim, xs,
+                                                            hrow, hd);
+            CHECK(memcmp(rowsum, wsum, nrows * 4) == 0, "dot_i8t_filter dim=%zu nrows=%zu known=%d: row sums", dim,
+                  nrows, known);
+            size_t h = 0, bad = SIZE_MAX;
+            for (size_t r = 0; r < nrows; r++) {
+                int keep = 0;
+                for (size_t i = 0; i < 16; i++)
+                    keep |= xs ? !((float)want[16 * r + i] < flim[i] * xs[r]) : want[16 * r + i] > lim[i];
+                if (!keep) continue;
+                if (bad == SIZE_MAX && (h >= n || hrow[h] != r || memcmp(hd + 16 * h, want + 16 * r, 64))) bad = r;
+                h++;
+            }
+            CHECK(h == n && bad == SIZE_MAX,
+                  "dot_i8t_filter dim=%zu nrows=%zu xstride=%zu kind=%d test=%d known=%d: kept %zu rows, want %zu; "
+                  "first wrong row %zu", dim, nrows, xstride, kind, test, known, n, h, bad);
+            int junk = 1;
+            for (size_t j = n; j < nrows; j++) junk &= hrow[j] == 0xA5A5A5A5u && hd[16 * j] == JUNK32;
+            CHECK(junk, "dot_i8t_filter dim=%zu nrows=%zu: wrote past the %zu kept rows", dim, nrows, n);
+            xfree(rowsum, 0);
+            xfree(hrow, 0);
+            xfree(hd, 0);
+        }
+    }
+    check_tier = "";
+    free(Qv);
+    free(want);
+    xfree(Qt, 0);
+    xfree(xn, 0);
+    xfree(X, 1 + nrows % 3);
+}
+
+static void test_dot_i8t_filters(void) {
+    static const size_t dims[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 63, 64, 65, 127, 128, 129, 1024, 2560};
+    /* around the 12- and 4-row steps, and one int8 tile */
+    static const size_t rows[] = {0, 1, 2, 3, 4, 5, 11, 12, 13, 16, 17, 25, 60};
+    for (size_t di = 0; di < NELEM(dims); di++)
+        for (size_t ri = 0; ri < NELEM(rows); ri++)
+            for (int kind = 0; kind < 4; kind++)
+                for (int test = 0; test < 4; test++) {
+                    if (kind && (rows[ri] > 13 || dims[di] > 129) && test != 1) continue;
+                    i8t_case(dims[di], rows[ri], dims[di] + (ri % 2 ? 3 : 0), kind, test);
+                }
+    /* the longest rows: every lane's dot reaches 2^14 * 131071 in magnitude */
+    for (int kind = 1; kind < 4; kind++) i8t_case(PPLX_DOT_MAX_DIM, 3, PPLX_DOT_MAX_DIM, kind, 1);
 }
 
 static void test_dot_i8_blocks(void) {

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "../cpu.h"
+#include "../kernels.h" /* PPLX_DOT_MAX_DIM */
 
 /* Software prefetch distance (bytes ahead in each row stream).  A one-query
  * scan is a pure sequential read, yet measured at only ~10 GB/s per core
@@ -30,9 +31,6 @@
 #ifndef PPLX_DOT_PREFETCH
 #define PPLX_DOT_PREFETCH 2048
 #endif
-
-/* The largest row length whose dot products cannot overflow int32. */
-#define PPLX_DOT_MAX_DIM ((size_t)131071)
 
 static inline int32_t pplx_dot_one_serial(const int16_t *q, const int8_t *x, size_t dim) {
     int32_t s = 0;
@@ -60,6 +58,47 @@ static void pplx_dot16_block_serial(const int16_t *Q, size_t nq, size_t qstride,
             for (size_t j = 0; j < dim; j++) s += (int32_t)a[j] * b[j];
             out[q * ostride + r] = s;
         }
+}
+
+/* dot_i8t_filter (kernels.h): the dot products of sixteen int8 queries
+ * with each row, kept only for the rows where some query's score might
+ * enter its heap.  The queries come transposed and biased, the layout the
+ * vector kernel wants (dot/avx512.h): byte b of dword j of query i at
+ * Qt[64 j + 4 i + b] is q_i[4 j + b] + 128 as an unsigned byte, and 0 past
+ * the query's dim (nd = ceil(dim / 4) dwords).  With the rows' sums
+ * (rowsum[r] = sum_j x_r[j]; written here when !sums_known, read when
+ * known) the dot is sum (Qt - 128) x = sum Qt x - 128 rowsum.  Row r is kept
+ * when some lane i has d > lim[i] (xn NULL: the dot metric, lim the negated
+ * heap worst) or !((float)d < flim[i] * xn[r]) (cosine: the estimate of
+ * topk.h's pplx_offer_rows); kept rows in increasing order, hrow[h] = r and
+ * hd[16 h + i] = d_i for all 16 lanes.  Returns how many.  This is the
+ * readable reference the vector kernel is tested against (tests/c); the
+ * serial table has no entry, so the serial scan stays the block path. */
+static size_t pplx_dot_i8t_filter_serial(const uint8_t *Qt, const int8_t *X, size_t nrows, size_t dim,
+                                         size_t xstride, int32_t *rowsum, int sums_known, const int32_t *lim,
+                                         const float *flim, const float *xn, uint32_t *hrow, int32_t *hd) {
+    size_t nh = 0;
+    for (size_t r = 0; r < nrows; r++) {
+        const int8_t *x = X + r * xstride;
+        if (!sums_known) {
+            int32_t s = 0;
+            for (size_t j = 0; j < dim; j++) s += x[j];
+            rowsum[r] = s;
+        }
+        int32_t d[16];
+        int keep = 0;
+        for (size_t i = 0; i < 16; i++) {
+            int32_t s = 0;
+            for (size_t j = 0; j < dim; j++) s += ((int32_t)Qt[64 * (j / 4) + 4 * i + j % 4] - 128) * x[j];
+            d[i] = s;
+            keep |= xn ? !((float)s < flim[i] * xn[r]) : s > lim[i];
+        }
+        if (!keep) continue;
+        hrow[nh] = (uint32_t)r;
+        for (size_t i = 0; i < 16; i++) hd[16 * nh + i] = d[i];
+        nh++;
+    }
+    return nh;
 }
 
 #endif
