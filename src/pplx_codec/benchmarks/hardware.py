@@ -134,10 +134,37 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+# The peers' worker-thread pools, told to sleep when idle.  By default
+# numpy's OpenBLAS spins ~2^28 cycles after every call (measured on Zen 4:
+# 106 ms of CPU in the 200 ms after one matmul) and faiss's OpenMP threads
+# spin too (8 ms): in a bench whose rows are interleaved, that spinning lands
+# in the next row's time, on the same two cores.  Read by the libraries when
+# they load, so `pplx-codec bench` sets them by running itself again
+# (cli.py) unless the user set them.
+QUIET_THREAD_POOLS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+
+
+def thread_pools() -> dict[str, str | None]:
+    """The pool settings this process started with (None: unset, the library's default)."""
+    return {name: os.environ.get(name) for name in QUIET_THREAD_POOLS}
+
+
+def describe_thread_pools() -> str:
+    """One line: what the peers' idle worker threads do in this run."""
+    now = thread_pools()
+    settings = ", ".join(f"{k}={v}" for k, v in now.items() if v is not None) or "library defaults"
+    quiet = all(now[k] == v for k, v in QUIET_THREAD_POOLS.items())
+    effect = ("idle OpenMP/OpenBLAS worker threads sleep" if quiet
+              else "idle worker threads may spin into the next row's time")
+    return f"{settings} ({effect})"
+
+
 def machine() -> dict[str, Any]:
-    """The machine, for a benchmark's JSON: CPU name, architecture, OS, relevant flags, CPUs."""
+    """The machine, for a benchmark's JSON: CPU name, architecture, OS, relevant flags, CPUs, and the
+    thread-pool settings the run had."""
     return {"cpu": cpu_name(), "arch": platform.machine(), "system": f"{platform.system()} {platform.release()}",
-            "flags": cpu_flags(), "logical_cpus": os.cpu_count(), "usable_cpus": usable_cpus()}
+            "flags": cpu_flags(), "logical_cpus": os.cpu_count(), "usable_cpus": usable_cpus(),
+            "thread_pools": thread_pools()}
 
 
 def describe_cpu() -> str:
