@@ -408,9 +408,10 @@ def big_int8(n, d, kind, seed):
 def test_search_binary_eight_queries_a_pass(isa, m, words, n, threads, data):
     """5 or more queries of whole 64-bit words: where the tier has one, the
     fused scan (eight queries a kernel call, the top-k test in the kernel,
-    codec/simd/topk.h) runs, in groups of 8 and a remainder, over more than
-    one tile; ties (tiny alphabets, pools of repeated rows) go to the lower
-    row as on every other path."""
+    codec/simd/topk.h) takes them in groups of 8 (a last group of 6 or 7
+    too) and the block kernel the rest, over more than one tile; ties (tiny
+    alphabets, pools of repeated rows) go to the lower row as on every other
+    path."""
     w = 8 * words
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
     kind = data.draw(st.sampled_from(["uniform", "tiny", "pool"]), label="kind")
