@@ -10,7 +10,13 @@
  * heap (the int8 scan: each query's scores of the tile tested together
  * first, pplx_offer_group, and each group's kernel call preceded by a
  * prefetch of its share of the next tile, so memory is read while the tile
- * in cache is multiplied).  The full distance matrix is never stored.  Early reject:
+ * in cache is multiplied).  Where the table has filter kernels (avx512),
+ * many-query scans take their queries in groups of 8 codes
+ * (hamming8_filter) or 16 int8 vectors (dot_i8t_filter) instead: the
+ * queries transposed into the lanes once per scan, the heap test inside the
+ * kernel with each heap's bound from before the tile, and only the rows it
+ * keeps offered, in increasing order, with the exact test (the heaps end
+ * the same as on the block path).  The full distance matrix is never stored.  Early reject:
  * a heap is seeded with sentinels (INT32_MAX, no row) and, within one scan,
  * rows arrive in increasing index order, so a candidate enters only when
  * its key is strictly below the heap's worst; equal keys would lose the tie
