@@ -138,8 +138,9 @@ static void pplx_scan_hamming(const pplx_table *T, const uint8_t *Q, size_t nq, 
     if (k == 0) return; /* an empty heap keeps nothing (and has no root to compare with) */
     const size_t tile = pplx_tile_rows(xstride);
     /* queries [0, nf) fused, the rest in the block kernel's groups */
-    pplx_h8_scratch *s = pplx_h8_prepare(T, Q, pplx_h8_queries(nq), qstride, w);
-    const size_t nf = s ? pplx_h8_queries(nq) : 0;
+    const size_t nh8 = pplx_h8_queries(nq);
+    pplx_h8_scratch *s = pplx_h8_prepare(T, Q, nh8, qstride, w);
+    const size_t nf = s ? nh8 : 0;
     for (size_t t = r0; t < r1; t += tile) {
         size_t nt = r1 - t < tile ? r1 - t : tile;
         if (s) pplx_h8_tile(T, s, nf, X, t, nt, w, xstride, k, base, hk, hi);
@@ -204,6 +205,24 @@ static inline void pplx_widen_tile(const int8_t *X, size_t nt, size_t dim, size_
         for (size_t j = 0; j < dim; j++) W[r * dim + j] = X[r * xstride + j];
 }
 
+/* One exact score against one heap (the per-row step of pplx_offer_rows
+ * without its float pre-test): dot, key -d; cosine, the key of the cosine
+ * of d with norms qq and x. */
+static inline void pplx_offer_one(int metric, int32_t d, float qq, float x, size_t k, int64_t row, int32_t *key,
+                                  int64_t *idx) {
+    const int32_t c = metric == PPLX_METRIC_DOT ? -d : pplx_key_of_score(pplx_cosine(d, qq, x));
+    if (c < key[0]) pplx_heap_replace(key, idx, k, c, row);
+}
+
+/* The bound a score must pass to enter a heap whose worst key is `worst`
+ * (the tests of pplx_any_pass and the filter kernels): dot, d > lim (the
+ * negated worst key); cosine, !((float)d < flim * xn), the float estimate
+ * of pplx_offer_group's comment, with qq the query's norm. */
+static inline void pplx_heap_bound(int metric, int32_t worst, float qq, int32_t *lim, float *flim) {
+    *lim = metric == PPLX_METRIC_DOT ? -worst : 0;
+    *flim = metric == PPLX_METRIC_DOT ? 0.0f : pplx_reject_below(worst) * qq;
+}
+
 /* The per-row path of pplx_offer_group: each of d[0..nt) (row t + j)
  * against one query's heap, metric dot (key -dot) or cosine (qq the query's
  * norm, xt the tile's row norms).  Cosine rows are first tested with a float
@@ -212,17 +231,14 @@ static void pplx_offer_rows(int metric, const int32_t *d, size_t nt, size_t t, f
                             int64_t base, int32_t *key, int64_t *idx) {
     if (metric == PPLX_METRIC_DOT) {
         for (size_t j = 0; j < nt; j++)
-            if (-d[j] < key[0]) pplx_heap_replace(key, idx, k, -d[j], base + (int64_t)(t + j));
+            pplx_offer_one(metric, d[j], 0.0f, 0.0f, k, base + (int64_t)(t + j), key, idx);
         return;
     }
     float cq = pplx_reject_below(key[0]) * qq;
     for (size_t j = 0; j < nt; j++) {
         if ((float)d[j] < cq * xt[j]) continue;
-        int32_t c = pplx_key_of_score(pplx_cosine(d[j], qq, xt[j]));
-        if (c < key[0]) {
-            pplx_heap_replace(key, idx, k, c, base + (int64_t)(t + j));
-            cq = pplx_reject_below(key[0]) * qq;
-        }
+        pplx_offer_one(metric, d[j], qq, xt[j], k, base + (int64_t)(t + j), key, idx);
+        cq = pplx_reject_below(key[0]) * qq;
     }
 }
 
@@ -278,8 +294,7 @@ static void pplx_offer_group(int metric, const int32_t *buf, size_t ng, size_t n
     if (ng > PPLX_QBLOCK_MAX) return; /* never: groups are at most i8_qblock <= PPLX_QBLOCK_MAX or 4 */
     for (size_t q = 0; q < ng; q++) {
         d[q] = buf + q * PPLX_TILE_MAX;
-        lim[q] = metric == PPLX_METRIC_DOT ? -hk[q * k] : 0;
-        flim[q] = metric == PPLX_METRIC_DOT ? 0.0f : pplx_reject_below(hk[q * k]) * qn[q];
+        pplx_heap_bound(metric, hk[q * k], metric == PPLX_METRIC_DOT ? 0.0f : qn[q], lim + q, flim + q);
     }
     switch (ng) {
         case 4: pplx_any_pass(metric, 4, d, nt, xt, lim, flim, any); break;
@@ -311,15 +326,6 @@ static inline void pplx_prefetch_rows(const int8_t *X, size_t xstride, size_t di
 #else
     (void)X, (void)xstride, (void)dim, (void)r0, (void)r1;
 #endif
-}
-
-/* One exact score against one heap (the per-row step of pplx_offer_rows
- * without its float pre-test): dot, key -d; cosine, the key of the cosine
- * of d with norms qq and x. */
-static inline void pplx_offer_one(int metric, int32_t d, float qq, float x, size_t k, int64_t row, int32_t *key,
-                                  int64_t *idx) {
-    const int32_t c = metric == PPLX_METRIC_DOT ? -d : pplx_key_of_score(pplx_cosine(d, qq, x));
-    if (c < key[0]) pplx_heap_replace(key, idx, k, c, row);
 }
 
 /* The fused int8 scan (T->dot_i8t_filter: sixteen queries a call, the heap
@@ -378,11 +384,8 @@ static void pplx_i8t_group(const pplx_table *T, pplx_i8t_scratch *s, size_t g, c
     int32_t lim[PPLX_I8T_QUERIES];
     float flim[PPLX_I8T_QUERIES];
     const size_t q0 = g * PPLX_I8T_QUERIES;
-    for (size_t i = 0; i < PPLX_I8T_QUERIES; i++) {
-        const int32_t worst = hk[(q0 + i) * k];
-        lim[i] = metric == PPLX_METRIC_DOT ? -worst : 0;
-        flim[i] = metric == PPLX_METRIC_DOT ? 0.0f : pplx_reject_below(worst) * qn[q0 + i];
-    }
+    for (size_t i = 0; i < PPLX_I8T_QUERIES; i++)
+        pplx_heap_bound(metric, hk[(q0 + i) * k], metric == PPLX_METRIC_DOT ? 0.0f : qn[q0 + i], lim + i, flim + i);
     const float *xt = metric == PPLX_METRIC_DOT ? NULL : xn + t;
     const size_t nh = T->dot_i8t_filter(s->qt + g * 64 * s->nd, X + t * xstride, nt, dim, xstride, s->rowsum,
                                         g != 0, lim, flim, xt, s->hrow, s->hd);
